@@ -1,0 +1,61 @@
+# codexops.runner: `make demo` and `make test` are all a newcomer needs (see README.md).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(abspath $(VENV))/bin
+BUILD := $(abspath .build)
+COLLECTIONS := $(BUILD)/collections
+COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/codexops/runner
+CODEX_VERSION := 0.169.0
+CODEX_PREFIX := $(abspath .cache)/codex-$(CODEX_VERSION)
+CODEX := $(CODEX_PREFIX)/node_modules/.bin/codex
+
+export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
+export CODEXOPS_CODEX := $(CODEX)
+export PATH := $(BIN):$(PATH)
+
+.PHONY: help demo test units integration sanity lint venv codex collection clean
+
+help:
+	@echo "make demo   - install everything, provision a 3-runner local fleet, print its health"
+	@echo "make test   - everything CI runs: unit, integration (real Codex CLI), sanity, lint"
+
+venv: $(BIN)/.installed
+$(BIN)/.installed: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+# Ansible finds the collection through a link: <collections>/ansible_collections/codexops/runner -> here.
+collection: $(COLLECTION_LINK)
+$(COLLECTION_LINK):
+	mkdir -p $(dir $@)
+	ln -sfn ../../../.. $@
+
+# The real Codex CLI, pinned: the oracle for "does Codex accept what we provisioned".
+codex: $(CODEX)
+$(CODEX):
+	npm install --silent --no-audit --no-fund --prefix $(CODEX_PREFIX) @openai/codex@$(CODEX_VERSION)
+	$(CODEX) --version
+
+demo: venv collection
+	$(BIN)/python demo/run_demo.py
+
+test: units integration sanity lint
+
+units: venv collection
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
+
+integration: venv collection codex
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/integration
+
+sanity: venv
+	tests/sanity/run-offline.sh $(BIN)
+
+lint: venv collection
+	$(BIN)/ansible-lint --profile production
+
+clean:
+	rm -rf $(BUILD) tests/output
