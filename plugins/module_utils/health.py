@@ -117,20 +117,21 @@ def evaluate(snap, owner_uid=None, allowed_auth_modes=None, require_refresh_toke
             warnings.append(auth_model.problem('temp_files_left', '%d leftover temp file(s) from an '
                                                'interrupted write.' % len(snap['temp_files'])))
 
-    auth_file = _evaluate_auth(auth, home, owner_uid, allowed_auth_modes, require_refresh_token, max_age_days,
-                               salt, now, problems, warnings, result)
-    _evaluate_config(config, auth_file, require_file_store, problems, warnings, result)
+    if home['state'] == 'present':
+        # Without a CODEX_HOME, the missing home is the one problem worth naming.
+        auth_file = _evaluate_auth(auth, owner_uid, allowed_auth_modes, require_refresh_token, max_age_days,
+                                   salt, now, problems, warnings, result)
+        _evaluate_config(config, auth_file, require_file_store, problems, warnings, result)
 
     result['healthy'] = not problems
     result['problems'] = problems
-    result['warnings'] = warnings
+    # 'warnings' is reserved in module results (Ansible consumes it as its own warning list).
+    result['health_warnings'] = warnings
     return result
 
 
-def _evaluate_auth(auth, home, owner_uid, allowed, require_refresh, max_age_days, salt, now,
+def _evaluate_auth(auth, owner_uid, allowed, require_refresh, max_age_days, salt, now,
                    problems, warnings, result):
-    if home['state'] != 'present':
-        return None
     if auth['state'] == 'refused':
         problems.append(auth_model.problem(auth['code'], auth['message']))
         return None

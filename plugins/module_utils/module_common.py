@@ -56,5 +56,3 @@ def os_error_message(exc):
     where = ' (%s)' % exc.filename if getattr(exc, 'filename', None) else ''
     return 'could not complete the operation%s: %s. Nothing partial was left in place.' % (
         where, exc.strerror or exc.__class__.__name__)
-
-

@@ -18,7 +18,7 @@ description:
   - When the module runs as root and O(owner) is another user, Codex runs as that user, so every file it
     creates in CODEX_HOME belongs to the runner.
 author:
-  - codexops.runner contributors
+  - codexops maintainers (@codexops)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - codexops.runner.codex_home

@@ -21,7 +21,7 @@ description:
     so provisioning needs no separate verify task.
   - Never returns, logs or diffs a credential.
 author:
-  - codexops.runner contributors
+  - codexops maintainers (@codexops)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - codexops.runner.codex_home
@@ -33,10 +33,12 @@ options:
     description:
       - The seed C(auth.json) content, typically from a vault-encrypted per-host file
         (C(lookup('ansible.builtin.file', 'codex_seeds/' ~ inventory_hostname ~ '.json'))).
+      - A dict is accepted too and serialized as JSON (Ansible may turn a JSON string into a dict when
+        templating).
       - Mutually exclusive with O(src).
       - One seed per runner. A ChatGPT refresh token copied onto two runners breaks the second one
         with C(refresh_token_reused) as soon as the first refreshes.
-    type: str
+    type: raw
   src:
     description:
       - Path of the seed file on the managed host. Mutually exclusive with O(content).
@@ -101,7 +103,9 @@ EXAMPLES = r'''
   codexops.runner.codex_auth_seed:
     codex_home: /home/ci/.codex
     owner: ci
-    content: "{{ {'auth_mode': 'apikey', 'OPENAI_API_KEY': vault_openai_api_key} | to_json }}"
+    content:
+      auth_mode: apikey
+      OPENAI_API_KEY: "{{ vault_openai_api_key }}"
     allowed_auth_modes: [apikey]
     replace: different
   become: true
@@ -144,12 +148,14 @@ auth:
   sample:
     healthy: true
     problems: []
-    warnings: []
+    health_warnings: []
     auth_mode: chatgpt
     last_refresh: '2026-11-21T10:22:00Z'
     has_refresh_token: true
     refresh_token_fingerprint: 3f9a1c0e5b7d2a64
 '''
+
+import json
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -162,7 +168,7 @@ from ansible_collections.codexops.runner.plugins.module_utils import seeding
 def main():
     argument_spec = module_common.base_argument_spec(ownership=True, verify=True)
     argument_spec.update(
-        content=dict(type='str', no_log=True),
+        content=dict(type='raw', no_log=True),
         src=dict(type='path'),
         replace=dict(type='str', default='never', choices=list(seeding.REPLACE_POLICIES)),
         backup=dict(type='bool', default=False),
@@ -177,8 +183,10 @@ def main():
     params = module.params
     try:
         uid, gid = module_common.resolve_ids(module)
-        if params['content'] is not None:
-            seed_data = params['content'].encode('utf-8')
+        if isinstance(params['content'], dict):
+            seed_data = json.dumps(params['content'], indent=2).encode('utf-8')
+        elif params['content'] is not None:
+            seed_data = str(params['content']).encode('utf-8')
         else:
             seed_data = module_common.read_seed_file(module, params['src'])
         seed = seeding.load_seed(seed_data, params['allowed_auth_modes'], params['require_refresh_token'])

@@ -20,9 +20,9 @@ description:
     V(last_refresh_invalid), V(refresh_token_missing), V(credential_missing), V(store_not_file),
     V(config_invalid), V(config_unreadable), V(forced_login_conflict). The README's troubleshooting
     section gives the fix for each.
-  - Warning codes - V(stale), V(access_token_expired), V(store_key_in_table), V(temp_files_left).
+  - Warning codes (in RV(health_warnings)) - V(stale), V(access_token_expired), V(store_key_in_table), V(temp_files_left).
 author:
-  - codexops.runner contributors
+  - codexops maintainers (@codexops)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - codexops.runner.codex_home
@@ -86,13 +86,15 @@ healthy:
   type: bool
   sample: true
 problems:
-  description: What stops Codex from working with these credentials, each with a stable O(code) and a message.
+  description: What stops Codex from working with these credentials, each with a stable C(code) and a message.
   returned: always
   type: list
   elements: dict
   sample: [{code: auth_mode_bits, message: auth.json is mode 0644; it must be 0600.}]
-warnings:
-  description: What will soon stop it working (V(stale), V(access_token_expired), ...), same shape as RV(problems).
+health_warnings:
+  description:
+    - What will soon stop it working (V(stale), V(access_token_expired), ...), same shape as RV(problems).
+    - Named C(health_warnings) because C(warnings) is reserved in Ansible module results.
   returned: always
   type: list
   elements: dict

@@ -21,7 +21,7 @@ description:
     and owner.
   - Results and diffs name the changed keys, never values - config.toml can hold MCP server secrets.
 author:
-  - codexops.runner contributors
+  - codexops maintainers (@codexops)
 extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - codexops.runner.codex_home
