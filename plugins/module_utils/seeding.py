@@ -105,7 +105,15 @@ class SeedRun:
 
     def _read_existing(self):
         data, st = safe_files.read_regular(self.path, 'auth', auth_model.MAX_AUTH_BYTES)
-        return data, (None if st is None else {'mode': st.st_mode, 'uid': st.st_uid})
+        return data, (None if st is None else {'mode': st.st_mode, 'uid': st.st_uid, 'gid': st.st_gid})
+
+    def _ids_for_write(self, existing_st):
+        """Owner and group for the new file: as asked, else those of the file it replaces."""
+        uid, gid = self.uid, self.gid
+        if existing_st is not None:
+            uid = existing_st['uid'] if uid is None else uid
+            gid = existing_st['gid'] if gid is None else gid
+        return uid, gid
 
     def _plan(self, home_st):
         """Check mode: everything a real run would do, predicted from a read-only look."""
@@ -122,8 +130,8 @@ class SeedRun:
         if existing_st is not None and not replace:
             file_changes = safe_files.mode_changes(os.lstat(self.path), self.uid, self.gid, 0o600)
         result_data = self.seed_data if replace else existing
-        owner = self.uid if self.uid is not None else (existing_st['uid'] if existing_st and not replace
-                                                       else os.geteuid())
+        owner = self._ids_for_write(existing_st)[0]
+        owner = os.geteuid() if owner is None else owner
         after_st = {'mode': 0o600, 'uid': owner}
         backup_file = None
         if replace and existing is not None and self.backup:
@@ -151,10 +159,8 @@ class SeedRun:
         if replace:
             if existing is not None and self.backup:
                 backup_file = safe_files.write_backup(self.path, existing, self.uid, self.gid)
-            uid = self.uid
-            if uid is None and existing_st is not None:
-                uid = existing_st['uid']  # keep the runner's ownership when no owner was asked for
-            safe_files.atomic_write(self.path, self.seed_data, uid, self.gid)
+            uid, gid = self._ids_for_write(existing_st)
+            safe_files.atomic_write(self.path, self.seed_data, uid, gid)
         elif existing is not None:
             file_changes = safe_files.repair_file(self.path, self.uid, self.gid, 0o600)
         after = os.lstat(self.path)

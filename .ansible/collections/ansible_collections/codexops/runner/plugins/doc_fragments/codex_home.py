@@ -1,0 +1,77 @@
+# Copyright (c) codexops.runner contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+
+class ModuleDocFragment(object):
+
+    DOCUMENTATION = r'''
+options:
+  codex_home:
+    description:
+      - The runner user's Codex home directory (what C(CODEX_HOME) points to), usually C(~runner/.codex).
+      - Must be an absolute path. A symlinked CODEX_HOME is refused, so credentials cannot be redirected.
+    type: path
+    required: true
+'''
+
+    OWNERSHIP = r'''
+options:
+  owner:
+    description:
+      - The runner user that must own CODEX_HOME and the files in it.
+      - Name or numeric ID. A user that does not exist is an error and nothing is written.
+      - When omitted, ownership is left as it is (new files belong to the user the module runs as).
+    type: str
+  group:
+    description:
+      - Group for CODEX_HOME and the files in it. Defaults to the primary group of O(owner).
+    type: str
+'''
+
+    VERIFY = r'''
+options:
+  allowed_auth_modes:
+    description:
+      - Auth modes that count as valid credentials here (resolved as Codex resolves them when
+        C(auth_mode) is absent).
+    type: list
+    elements: str
+    choices: [apikey, chatgpt, chatgptAuthTokens, callerProvided, agentIdentity, personalAccessToken,
+              bedrockApiKey, bedrockAccessKeys]
+  require_refresh_token:
+    description:
+      - ChatGPT credentials without a refresh token cannot be refreshed; count them as a problem.
+    type: bool
+    default: true
+  max_age_days:
+    description:
+      - ChatGPT credentials whose C(last_refresh) is older than this are reported C(stale) (a warning).
+      - Codex's own scheduled refresh interval is 8 days.
+    type: float
+    default: 8
+  require_file_store:
+    description:
+      - Report C(store_not_file) unless C(cli_auth_credentials_store = "file") is a top-level key of
+        config.toml. Keyring storage fails on headless runners.
+    type: bool
+    default: true
+  fingerprint_salt:
+    description:
+      - Salt for the short SHA-256 fingerprint of the refresh token. Use one salt across a fleet so
+        equal tokens on two hosts give equal fingerprints; keep it secret so fingerprints cannot be
+        compared with anything outside the fleet.
+    type: str
+'''
+
+    ATTRIBUTES = r'''
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+    details:
+      - The diff shows metadata only (presence, mode, owner, auth mode, last refresh, fingerprint), never content.
+  platform:
+    platforms: posix
+'''

@@ -1,0 +1,318 @@
+# Copyright (c) codexops.runner contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The auth.json model: parse it, resolve its auth mode as Codex does, read JWT claims.
+
+Private to this collection. Everything here answers with facts about credentials (booleans,
+timestamps, non-secret claims, short salted fingerprints) and never with a credential itself, so
+callers can return any summary it builds without a no_log review.
+"""
+
+import base64
+import binascii
+import datetime
+import hashlib
+import hmac
+import json
+import re
+
+KNOWN_AUTH_MODES = (
+    'apikey', 'chatgpt', 'chatgptAuthTokens', 'callerProvided', 'agentIdentity',
+    'personalAccessToken', 'bedrockApiKey', 'bedrockAccessKeys',
+)
+# Modes whose credential is the refreshable `tokens` object.
+TOKEN_MODES = ('chatgpt', 'chatgptAuthTokens')
+MAX_AUTH_BYTES = 1024 * 1024
+DEFAULT_FINGERPRINT_SALT = 'codexops.runner'
+# Codex refreshes proactively this long before the access token expires.
+REFRESH_MARGIN = datetime.timedelta(minutes=5)
+
+_AUTH_CLAIMS = 'https://api.openai.com/auth'
+_PROFILE_CLAIMS = 'https://api.openai.com/profile'
+_JWT_SEGMENT = re.compile(r'^[A-Za-z0-9_-]+$')
+# chrono's DateTime<Utc> FromStr: RFC 3339 with 'T' or a space, an offset is mandatory.
+_RFC3339 = re.compile(
+    r'^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$')
+
+
+def problem(code, message):
+    return {'code': code, 'message': message}
+
+
+class AuthFileError(Exception):
+    """auth.json content that Codex cannot load at all."""
+
+    def __init__(self, code, message):
+        super(AuthFileError, self).__init__(message)
+        self.code = code
+        self.message = message
+
+    def as_problem(self):
+        return problem(self.code, self.message)
+
+
+def utcnow():
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def isoformat(moment):
+    return moment.astimezone(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+
+
+def parse_rfc3339(value):
+    """Return an aware datetime, or None when Codex would refuse the timestamp."""
+    if not isinstance(value, str):
+        return None
+    match = _RFC3339.match(value)
+    if not match:
+        return None
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    micro = int((fraction or '0')[:6].ljust(6, '0'))
+    if offset in ('Z', 'z'):
+        tz = datetime.timezone.utc
+    else:
+        sign = 1 if offset[0] == '+' else -1
+        tz = datetime.timezone(sign * datetime.timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6])))
+    try:
+        return datetime.datetime(int(year), int(month), int(day), int(hour), int(minute),
+                                 int(second), micro, tzinfo=tz)
+    except ValueError:
+        return None
+
+
+def decode_jwt_claims(token):
+    """Claims of a JWT the way Codex reads them: no signature check, three non-empty parts,
+    an unpadded base64url JSON object as payload. None when Codex would refuse it."""
+    if not isinstance(token, str):
+        return None
+    parts = token.split('.')
+    if len(parts) != 3 or not all(_JWT_SEGMENT.match(part) for part in parts):
+        return None
+    payload = parts[1]
+    try:
+        raw = base64.urlsafe_b64decode(payload + '=' * (-len(payload) % 4))
+        claims = json.loads(raw.decode('utf-8'))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return None
+    return claims if isinstance(claims, dict) else None
+
+
+def fingerprint(secret, salt=None):
+    """A short salted SHA-256 of a secret: equal secrets give equal fingerprints across a fleet
+    that shares the salt, and nothing about the secret can be read back from it."""
+    if not secret:
+        return None
+    key = (salt or DEFAULT_FINGERPRINT_SALT).encode('utf-8')
+    return hmac.new(key, secret.encode('utf-8'), hashlib.sha256).hexdigest()[:16]
+
+
+def load_document(data):
+    """bytes -> dict, or AuthFileError(auth_not_json / auth_too_large)."""
+    if len(data) > MAX_AUTH_BYTES:
+        raise AuthFileError('auth_too_large', 'auth.json is larger than %d bytes; a real one is a few KiB.'
+                            % MAX_AUTH_BYTES)
+    try:
+        text = data.decode('utf-8')
+    except UnicodeDecodeError:
+        raise AuthFileError('auth_not_json', 'auth.json is not UTF-8 text.')
+    if not text.strip():
+        raise AuthFileError('auth_not_json', 'auth.json is empty.')
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        # The position is useful, the excerpt json would quote is not: it may hold a token.
+        raise AuthFileError('auth_not_json', 'auth.json is not valid JSON (line %d, column %d).'
+                            % (getattr(exc, 'lineno', 0), getattr(exc, 'colno', 0)))
+    if not isinstance(doc, dict):
+        raise AuthFileError('auth_not_json', 'auth.json must hold a JSON object, found a %s.'
+                            % type(doc).__name__)
+    return doc
+
+
+def _nonempty_str(value):
+    return isinstance(value, str) and value != ''
+
+
+def resolve_auth_mode(doc):
+    """The mode Codex would use, or AuthFileError(auth_mode_invalid)."""
+    declared = doc.get('auth_mode')
+    if declared is not None:
+        if declared not in KNOWN_AUTH_MODES:
+            raise AuthFileError('auth_mode_invalid', 'auth_mode is not one Codex knows; expected one of: %s.'
+                                % ', '.join(KNOWN_AUTH_MODES))
+        return declared
+    if doc.get('personal_access_token') is not None:
+        return 'personalAccessToken'
+    if doc.get('OPENAI_API_KEY') is not None:
+        return 'apikey'
+    return 'chatgpt'
+
+
+def _check_types(doc):
+    """Shape errors that make Codex refuse to load the file."""
+    for key in ('OPENAI_API_KEY', 'personal_access_token', 'agent_identity'):
+        if doc.get(key) is not None and not isinstance(doc[key], str):
+            raise AuthFileError('auth_invalid', '%s must be a string or null.' % key)
+    tokens = doc.get('tokens')
+    if tokens is None:
+        return
+    if not isinstance(tokens, dict):
+        raise AuthFileError('auth_invalid', 'tokens must be a JSON object.')
+    for key in ('access_token', 'refresh_token'):
+        if key in tokens and not isinstance(tokens[key], str):
+            raise AuthFileError('auth_invalid', 'tokens.%s must be a string.' % key)
+    if 'access_token' not in tokens:
+        raise AuthFileError('auth_invalid', 'tokens has no access_token field.')
+    if tokens.get('account_id') is not None and not isinstance(tokens['account_id'], str):
+        raise AuthFileError('auth_invalid', 'tokens.account_id must be a string or null.')
+    if decode_jwt_claims(tokens.get('id_token')) is None:
+        raise AuthFileError('id_token_invalid', 'tokens.id_token is not a JWT Codex can read '
+                            '(three non-empty base64url parts with a JSON object payload).')
+
+
+class AuthFile:
+    """A parsed auth.json. Attributes are facts; the secrets stay in `_doc`."""
+
+    def __init__(self, data):
+        self._doc = load_document(data)
+        self.mode = resolve_auth_mode(self._doc)
+        _check_types(self._doc)
+        self.last_refresh = None
+        raw_refresh = self._doc.get('last_refresh')
+        if raw_refresh is not None:
+            self.last_refresh = parse_rfc3339(raw_refresh)
+            if self.last_refresh is None:
+                raise AuthFileError('last_refresh_invalid', 'last_refresh is not an RFC 3339 timestamp with a '
+                                    'time zone (e.g. 2026-11-21T10:22:00Z).')
+        tokens = self._doc.get('tokens') or {}
+        self._tokens = tokens
+        self.id_claims = decode_jwt_claims(tokens.get('id_token')) or {}
+        self.access_claims = decode_jwt_claims(tokens.get('access_token') or self._doc.get('agent_identity')) or {}
+
+    # -- facts ------------------------------------------------------------------------------
+    @property
+    def has_refresh_token(self):
+        return _nonempty_str(self._tokens.get('refresh_token'))
+
+    @property
+    def has_id_token(self):
+        return _nonempty_str(self._tokens.get('id_token'))
+
+    @property
+    def has_api_key(self):
+        return _nonempty_str(self._doc.get('OPENAI_API_KEY'))
+
+    @property
+    def has_access_token(self):
+        return any(_nonempty_str(value) for value in (
+            self._tokens.get('access_token'), self._doc.get('personal_access_token'),
+            self._doc.get('agent_identity')))
+
+    @property
+    def account_id(self):
+        auth = self.id_claims.get(_AUTH_CLAIMS)
+        from_claims = auth.get('chatgpt_account_id') if isinstance(auth, dict) else None
+        return self._tokens.get('account_id') or from_claims
+
+    @property
+    def user_id(self):
+        auth = self.id_claims.get(_AUTH_CLAIMS)
+        if not isinstance(auth, dict):
+            return None
+        return auth.get('chatgpt_user_id') or auth.get('user_id')
+
+    @property
+    def plan_type(self):
+        auth = self.id_claims.get(_AUTH_CLAIMS)
+        return auth.get('chatgpt_plan_type') if isinstance(auth, dict) else None
+
+    @property
+    def access_token_expires_at(self):
+        exp = self.access_claims.get('exp')
+        if isinstance(exp, bool) or not isinstance(exp, (int, float)):
+            return None
+        try:
+            return datetime.datetime.fromtimestamp(exp, datetime.timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            return None
+
+    def credential_problems(self, allowed_modes=None, require_refresh_token=True):
+        """Problems that make this file unusable for the given policy (empty when usable)."""
+        found = []
+        if allowed_modes is not None and self.mode not in allowed_modes:
+            found.append(problem('auth_mode_unexpected', 'auth mode is %s, but only %s is allowed here.'
+                                 % (self.mode, ', '.join(allowed_modes))))
+        if self.mode in TOKEN_MODES:
+            if require_refresh_token and not self.has_refresh_token:
+                found.append(problem('refresh_token_missing', 'ChatGPT auth without a refresh token cannot '
+                                     'be refreshed; seed it again from a trusted machine.'))
+        elif self.mode == 'apikey' and not self.has_api_key:
+            found.append(problem('credential_missing', 'auth mode is apikey but OPENAI_API_KEY is empty.'))
+        elif self.mode == 'personalAccessToken' and not _nonempty_str(self._doc.get('personal_access_token')):
+            found.append(problem('credential_missing', 'auth mode is personalAccessToken but the token is empty.'))
+        elif self.mode == 'agentIdentity' and not _nonempty_str(self._doc.get('agent_identity')):
+            found.append(problem('credential_missing', 'auth mode is agentIdentity but agent_identity is empty.'))
+        return found
+
+    def refresh_token_fingerprint(self, salt=None):
+        return fingerprint(self._tokens.get('refresh_token'), salt)
+
+    def credential_identity(self):
+        """Who these credentials are, as a digest. Refreshing does not change it (the refresh
+        token rotates, the account does not), so `replace: different` never undoes a refresh."""
+        if self.mode in TOKEN_MODES:
+            parts = ('chatgpt', self.account_id or '', self.user_id or '')
+        else:
+            secret = {
+                'apikey': self._doc.get('OPENAI_API_KEY'),
+                'personalAccessToken': self._doc.get('personal_access_token'),
+                'agentIdentity': self._doc.get('agent_identity'),
+            }.get(self.mode)
+            parts = (self.mode, secret or json.dumps(self._doc, sort_keys=True))
+        return hashlib.sha256('\0'.join(parts).encode('utf-8')).hexdigest()
+
+    def stored_access_token_matches(self, token):
+        """Constant-time check that this file already holds `token` (access-token login)."""
+        stored = self._doc.get('personal_access_token') or self._doc.get('agent_identity') or ''
+        return hmac.compare_digest(stored.encode('utf-8'), token.encode('utf-8'))
+
+    def summary(self, now=None, max_age_days=8, salt=None):
+        """The secret-free facts codex_auth_verify returns, plus staleness warnings."""
+        now = now or utcnow()
+        expires = self.access_token_expires_at
+        age_days = None
+        if self.last_refresh is not None:
+            age_days = round((now - self.last_refresh).total_seconds() / 86400.0, 2)
+        warnings = []
+        refreshable = self.mode in TOKEN_MODES
+        expired = expires is not None and expires <= now
+        too_old = age_days is not None and max_age_days is not None and age_days > max_age_days
+        if refreshable and too_old:
+            warnings.append(problem('stale', 'last refresh was %.1f days ago (more than %s); is the keepalive '
+                                    'running?' % (age_days, max_age_days)))
+        if expired:
+            warnings.append(problem('access_token_expired', 'the access token expired at %s; Codex refreshes it '
+                                    'on the next run if the refresh token still works.' % isoformat(expires)))
+        facts = {
+            'auth_mode': self.mode,
+            'last_refresh': isoformat(self.last_refresh) if self.last_refresh else None,
+            'age_days': age_days,
+            'stale': bool(refreshable and (too_old or expired)),
+            'has_access_token': self.has_access_token,
+            'has_id_token': self.has_id_token,
+            'has_refresh_token': self.has_refresh_token,
+            'has_api_key': self.has_api_key,
+            'access_token_expires_at': isoformat(expires) if expires else None,
+            'account_id': self.account_id,
+            'plan_type': self.plan_type,
+            'refresh_token_fingerprint': self.refresh_token_fingerprint(salt),
+        }
+        return facts, warnings
+
+
+EMPTY_FACTS = {
+    'auth_mode': None, 'last_refresh': None, 'age_days': None, 'stale': False,
+    'has_access_token': False, 'has_id_token': False, 'has_refresh_token': False, 'has_api_key': False,
+    'access_token_expires_at': None, 'account_id': None, 'plan_type': None,
+    'refresh_token_fingerprint': None,
+}

@@ -1,0 +1,82 @@
+# Copyright (c) codexops.runner contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Applying top-level settings to CODEX_HOME/config.toml.
+
+Private to this collection. config.toml can hold MCP server secrets, so results and diffs name
+changed keys, never values; a new file is created 0600, an existing one keeps its mode and owner;
+an invalid document is refused untouched, and the result is validated before it replaces the file.
+"""
+
+import os
+import stat
+
+from ansible_collections.codexops.runner.plugins.module_utils import health
+from ansible_collections.codexops.runner.plugins.module_utils import safe_files
+from ansible_collections.codexops.runner.plugins.module_utils import toml_keys
+
+# Values Codex accepts for the settings this collection cares about; anything else would make
+# every Codex command fail, so it is refused here rather than discovered on the runner.
+KNOWN_VALUES = {
+    'cli_auth_credentials_store': health.STORE_VALUES,
+    'forced_login_method': health.LOGIN_METHODS,
+}
+
+
+class ConfigError(Exception):
+    pass
+
+
+def check_settings(settings):
+    for key, value in settings.items():
+        if not toml_keys.BARE_KEY.match(key):
+            raise ConfigError('setting names must be bare TOML keys (letters, digits, _ and -); nested tables '
+                              'are not top-level settings.')
+        allowed = KNOWN_VALUES.get(key)
+        if allowed and value is not None and value not in allowed:
+            raise ConfigError('%s must be one of %s; Codex refuses to start with anything else.'
+                              % (key, ', '.join(allowed)))
+        if key == 'forced_chatgpt_workspace_id' and value is not None and not (
+                isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))):
+            raise ConfigError('forced_chatgpt_workspace_id must be a string or a list of strings.')
+        if isinstance(value, dict):
+            raise ConfigError('%s: a table is not a top-level setting; give a string, number, boolean or list.'
+                              % key)
+
+
+def apply_settings(home, settings, uid=None, gid=None, check_mode=False):
+    """Returns (changes {key: added|updated|removed}, created_home, warnings)."""
+    check_settings(settings)
+    path = os.path.join(home, health.CONFIG_FILE)
+    home_st = safe_files.check_home(home)
+    data, st = (None, None) if home_st is None else safe_files.read_regular(path, 'config', health.MAX_CONFIG_BYTES)
+    try:
+        text = '' if data is None else data.decode('utf-8')
+    except UnicodeDecodeError:
+        raise ConfigError('%s is not UTF-8 text; it was left untouched.' % path)
+    reason = toml_keys.validate(text)
+    if reason:
+        raise ConfigError('%s is not valid TOML (%s); fix it first. It was left untouched.' % (path, reason))
+    try:
+        new_text, changes = toml_keys.set_top_level(text, settings)
+    except toml_keys.TomlEditError as exc:
+        raise ConfigError('%s could not be edited (%s); it was left untouched.' % (path, exc))
+    reason = toml_keys.validate(new_text)
+    if reason:
+        raise ConfigError('editing %s would make it invalid TOML (%s); it was left untouched.' % (path, reason))
+    warnings = []
+    for key in settings:
+        holders = toml_keys.tables_holding(new_text, key)
+        if holders:
+            warnings.append('%s also appears inside [%s] in %s, where Codex ignores it as a top-level setting.'
+                            % (key, '], ['.join(holders), path))
+    dir_changes = ['created'] if home_st is None else safe_files.mode_changes(home_st, uid, gid, 0o700)
+    if check_mode or not (changes or dir_changes):
+        return changes, dir_changes, warnings
+    safe_files.ensure_directory(home, uid, gid)
+    if changes:
+        if st is None:
+            safe_files.atomic_write(path, new_text.encode('utf-8'), uid, gid, 0o600)
+        else:
+            safe_files.atomic_write(path, new_text.encode('utf-8'), st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode))
+    return changes, dir_changes, warnings

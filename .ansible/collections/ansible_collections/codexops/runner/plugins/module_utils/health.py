@@ -1,0 +1,224 @@
+# Copyright (c) codexops.runner contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The health of one runner's CODEX_HOME: a read-only snapshot, and a pure evaluation of it.
+
+Private to this collection. codex_auth_verify evaluates the snapshot it reads; codex_auth_seed and
+codex_access_token_login evaluate the snapshot they predict (check mode) or leave behind, so
+every module returns the same summary and provisioning needs no separate verify round trip.
+"""
+
+import os
+import stat
+
+from ansible_collections.codexops.runner.plugins.module_utils import auth_model
+from ansible_collections.codexops.runner.plugins.module_utils import safe_files
+from ansible_collections.codexops.runner.plugins.module_utils import toml_keys
+
+AUTH_FILE = 'auth.json'
+CONFIG_FILE = 'config.toml'
+MAX_CONFIG_BYTES = 4 * 1024 * 1024
+STORE_VALUES = ('file', 'keyring', 'auto', 'ephemeral')
+LOGIN_METHODS = ('chatgpt', 'api')
+
+# Every code a verify result can carry, with the fix. README and docs are checked against this.
+PROBLEM_CODES = {
+    'codex_home_missing': 'Run provisioning (codex_auth_seed or the codex_auth role) to create it.',
+    'codex_home_relative': 'Give codex_home as an absolute path.',
+    'codex_home_symlink': 'Point codex_home at the real directory, or replace the link with a directory.',
+    'codex_home_not_dir': 'Remove whatever is at that path and provision again.',
+    'codex_home_mode': 'chmod 0700 the directory (provisioning repairs it).',
+    'codex_home_owner': 'chown it to the runner user (provisioning repairs it).',
+    'codex_home_unreadable': 'Run verify as the runner user or with become.',
+    'auth_missing': 'Seed auth.json (codex_auth_seed) or log in (codex_access_token_login).',
+    'auth_symlink': 'Replace the link with the real file; credentials are never written through links.',
+    'auth_hardlink': 'Remove the other hard links; Codex refuses to save hard-linked credentials.',
+    'auth_not_regular': 'Remove the FIFO, directory or device at auth.json and seed again.',
+    'auth_unreadable': 'Run verify as the runner user or with become; check the file owner.',
+    'auth_too_large': 'Replace it with a real auth.json (a few KiB) from a trusted machine.',
+    'auth_mode_bits': 'chmod 0600 auth.json (provisioning repairs it); never make it read-only.',
+    'auth_owner': 'chown auth.json to the runner user (provisioning repairs it).',
+    'auth_not_json': 'Reseed from a trusted machine (reseed playbook, or replace: invalid).',
+    'auth_invalid': 'Reseed from a trusted machine; Codex cannot load this file.',
+    'auth_mode_invalid': 'Reseed; auth_mode must be a value Codex knows (apikey, not api_key).',
+    'auth_mode_unexpected': 'Reseed with the intended method, or widen allowed_auth_modes.',
+    'id_token_invalid': 'Reseed from a trusted machine; Codex cannot load a broken id_token.',
+    'last_refresh_invalid': 'Reseed; last_refresh must be RFC 3339 with a time zone.',
+    'refresh_token_missing': 'Reseed from a trusted machine where `codex login` was run.',
+    'credential_missing': 'Log in again with the intended method; the key or token is empty.',
+    'store_not_file': 'Set cli_auth_credentials_store = "file" at the top level (codex_config).',
+    'config_invalid': 'Fix config.toml; Codex refuses to start with an invalid one.',
+    'config_unreadable': 'Run verify as the runner user or with become.',
+    'forced_login_conflict': 'Align forced_login_method / forced_chatgpt_workspace_id with the '
+                             'credentials, or Codex logs out and DELETES auth.json.',
+}
+WARNING_CODES = {
+    'stale': 'Run the keepalive (codex_keepalive role) so Codex refreshes the tokens.',
+    'access_token_expired': 'Codex refreshes it on the next run; if that fails, reseed.',
+    'store_key_in_table': 'Remove cli_auth_credentials_store from inside the table; only the '
+                          'top-level key counts.',
+    'temp_files_left': 'A provisioning run was interrupted; the next codex_auth_seed run removes them.',
+}
+
+
+def take_snapshot(home):
+    """Read everything evaluate() needs. Never writes, never follows a link."""
+    snap = {'home': {'state': 'missing'}, 'auth': {'state': 'missing'}, 'config': {'state': 'missing'},
+            'temp_files': []}
+    try:
+        st = safe_files.check_home(home)
+    except safe_files.UnsafePathError as exc:
+        snap['home'] = {'state': 'refused', 'code': exc.code, 'message': exc.message}
+        return snap
+    if st is None:
+        return snap
+    snap['home'] = {'state': 'present', 'mode': stat.S_IMODE(st.st_mode), 'uid': st.st_uid}
+    snap['temp_files'] = [os.path.basename(path) for path in safe_files.leftover_temp_files(home)]
+    snap['auth'] = read_file_state(os.path.join(home, AUTH_FILE), 'auth', auth_model.MAX_AUTH_BYTES)
+    snap['config'] = read_file_state(os.path.join(home, CONFIG_FILE), 'config', MAX_CONFIG_BYTES)
+    return snap
+
+
+def read_file_state(path, code, max_bytes):
+    try:
+        data, st = safe_files.read_regular(path, code, max_bytes)
+    except safe_files.UnsafePathError as exc:
+        return {'state': 'refused', 'code': exc.code, 'message': exc.message}
+    if data is None:
+        return {'state': 'missing'}
+    return {'state': 'present', 'data': data, 'mode': stat.S_IMODE(st.st_mode), 'uid': st.st_uid}
+
+
+def evaluate(snap, owner_uid=None, allowed_auth_modes=None, require_refresh_token=True, max_age_days=8,
+             require_file_store=True, salt=None, now=None):
+    """Snapshot -> the codex_auth_verify result (without `changed`)."""
+    problems, warnings = [], []
+    result = dict(auth_model.EMPTY_FACTS)
+    result.update(codex_home_mode=None, auth_file_mode=None, owner=None, credentials_store=None,
+                  forced_login_method=None)
+    home, auth, config = snap['home'], snap['auth'], snap['config']
+
+    if home['state'] == 'refused':
+        problems.append(auth_model.problem(home['code'], home['message']))
+    elif home['state'] == 'missing':
+        problems.append(auth_model.problem('codex_home_missing', 'CODEX_HOME does not exist; Codex fails every '
+                                           'command when CODEX_HOME points to a missing directory.'))
+    else:
+        result['codex_home_mode'] = '%04o' % home['mode']
+        result['owner'] = safe_files.user_name(home['uid'])
+        if home['mode'] & 0o077:
+            problems.append(auth_model.problem('codex_home_mode', 'CODEX_HOME is mode %04o; it must be 0700 '
+                                               '(no group or other access).' % home['mode']))
+        if owner_uid is not None and home['uid'] != owner_uid:
+            problems.append(auth_model.problem('codex_home_owner', 'CODEX_HOME is owned by %s, expected %s.'
+                                               % (safe_files.user_name(home['uid']),
+                                                  safe_files.user_name(owner_uid))))
+        if snap.get('temp_files'):
+            warnings.append(auth_model.problem('temp_files_left', '%d leftover temp file(s) from an '
+                                               'interrupted write.' % len(snap['temp_files'])))
+
+    if home['state'] == 'present':
+        # Without a CODEX_HOME, the missing home is the one problem worth naming.
+        auth_file = _evaluate_auth(auth, owner_uid, allowed_auth_modes, require_refresh_token, max_age_days,
+                                   salt, now, problems, warnings, result)
+        _evaluate_config(config, auth_file, require_file_store, problems, warnings, result)
+
+    result['healthy'] = not problems
+    result['problems'] = problems
+    # 'warnings' is reserved in module results (Ansible consumes it as its own warning list).
+    result['health_warnings'] = warnings
+    return result
+
+
+def _evaluate_auth(auth, owner_uid, allowed, require_refresh, max_age_days, salt, now,
+                   problems, warnings, result):
+    if auth['state'] == 'refused':
+        problems.append(auth_model.problem(auth['code'], auth['message']))
+        return None
+    if auth['state'] == 'missing':
+        problems.append(auth_model.problem('auth_missing', 'auth.json does not exist; Codex reports '
+                                           '"Not logged in".'))
+        return None
+    result['auth_file_mode'] = '%04o' % auth['mode']
+    result['owner'] = safe_files.user_name(auth['uid'])
+    if auth['mode'] != 0o600:
+        problems.append(auth_model.problem('auth_mode_bits', 'auth.json is mode %04o; it must be 0600 '
+                                           '(readable and writable by the runner user only).' % auth['mode']))
+    if owner_uid is not None and auth['uid'] != owner_uid:
+        problems.append(auth_model.problem('auth_owner', 'auth.json is owned by %s, expected %s.'
+                                           % (safe_files.user_name(auth['uid']), safe_files.user_name(owner_uid))))
+    try:
+        auth_file = auth_model.AuthFile(auth['data'])
+    except auth_model.AuthFileError as exc:
+        problems.append(exc.as_problem())
+        return None
+    facts, stale_warnings = auth_file.summary(now=now, max_age_days=max_age_days, salt=salt)
+    result.update(facts)
+    warnings.extend(stale_warnings)
+    problems.extend(auth_file.credential_problems(allowed, require_refresh))
+    return auth_file
+
+
+def _evaluate_config(config, auth_file, require_file_store, problems, warnings, result):
+    if config['state'] == 'refused':
+        code = 'config_unreadable' if config['code'] == 'config_unreadable' else 'config_invalid'
+        problems.append(auth_model.problem(code, config['message']))
+        return
+    settings = {}
+    if config['state'] == 'present':
+        settings = _read_settings(config['data'], problems, warnings)
+        if settings is None:
+            return
+    store = settings.get('cli_auth_credentials_store')
+    result['credentials_store'] = store
+    result['forced_login_method'] = settings.get('forced_login_method')
+    if store is not None and store not in STORE_VALUES:
+        problems.append(auth_model.problem('config_invalid', 'cli_auth_credentials_store has a value Codex '
+                                           'rejects; use one of %s.' % ', '.join(STORE_VALUES)))
+    elif require_file_store and store != 'file':
+        problems.append(auth_model.problem('store_not_file', 'cli_auth_credentials_store is %s at the top level '
+                                           'of config.toml; headless runners need "file".'
+                                           % ('unset' if store is None else '"%s"' % store)))
+    if auth_file is not None:
+        conflict = forced_login_conflict(settings, auth_file)
+        if conflict:
+            problems.append(auth_model.problem('forced_login_conflict', conflict))
+
+
+def _read_settings(data, problems, warnings):
+    try:
+        text = data.decode('utf-8')
+    except UnicodeDecodeError:
+        problems.append(auth_model.problem('config_invalid', 'config.toml is not UTF-8 text.'))
+        return None
+    reason = toml_keys.validate(text)
+    if reason:
+        problems.append(auth_model.problem('config_invalid', 'config.toml is not valid TOML: %s.' % reason))
+        return None
+    try:
+        settings = toml_keys.read_top_level(text)
+        misplaced = toml_keys.tables_holding(text, 'cli_auth_credentials_store')
+    except (toml_keys.TomlEditError, ValueError) as exc:
+        problems.append(auth_model.problem('config_invalid', 'config.toml could not be read: %s.' % exc))
+        return None
+    if misplaced:
+        warnings.append(auth_model.problem('store_key_in_table', 'cli_auth_credentials_store appears inside '
+                                           '[%s], where Codex ignores it.' % '], ['.join(misplaced)))
+    return settings
+
+
+def forced_login_conflict(settings, auth_file):
+    """Why Codex would log out (and delete auth.json) with these settings, or None."""
+    method = settings.get('forced_login_method')
+    mode = auth_file.mode
+    if method == 'api' and mode != 'apikey':
+        return 'forced_login_method = "api" but auth.json holds %s credentials; Codex logs out.' % mode
+    if method == 'chatgpt' and mode == 'apikey':
+        return 'forced_login_method = "chatgpt" but auth.json holds an API key; Codex logs out.'
+    workspaces = settings.get('forced_chatgpt_workspace_id')
+    if workspaces and mode in auth_model.TOKEN_MODES:
+        allowed = [workspaces] if isinstance(workspaces, str) else list(workspaces)
+        if auth_file.account_id not in allowed:
+            return ('forced_chatgpt_workspace_id does not include the account of auth.json (%s); Codex logs '
+                    'out.' % (auth_file.account_id or 'no account id'))
+    return None

@@ -1,0 +1,58 @@
+# Copyright (c) codexops.runner contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Argument specs and small helpers the modules share, so each module stays a thin wrapper.
+
+Private to this collection.
+"""
+
+import stat
+
+from ansible_collections.codexops.runner.plugins.module_utils import auth_model
+from ansible_collections.codexops.runner.plugins.module_utils import safe_files
+
+
+def base_argument_spec(ownership=False, verify=False):
+    spec = {'codex_home': dict(type='path', required=True)}
+    if ownership:
+        spec.update(owner=dict(type='str'), group=dict(type='str'))
+    if verify:
+        spec.update(
+            allowed_auth_modes=dict(type='list', elements='str', choices=list(auth_model.KNOWN_AUTH_MODES)),
+            require_refresh_token=dict(type='bool', default=True),
+            max_age_days=dict(type='float', default=8),
+            require_file_store=dict(type='bool', default=True),
+            fingerprint_salt=dict(type='str', no_log=True),
+        )
+    return spec
+
+
+def verify_options(params):
+    return {
+        'allowed_auth_modes': params.get('allowed_auth_modes'),
+        'require_refresh_token': params.get('require_refresh_token', True),
+        'max_age_days': params.get('max_age_days', 8),
+        'require_file_store': params.get('require_file_store', True),
+        'salt': params.get('fingerprint_salt'),
+    }
+
+
+def resolve_ids(module):
+    return safe_files.resolve_ids(module.params.get('owner'), module.params.get('group'))
+
+
+def read_seed_file(module, path):
+    """Seed bytes from a file on the managed host. A seed others can read is already a leak;
+    say so, but still use it (the fix is on the source, not on the runner)."""
+    data, st = safe_files.read_regular(path, 'seed', auth_model.MAX_AUTH_BYTES)
+    if data is None:
+        module.fail_json(msg='src %s does not exist. Nothing was written.' % path)
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        module.warn('seed file %s is mode %04o; it holds credentials, make it 0600.' % (path, stat.S_IMODE(st.st_mode)))
+    return data
+
+
+def os_error_message(exc):
+    where = ' (%s)' % exc.filename if getattr(exc, 'filename', None) else ''
+    return 'could not complete the operation%s: %s. Nothing partial was left in place.' % (
+        where, exc.strerror or exc.__class__.__name__)

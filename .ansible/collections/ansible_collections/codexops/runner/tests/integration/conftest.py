@@ -1,0 +1,162 @@
+"""Integration fixtures: real ansible-playbook runs, the real Codex CLI, a loopback backend.
+
+Every playbook run is made at -vvvv with --diff, and every test ends with a leak check: no test
+secret may appear in any output, and every file holding one must be private to its owner.
+"""
+
+import json
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / 'tests'))
+
+from support import codex_backend, fake_credentials  # noqa: E402
+
+COLLECTIONS = REPO / '.build' / 'collections'
+TARGETS = REPO / 'tests' / 'integration' / 'targets'
+OUTPUT = REPO / 'tests' / 'output'
+DEFAULT_CODEX = REPO / '.cache' / 'codex-0.169.0' / 'node_modules' / '.bin' / 'codex'
+
+
+def codex_binary():
+    path = os.environ.get('CODEXOPS_CODEX') or str(DEFAULT_CODEX)
+    if not os.access(path, os.X_OK):
+        pytest.fail('the pinned Codex CLI is not installed at %s; `make integration` installs it' % path)
+    return path
+
+
+def runner_owner():
+    """A user other than the one running the tests when we are root, so ownership is tested."""
+    return 'nobody' if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+
+
+class Workspace:
+    """A scratch tree for one test: seeds, CODEX_HOMEs, Ansible's temp dirs and logs."""
+
+    def __init__(self, root, name, backend):
+        self.root = Path(root)
+        self.name = name
+        self.backend = backend
+        self.secrets = []
+        self.outputs = []
+        self.seed_dir = self.root / 'seeds'
+        self.seed_dir.mkdir(mode=0o700)
+        self.runs = 0
+
+    def remember(self, secrets):
+        self.secrets.extend(secrets)
+        return secrets
+
+    def seed_file(self, name, doc=None, text=None):
+        """Write a seed (0600) and remember its secrets; returns its path."""
+        path = self.seed_dir / ('%s.json' % name)
+        data = text if text is not None else fake_credentials.dumps(doc)
+        fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, 'w') as handle:
+            handle.write(data)
+        return str(path)
+
+    def chatgpt_seed(self, name, **kwargs):
+        doc, secrets = fake_credentials.chatgpt_seed(**kwargs)
+        self.remember(secrets)
+        return self.seed_file(name, doc)
+
+    def apikey_seed(self, name):
+        doc, secrets = fake_credentials.apikey_seed()
+        self.remember(secrets)
+        return self.seed_file(name, doc)
+
+    def env(self):
+        env = dict(os.environ)
+        env.update(
+            ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
+            ANSIBLE_COLLECTIONS_SCAN_SYS_PATH='false',
+            ANSIBLE_ROLES_PATH=str(TARGETS),
+            ANSIBLE_LOCAL_TEMP=str(self.root / 'ansible-local'),
+            ANSIBLE_REMOTE_TEMP=str(self.root / 'ansible-remote'),
+            ANSIBLE_NOCOLOR='1',
+            ANSIBLE_RETRY_FILES_ENABLED='0',
+            ANSIBLE_DEPRECATION_WARNINGS='0',
+            ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+            CODEX_AUTHAPI_BASE_URL=self.backend.base_url,
+        )
+        return env
+
+    def play(self, target, extra_vars=None, expect_failure=False, check=False):
+        """Run one integration target with ansible-playbook -vvvv --diff. Returns the output."""
+        self.runs += 1
+        variables = {
+            'target': target, 'work_dir': str(self.root), 'codex_bin': codex_binary(),
+            'runner_owner': runner_owner(), 'backend_url': self.backend.base_url,
+        }
+        variables.update(extra_vars or {})
+        vars_file = self.root / ('vars-%d.json' % self.runs)
+        # Variables may carry a secret (a fingerprint salt): private, like every file holding one.
+        fd = os.open(str(vars_file), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, 'w') as handle:
+            handle.write(json.dumps(variables))
+        inventory = self.root / 'inventory.ini'
+        inventory.write_text('localhost ansible_connection=local\n')
+        cmd = [str(Path(sys.executable).parent / 'ansible-playbook'), '-i', str(inventory), '-vvvv', '--diff',
+               '-e', '@%s' % vars_file, str(REPO / 'tests' / 'integration' / 'run_target.yml')]
+        if check:
+            cmd.append('--check')
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self.env(),
+                              cwd=str(self.root), check=False)
+        output = proc.stdout.decode('utf-8', 'replace')
+        self.outputs.append(output)
+        log_dir = OUTPUT / 'logs'
+        log_dir.mkdir(parents=True, exist_ok=True)
+        (log_dir / ('%s-%d-%s.log' % (self.name, self.runs, target))).write_text(output)
+        if expect_failure:
+            assert proc.returncode != 0, 'expected %s to fail:\n%s' % (target, output[-3000:])
+        else:
+            assert proc.returncode == 0, '%s failed:\n%s' % (target, output[-6000:])
+        return output
+
+    def leaks(self):
+        """Every place a remembered secret shows up where it must not."""
+        found = []
+        for index, output in enumerate(self.outputs):
+            for secret in self.secrets:
+                if secret in output:
+                    found.append('run %d output contains a secret (%s...)' % (index + 1, secret[:12]))
+        for path in self.root.rglob('*'):
+            if path.is_symlink() or not path.is_file():
+                continue
+            mode = stat.S_IMODE(path.stat().st_mode)
+            try:
+                data = path.read_bytes()
+            except OSError:
+                continue
+            holds = [s for s in self.secrets if s.encode() in data]
+            if holds and mode & 0o077:
+                found.append('%s holds a secret and is mode %04o' % (path, mode))
+        return found
+
+
+@pytest.fixture(scope='session')
+def backend():
+    server = codex_backend.CodexBackend().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def workspace(request, backend):
+    root = tempfile.mkdtemp(prefix='codexops-it-')
+    os.chmod(root, 0o755)  # the runner user (nobody) must be able to reach its CODEX_HOME
+    space = Workspace(root, request.node.name, backend)
+    yield space
+    leaks = space.leaks()
+    shutil.rmtree(root, ignore_errors=True)
+    assert not leaks, 'secrets leaked:\n' + '\n'.join(leaks)
