@@ -41,7 +41,7 @@ def python39():
                       shutil.which('python3.9')):
         # A pyenv shim exists even when it cannot run: ask the interpreter itself.
         if candidate and subprocess.run([candidate, '-c', 'import sys; assert sys.version_info[:2] == (3, 9)'],
-                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0:
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False).returncode == 0:
             return candidate
     if os.environ.get('CI'):
         pytest.fail('no Python 3.9 found for the target-compatibility test (set CODEXOPS_PYTHON39)')
