@@ -107,21 +107,29 @@ class Workspace:
 
     def play(self, target, extra_vars=None, expect_failure=False, check=False, interpreter=None):
         """Run one integration target with ansible-playbook -vvvv --diff. Returns the output."""
-        self.runs += 1
         variables = {
             'target': target, 'work_dir': str(self.root), 'codex_bin': codex_binary(),
             'runner_owner': runner_owner(), 'backend_url': self.backend.base_url,
         }
         variables.update(extra_vars or {})
+        inventory = self.root / 'inventory.ini'
+        inventory.write_text('localhost ansible_connection=local\n')
+        return self.playbook(str(REPO / 'tests' / 'integration' / 'run_target.yml'), str(inventory), variables,
+                             expect_failure=expect_failure, check=check, interpreter=interpreter, label=target)
+
+    def playbook(self, playbook, inventory, variables=None, expect_failure=False, check=False, interpreter=None,
+                 label=None, verbose=True):
+        """ansible-playbook (at -vvvv --diff unless verbose=False) on any playbook; returns the output."""
+        self.runs += 1
         vars_file = self.root / ('vars-%d.json' % self.runs)
         # Variables may carry a secret (a fingerprint salt): private, like every file holding one.
         fd = os.open(str(vars_file), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, 'w') as handle:
-            handle.write(json.dumps(variables))
-        inventory = self.root / 'inventory.ini'
-        inventory.write_text('localhost ansible_connection=local\n')
-        cmd = [str(Path(sys.executable).parent / 'ansible-playbook'), '-i', str(inventory), '-vvvv', '--diff',
-               '-e', '@%s' % vars_file, str(REPO / 'tests' / 'integration' / 'run_target.yml')]
+            handle.write(json.dumps(variables or {}))
+        cmd = [str(Path(sys.executable).parent / 'ansible-playbook'), '-i', str(inventory), '--diff',
+               '-e', '@%s' % vars_file, playbook]
+        if verbose:
+            cmd.append('-vvvv')
         if check:
             cmd.append('--check')
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self.env(interpreter),
@@ -130,11 +138,12 @@ class Workspace:
         self.outputs.append(output)
         log_dir = OUTPUT / 'logs'
         log_dir.mkdir(parents=True, exist_ok=True)
-        (log_dir / ('%s-%d-%s.log' % (self.name, self.runs, target))).write_text(output)
+        label = label or Path(playbook).stem
+        (log_dir / ('%s-%d-%s.log' % (self.name, self.runs, label))).write_text(output)
         if expect_failure:
-            assert proc.returncode != 0, 'expected %s to fail:\n%s' % (target, output[-3000:])
+            assert proc.returncode != 0, 'expected %s to fail:\n%s' % (label, output[-3000:])
         else:
-            assert proc.returncode == 0, '%s failed:\n%s' % (target, output[-6000:])
+            assert proc.returncode == 0, '%s failed:\n%s' % (label, output[-6000:])
         return output
 
     def leaks(self):

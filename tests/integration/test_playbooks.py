@@ -1,0 +1,152 @@
+"""provision / verify / reseed through `ansible-playbook codexops.runner.<name>` on a local fleet.
+
+A local fleet is several inventory hosts with a local connection, each with its own CODEX_HOME;
+ownership is tested for real when the tests run as root (the runner user is then `nobody`).
+"""
+
+import json
+import os
+import re
+import shutil
+import stat
+import sys
+
+import pytest
+
+from conftest import runner_owner
+from support import fake_credentials
+
+RECAP = re.compile(r'^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)', re.M)
+
+
+class LocalFleet:
+
+    def __init__(self, space, size):
+        self.space = space
+        self.hosts = ['runner-%d' % number for number in range(1, size + 1)]
+        self.seed_dir = space.root / 'codex_seeds'
+        self.seed_dir.mkdir(mode=0o700)
+        self.report_dir = space.root / 'report'
+        self.inventory = space.root / 'inventory.json'
+        hosts = dict((host, {'codex_auth_home': str(self.home(host))}) for host in self.hosts)
+        self.inventory.write_text(json.dumps({'codex_runners': {'hosts': hosts, 'vars': {
+            'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
+            'codex_auth_user': runner_owner(), 'codex_report_dir': str(self.report_dir)}}}))
+
+    def home(self, host):
+        return self.space.root / 'runners' / host / '.codex'
+
+    def auth(self, host):
+        return self.home(host) / 'auth.json'
+
+    def seed(self, host, doc=None):
+        """Write the host's own seed (a new login unless a document is given)."""
+        if doc is None:
+            doc, secrets = fake_credentials.chatgpt_seed(account_id='acct-%s' % host)
+            self.space.remember(secrets)
+        path = self.seed_dir / ('%s.json' % host)
+        if path.exists():
+            path.unlink()
+        fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, 'w') as handle:
+            handle.write(fake_credentials.dumps(doc))
+        return doc
+
+    def run(self, name, expect_failure=False, check=False, **variables):
+        return self.space.playbook('codexops.runner.%s' % name, str(self.inventory), variables,
+                                   expect_failure=expect_failure, check=check, label=name)
+
+    def report(self, name='fleet-report'):
+        return json.loads((self.report_dir / ('%s.json' % name)).read_text())
+
+
+def changed_by_host(output):
+    return dict((host, int(changed)) for host, changed, _u, _f in RECAP.findall(output) if host != 'localhost')
+
+
+def file_identity(path):
+    st = os.stat(str(path))
+    return st.st_ino, st.st_mtime_ns
+
+
+@pytest.fixture
+def fleet(workspace):
+    return LocalFleet(workspace, 3)
+
+
+def test_provision_check_then_run_then_idempotent_then_verify(fleet):
+    for host in fleet.hosts:
+        fleet.seed(host)
+    predicted = fleet.run('provision', check=True)
+    assert all(not fleet.home(host).exists() for host in fleet.hosts), 'check mode wrote something'
+    assert set(changed_by_host(predicted).values()) == {1}
+    first = fleet.run('provision')
+    assert set(changed_by_host(first).values()) == {1}
+    for host in fleet.hosts:
+        assert stat.S_IMODE(os.stat(str(fleet.home(host))).st_mode) == 0o700
+        assert stat.S_IMODE(os.stat(str(fleet.auth(host))).st_mode) == 0o600
+    again = fleet.run('provision')
+    assert set(changed_by_host(again).values()) == {0}
+    fleet.run('verify')
+    report = fleet.report()
+    assert report['ok'] and report['totals'] == {'hosts': 3, 'healthy': 3, 'broken': 0, 'stale': 0,
+                                                 'unknown': 0, 'shared_tokens': 0}
+    markdown = (fleet.report_dir / 'fleet-report.md').read_text()
+    assert all('| %s | chatgpt | healthy |' % host in markdown for host in fleet.hosts)
+
+
+def test_same_seed_on_two_hosts_is_refused_before_any_write(fleet):
+    doc = fleet.seed('runner-1')
+    fleet.seed('runner-2', doc)
+    fleet.seed('runner-3')
+    output = fleet.run('provision', expect_failure=True)
+    assert 'runner-1 and runner-2' in output
+    assert all(not fleet.auth(host).exists() for host in fleet.hosts), 'a host was written'
+
+
+def test_seed_equal_to_another_hosts_current_token_is_refused(fleet):
+    for host in fleet.hosts:
+        fleet.seed(host)
+    fleet.run('provision')
+    before = dict((host, file_identity(fleet.auth(host))) for host in fleet.hosts)
+    # runner-3 is re-imaged (no auth.json) and someone hands it runner-1's seed.
+    shutil.rmtree(str(fleet.home('runner-3')))
+    fleet.seed('runner-3', json.loads(fleet.auth('runner-1').read_text()))
+    output = fleet.run('provision', expect_failure=True)
+    assert 'runner-1 and runner-3' in output
+    assert not fleet.auth('runner-3').exists()
+    assert all(file_identity(fleet.auth(host)) == before[host] for host in ('runner-1', 'runner-2'))
+
+
+@pytest.mark.parametrize('damage', ['refresh_token_deleted', 'mode_0644', 'malformed_json'])
+def test_verify_names_the_broken_host_and_reseed_repairs_exactly_it(fleet, damage):
+    for host in fleet.hosts:
+        fleet.seed(host)
+    fleet.run('provision')
+    broken = 'runner-2'
+    path = fleet.auth(broken)
+    expected_code = {'refresh_token_deleted': 'refresh_token_missing', 'mode_0644': 'auth_mode_bits',
+                     'malformed_json': 'auth_not_json'}[damage]
+    if damage == 'refresh_token_deleted':
+        doc = json.loads(path.read_text())
+        del doc['tokens']['refresh_token']
+        path.write_text(json.dumps(doc))
+    elif damage == 'mode_0644':
+        os.chmod(str(path), 0o644)
+    else:
+        path.write_text('{"tokens": {')
+    untouched = dict((host, file_identity(fleet.auth(host))) for host in fleet.hosts if host != broken)
+
+    output = fleet.run('verify', expect_failure=True)
+    assert 'broken (%s)' % broken in output
+    report = fleet.report()
+    assert report['broken'] == [broken]
+    assert report['problems_by_code'][expected_code] == [broken]
+    assert '| %s | ' % broken in (fleet.report_dir / 'fleet-report.md').read_text()
+
+    fleet.run('reseed', codex_reseed_serial=1)
+    assert fleet.report('after-reseed')['ok']
+    assert stat.S_IMODE(os.stat(str(path)).st_mode) == 0o600
+    assert all(file_identity(fleet.auth(host)) == untouched[host] for host in untouched)
+    fleet.run('verify')
+    assert fleet.report()['ok']
