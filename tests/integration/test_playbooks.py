@@ -31,7 +31,7 @@ class LocalFleet:
         hosts = dict((host, {'codex_auth_home': str(self.home(host))}) for host in self.hosts)
         self.inventory.write_text(json.dumps({'codex_runners': {'hosts': hosts, 'vars': {
             'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
-            'codex_auth_user': runner_owner(), 'codex_report_dir': str(self.report_dir)}}}))
+            'codex_auth_user': runner_owner(), 'codex_auth_report_dir': str(self.report_dir)}}}))
 
     def home(self, host):
         return self.space.root / 'runners' / host / '.codex'

@@ -45,7 +45,7 @@ def check_settings(settings):
 
 
 def apply_settings(home, settings, uid=None, gid=None, check_mode=False):
-    """Returns (changes {key: added|updated|removed}, created_home, warnings)."""
+    """Returns (changes {key: added|updated|removed}, CODEX_HOME changes, warnings, resulting text)."""
     check_settings(settings)
     path = os.path.join(home, health.CONFIG_FILE)
     home_st = safe_files.check_home(home)
@@ -72,11 +72,11 @@ def apply_settings(home, settings, uid=None, gid=None, check_mode=False):
                             % (key, '], ['.join(holders), path))
     dir_changes = ['created'] if home_st is None else safe_files.mode_changes(home_st, uid, gid, 0o700)
     if check_mode or not (changes or dir_changes):
-        return changes, dir_changes, warnings
+        return changes, dir_changes, warnings, new_text
     safe_files.ensure_directory(home, uid, gid)
     if changes:
         if st is None:
             safe_files.atomic_write(path, new_text.encode('utf-8'), uid, gid, 0o600)
         else:
             safe_files.atomic_write(path, new_text.encode('utf-8'), st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode))
-    return changes, dir_changes, warnings
+    return changes, dir_changes, warnings, new_text

@@ -29,7 +29,6 @@ PROBLEM_CODES = {
     'codex_home_not_dir': 'Remove whatever is at that path and provision again.',
     'codex_home_mode': 'chmod 0700 the directory (provisioning repairs it).',
     'codex_home_owner': 'chown it to the runner user (provisioning repairs it).',
-    'codex_home_unreadable': 'Run verify as the runner user or with become.',
     'auth_missing': 'Seed auth.json (codex_auth_seed) or log in (codex_access_token_login).',
     'auth_symlink': 'Replace the link with the real file; credentials are never written through links.',
     'auth_hardlink': 'Remove the other hard links; Codex refuses to save hard-linked credentials.',
@@ -106,9 +105,12 @@ def evaluate(snap, owner_uid=None, allowed_auth_modes=None, require_refresh_toke
     else:
         result['codex_home_mode'] = '%04o' % home['mode']
         result['owner'] = safe_files.user_name(home['uid'])
-        if home['mode'] & 0o077:
+        # Group/other access exposes the credentials; a missing owner bit stops Codex from
+        # creating its lock and temp files, so a refresh succeeds at the server and is lost.
+        if home['mode'] & 0o077 or home['mode'] & 0o700 != 0o700:
             problems.append(auth_model.problem('codex_home_mode', 'CODEX_HOME is mode %04o; it must be 0700 '
-                                               '(no group or other access).' % home['mode']))
+                                               '(all access for the runner user, none for anyone else).'
+                                               % home['mode']))
         if owner_uid is not None and home['uid'] != owner_uid:
             problems.append(auth_model.problem('codex_home_owner', 'CODEX_HOME is owned by %s, expected %s.'
                                                % (safe_files.user_name(home['uid']),
@@ -172,6 +174,10 @@ def _evaluate_config(config, auth_file, require_file_store, problems, warnings, 
     store = settings.get('cli_auth_credentials_store')
     result['credentials_store'] = store
     result['forced_login_method'] = settings.get('forced_login_method')
+    method = settings.get('forced_login_method')
+    if method is not None and method not in LOGIN_METHODS:
+        problems.append(auth_model.problem('config_invalid', 'forced_login_method has a value Codex rejects; '
+                                           'use one of %s.' % ', '.join(LOGIN_METHODS)))
     if store is not None and store not in STORE_VALUES:
         problems.append(auth_model.problem('config_invalid', 'cli_auth_credentials_store has a value Codex '
                                            'rejects; use one of %s.' % ', '.join(STORE_VALUES)))

@@ -154,15 +154,17 @@ def ensure_directory(path, uid, gid, mode=0o700):
         if not os.path.isdir(parent):
             os.makedirs(parent)
         os.mkdir(path, mode)
-        changes.append('created')
         st = os.lstat(path)
-    if stat.S_IMODE(st.st_mode) != mode:
+        changes.append('created')
+    repairs = []
+    if stat.S_IMODE(st.st_mode) != mode:  # the umask may have narrowed the mkdir mode
         os.chmod(path, mode)
-        changes.append('mode')
+        repairs.append('mode')
     if _needs_chown(st, uid, gid):
         os.lchown(path, -1 if uid is None else uid, -1 if gid is None else gid)
-        changes.append('owner')
-    return changes
+        repairs.append('owner')
+    # A directory just created is reported as created, however it had to be finished.
+    return changes or repairs
 
 
 def repair_file(path, uid, gid, mode=0o600, name_code='auth'):

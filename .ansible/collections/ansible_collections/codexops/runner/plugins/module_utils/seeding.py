@@ -12,6 +12,7 @@ import os
 import stat
 
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
+from ansible_collections.codexops.runner.plugins.module_utils import config_file
 from ansible_collections.codexops.runner.plugins.module_utils import health
 from ansible_collections.codexops.runner.plugins.module_utils import safe_files
 
@@ -84,7 +85,7 @@ class SeedRun:
     """One codex_auth_seed invocation. `run()` returns the module result."""
 
     def __init__(self, home, seed_data, seed, policy='never', uid=None, gid=None, backup=False,
-                 check_mode=False, verify_options=None):
+                 check_mode=False, verify_options=None, config_settings=None):
         self.home = home
         self.path = os.path.join(home, health.AUTH_FILE)
         self.seed_data = seed_data
@@ -94,18 +95,49 @@ class SeedRun:
         self.backup = backup
         self.check_mode = check_mode
         self.verify_options = verify_options or {}
+        # config.toml settings applied in the same run: one module round trip provisions a runner.
+        self.config_settings = config_settings
+        self.config = {'changes': {}, 'warnings': [], 'text': None}
+        if config_settings is not None:
+            config_file.check_settings(config_settings)
 
     def run(self):
         home_st = safe_files.check_home(self.home)
         if self.check_mode:
+            self._configure()
             return self._plan(home_st)
         dir_changes = safe_files.ensure_directory(self.home, self.uid, self.gid)
+        self._configure()
         with safe_files.codex_lock(self.home, self.uid, self.gid):
             return self._apply(dir_changes)
 
+    def _configure(self):
+        """Apply (or, in check mode, predict) the config.toml settings before the seed."""
+        if self.config_settings is None:
+            return
+        changes, _dirs, warnings, text = config_file.apply_settings(
+            self.home, self.config_settings, self.uid, self.gid, check_mode=self.check_mode)
+        self.config = {'changes': changes, 'warnings': warnings, 'text': text}
+
+    def _predicted_config(self, home_st):
+        if self.config['text'] is not None and (self.config['changes'] or home_st is None):
+            owner = self.uid if self.uid is not None else os.geteuid()
+            return {'state': 'present', 'data': self.config['text'].encode('utf-8'), 'mode': 0o600, 'uid': owner}
+        if home_st is None:
+            return {'state': 'missing'}
+        return health.read_file_state(os.path.join(self.home, health.CONFIG_FILE), 'config', health.MAX_CONFIG_BYTES)
+
     def _read_existing(self):
         data, st = safe_files.read_regular(self.path, 'auth', auth_model.MAX_AUTH_BYTES)
-        return data, (None if st is None else {'mode': st.st_mode, 'uid': st.st_uid})
+        return data, (None if st is None else {'mode': st.st_mode, 'uid': st.st_uid, 'gid': st.st_gid})
+
+    def _ids_for_write(self, existing_st):
+        """Owner and group for the new file: as asked, else those of the file it replaces."""
+        uid, gid = self.uid, self.gid
+        if existing_st is not None:
+            uid = existing_st['uid'] if uid is None else uid
+            gid = existing_st['gid'] if gid is None else gid
+        return uid, gid
 
     def _plan(self, home_st):
         """Check mode: everything a real run would do, predicted from a read-only look."""
@@ -122,8 +154,8 @@ class SeedRun:
         if existing_st is not None and not replace:
             file_changes = safe_files.mode_changes(os.lstat(self.path), self.uid, self.gid, 0o600)
         result_data = self.seed_data if replace else existing
-        owner = self.uid if self.uid is not None else (existing_st['uid'] if existing_st and not replace
-                                                       else os.geteuid())
+        owner = self._ids_for_write(existing_st)[0]
+        owner = os.geteuid() if owner is None else owner
         after_st = {'mode': 0o600, 'uid': owner}
         backup_file = None
         if replace and existing is not None and self.backup:
@@ -132,8 +164,7 @@ class SeedRun:
             'home': {'state': 'present', 'mode': 0o700,
                      'uid': self.uid if self.uid is not None else (home_st.st_uid if home_st else os.geteuid())},
             'auth': {'state': 'present', 'data': result_data, 'mode': 0o600, 'uid': owner},
-            'config': health.read_file_state(os.path.join(self.home, health.CONFIG_FILE), 'config',
-                                             health.MAX_CONFIG_BYTES) if home_st else {'state': 'missing'},
+            'config': self._predicted_config(home_st),
             'temp_files': [],
         }
         return self._result(existing, existing_st, replace, reason, dir_changes, file_changes, temps,
@@ -151,10 +182,8 @@ class SeedRun:
         if replace:
             if existing is not None and self.backup:
                 backup_file = safe_files.write_backup(self.path, existing, self.uid, self.gid)
-            uid = self.uid
-            if uid is None and existing_st is not None:
-                uid = existing_st['uid']  # keep the runner's ownership when no owner was asked for
-            safe_files.atomic_write(self.path, self.seed_data, uid, self.gid)
+            uid, gid = self._ids_for_write(existing_st)
+            safe_files.atomic_write(self.path, self.seed_data, uid, gid)
         elif existing is not None:
             file_changes = safe_files.repair_file(self.path, self.uid, self.gid, 0o600)
         after = os.lstat(self.path)
@@ -170,7 +199,7 @@ class SeedRun:
             action = 'created' if existing is None else 'replaced'
         else:
             action = 'kept'
-        changed = bool(replace or dir_changes or file_changes or temps)
+        changed = bool(replace or dir_changes or file_changes or temps or self.config['changes'])
         attribute_changes = ['codex_home_%s' % item for item in dir_changes] + ['auth_%s' % item for item in file_changes]
         if not replace and attribute_changes:
             reason += '; repaired %s' % ', '.join(attribute_changes)
@@ -183,6 +212,8 @@ class SeedRun:
             'backup_file': backup_file,
             'attributes_changed': attribute_changes,
             'removed_temp_files': len(temps),
+            'config_changed_keys': self.config['changes'],
+            'config_warnings': self.config['warnings'],
             'auth': health.evaluate(snapshot, owner_uid=self.uid, salt=salt, **options),
             'diff': {
                 'before_header': self.path,

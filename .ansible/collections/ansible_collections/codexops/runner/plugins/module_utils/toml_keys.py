@@ -68,8 +68,15 @@ def has_full_validation():
     return _toml is not None
 
 
+def split_lines(text):
+    """Lines with their endings. TOML breaks lines at LF only; str.splitlines would also break
+    at U+2028 and friends, which may sit inside a TOML string."""
+    lines = re.split(r'(?<=\n)', text)
+    return lines[:-1] if lines and lines[-1] == '' else lines
+
+
 def parse_layout(text):
-    lines = text.splitlines(True)
+    lines = split_lines(text)
     statements = []
     table = ()
     index = 0
@@ -254,7 +261,7 @@ def set_top_level(text, settings):
                 changes[key] = 'removed'
             continue
         wanted = format_value(value)
-        if len(matches) == 1 and parse_value(_value_text(lines, matches[0])) == _normalise(value):
+        if len(matches) == 1 and same_value(parse_value(_value_text(lines, matches[0])), _normalise(value)):
             continue
         if matches:
             first = matches[0]
@@ -345,6 +352,19 @@ def format_value(value):
 def _basic_string(text):
     # JSON string escapes are all valid TOML escapes; TOML also forbids a raw DEL.
     return json.dumps(text, ensure_ascii=False).replace('\x7f', '\\u007F')
+
+
+def same_value(left, right):
+    """Equality as TOML sees it: 1, 1.0 and true are three different values, and nan is nan."""
+    if type(left) is not type(right):
+        return False
+    if isinstance(left, float) and math.isnan(left):
+        return math.isnan(right)
+    if isinstance(left, list):
+        return len(left) == len(right) and all(same_value(a, b) for a, b in zip(left, right))
+    if isinstance(left, dict):
+        return left.keys() == right.keys() and all(same_value(left[k], right[k]) for k in left)
+    return left == right
 
 
 def _normalise(value):

@@ -64,6 +64,13 @@ options:
       - Auth modes a seed may have (resolved as Codex resolves them when C(auth_mode) is absent). A seed
         of another mode fails the task.
     default: [chatgpt]
+  config_settings:
+    description:
+      - Top-level C(config.toml) keys to set in the same run, exactly as M(codexops.runner.codex_config) sets
+        them, for example C(cli_auth_credentials_store=file). A null value removes a key.
+      - Provisions a runner in one module round trip instead of two; the returned RV(auth) summary then
+        reflects the new configuration.
+    type: dict
   backup:
     description:
       - Keep a replaced C(auth.json) beside it as a C(0600) timestamped copy (C(auth.json.<UTC time>.bak)).
@@ -78,11 +85,13 @@ seealso:
 '''
 
 EXAMPLES = r'''
-- name: Seed auth.json only if the runner has none (the safe default)
+- name: Seed auth.json only if the runner has none (the safe default), with the file store, in one round trip
   codexops.runner.codex_auth_seed:
     codex_home: /home/ci/.codex
     owner: ci
     content: "{{ lookup('ansible.builtin.file', 'codex_seeds/' ~ inventory_hostname ~ '.json') }}"
+    config_settings:
+      cli_auth_credentials_store: file
   become: true
   register: seeded
 
@@ -134,6 +143,17 @@ attributes_changed:
   type: list
   elements: str
   sample: [auth_mode]
+config_changed_keys:
+  description: With O(config_settings), each changed config.toml key and what happened to it.
+  returned: success
+  type: dict
+  sample: {cli_auth_credentials_store: added}
+config_warnings:
+  description: With O(config_settings), keys also found inside a table, where Codex ignores them.
+  returned: success
+  type: list
+  elements: str
+  sample: []
 removed_temp_files:
   description: How many temp files left by an interrupted earlier run were removed.
   returned: success
@@ -160,6 +180,7 @@ import json
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
+from ansible_collections.codexops.runner.plugins.module_utils import config_file
 from ansible_collections.codexops.runner.plugins.module_utils import module_common
 from ansible_collections.codexops.runner.plugins.module_utils import safe_files
 from ansible_collections.codexops.runner.plugins.module_utils import seeding
@@ -172,6 +193,7 @@ def main():
         src=dict(type='path'),
         replace=dict(type='str', default='never', choices=list(seeding.REPLACE_POLICIES)),
         backup=dict(type='bool', default=False),
+        config_settings=dict(type='dict'),
     )
     argument_spec['allowed_auth_modes']['default'] = ['chatgpt']
     module = AnsibleModule(
@@ -193,12 +215,15 @@ def main():
         result = seeding.SeedRun(
             params['codex_home'], seed_data, seed, policy=params['replace'], uid=uid, gid=gid,
             backup=params['backup'], check_mode=module.check_mode,
-            verify_options=module_common.verify_options(params),
+            verify_options=module_common.verify_options(params), config_settings=params['config_settings'],
         ).run()
-    except (seeding.SeedError, safe_files.UnsafePathError, auth_model.AuthFileError) as exc:
+    except (seeding.SeedError, safe_files.UnsafePathError, auth_model.AuthFileError,
+            config_file.ConfigError) as exc:
         module.fail_json(msg=str(exc))
     except OSError as exc:
         module.fail_json(msg=module_common.os_error_message(exc))
+    for warning in result['config_warnings']:
+        module.warn(warning)
     diff = result.pop('diff')
     if module._diff:
         result['diff'] = diff

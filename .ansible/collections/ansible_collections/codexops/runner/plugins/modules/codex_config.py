@@ -103,7 +103,7 @@ def main():
     path = os.path.join(params['codex_home'], health.CONFIG_FILE)
     try:
         uid, gid = module_common.resolve_ids(module)
-        changes, dir_changes, warnings = config_file.apply_settings(
+        changes, dir_changes, warnings, _text = config_file.apply_settings(
             params['codex_home'], params['settings'], uid=uid, gid=gid, check_mode=module.check_mode)
     except (config_file.ConfigError, safe_files.UnsafePathError) as exc:
         module.fail_json(msg=str(exc))

@@ -34,6 +34,20 @@ def codex_binary():
     return path
 
 
+def python39():
+    """A Python 3.9 for the managed side, to prove the modules run on the oldest supported target.
+    Optional for a newcomer's machine; CI's image has it, and there a missing one is a failure."""
+    for candidate in (os.environ.get('CODEXOPS_PYTHON39'), '/root/.pyenv/versions/3.9.18/bin/python',
+                      shutil.which('python3.9')):
+        # A pyenv shim exists even when it cannot run: ask the interpreter itself.
+        if candidate and subprocess.run([candidate, '-c', 'import sys; assert sys.version_info[:2] == (3, 9)'],
+                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False).returncode == 0:
+            return candidate
+    if os.environ.get('CI'):
+        pytest.fail('no Python 3.9 found for the target-compatibility test (set CODEXOPS_PYTHON39)')
+    pytest.skip('no Python 3.9 on this machine (CI has one); set CODEXOPS_PYTHON39 to run this test')
+
+
 def runner_owner():
     """A user other than the one running the tests when we are root, so ownership is tested."""
     return 'nobody' if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
@@ -75,7 +89,7 @@ class Workspace:
         self.remember(secrets)
         return self.seed_file(name, doc)
 
-    def env(self):
+    def env(self, interpreter=None):
         env = dict(os.environ)
         env.update(
             ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
@@ -86,41 +100,50 @@ class Workspace:
             ANSIBLE_NOCOLOR='1',
             ANSIBLE_RETRY_FILES_ENABLED='0',
             ANSIBLE_DEPRECATION_WARNINGS='0',
-            ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+            ANSIBLE_PYTHON_INTERPRETER=interpreter or sys.executable,
             CODEX_AUTHAPI_BASE_URL=self.backend.base_url,
         )
         return env
 
-    def play(self, target, extra_vars=None, expect_failure=False, check=False):
+    def play(self, target, extra_vars=None, expect_failure=False, check=False, interpreter=None):
         """Run one integration target with ansible-playbook -vvvv --diff. Returns the output."""
-        self.runs += 1
         variables = {
             'target': target, 'work_dir': str(self.root), 'codex_bin': codex_binary(),
             'runner_owner': runner_owner(), 'backend_url': self.backend.base_url,
         }
         variables.update(extra_vars or {})
+        inventory = self.root / 'inventory.ini'
+        inventory.write_text('localhost ansible_connection=local\n')
+        return self.playbook(str(REPO / 'tests' / 'integration' / 'run_target.yml'), str(inventory), variables,
+                             expect_failure=expect_failure, check=check, interpreter=interpreter, label=target)
+
+    def playbook(self, playbook, inventory, variables=None, expect_failure=False, check=False, interpreter=None,
+                 label=None, verbose=True):
+        """ansible-playbook (at -vvvv --diff unless verbose=False) on any playbook; returns the output."""
+        self.runs += 1
         vars_file = self.root / ('vars-%d.json' % self.runs)
         # Variables may carry a secret (a fingerprint salt): private, like every file holding one.
         fd = os.open(str(vars_file), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, 'w') as handle:
-            handle.write(json.dumps(variables))
-        inventory = self.root / 'inventory.ini'
-        inventory.write_text('localhost ansible_connection=local\n')
-        cmd = [str(Path(sys.executable).parent / 'ansible-playbook'), '-i', str(inventory), '-vvvv', '--diff',
-               '-e', '@%s' % vars_file, str(REPO / 'tests' / 'integration' / 'run_target.yml')]
+            handle.write(json.dumps(variables or {}))
+        cmd = [str(Path(sys.executable).parent / 'ansible-playbook'), '-i', str(inventory), '--diff',
+               '-e', '@%s' % vars_file, playbook]
+        if verbose:
+            cmd.append('-vvvv')
         if check:
             cmd.append('--check')
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self.env(),
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self.env(interpreter),
                               cwd=str(self.root), check=False)
         output = proc.stdout.decode('utf-8', 'replace')
         self.outputs.append(output)
         log_dir = OUTPUT / 'logs'
         log_dir.mkdir(parents=True, exist_ok=True)
-        (log_dir / ('%s-%d-%s.log' % (self.name, self.runs, target))).write_text(output)
+        label = label or Path(playbook).stem
+        (log_dir / ('%s-%d-%s.log' % (self.name, self.runs, label))).write_text(output)
         if expect_failure:
-            assert proc.returncode != 0, 'expected %s to fail:\n%s' % (target, output[-3000:])
+            assert proc.returncode != 0, 'expected %s to fail:\n%s' % (label, output[-3000:])
         else:
-            assert proc.returncode == 0, '%s failed:\n%s' % (target, output[-6000:])
+            assert proc.returncode == 0, '%s failed:\n%s' % (label, output[-6000:])
         return output
 
     def leaks(self):

@@ -73,3 +73,16 @@ def test_codex_access_token_login(workspace, backend):
     # One login, one `codex login status`, one rejected login: the second and the check-mode
     # runs never reached the network, because the stored token was recognised locally.
     assert backend.count('/whoami') - before == 3
+
+
+def test_modules_on_target_python39(workspace):
+    """Python 3.9 has no tomllib: the config editor's own reader and the rest of module_utils run."""
+    from conftest import python39
+    interpreter = python39()
+    seeds = {'chatgpt': workspace.chatgpt_seed('chatgpt')}
+    workspace.play('codex_config', {'seeds': seeds}, interpreter=interpreter)
+    doc, tokens = fake_credentials.chatgpt_seed()
+    workspace.remember(tokens)
+    doc['tokens']['refresh_token'] = ''
+    seeds['no_refresh'] = workspace.seed_file('no-refresh', doc)
+    workspace.play('codex_auth_verify', {'seeds': seeds, 'salt': 'not-secret-salt'}, interpreter=interpreter)

@@ -63,4 +63,3 @@ class CodexHomeFactory:
 @pytest.fixture
 def codex_home(tmp_path):
     return CodexHomeFactory(tmp_path)
-

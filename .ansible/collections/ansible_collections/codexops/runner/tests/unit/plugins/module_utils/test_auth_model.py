@@ -400,7 +400,7 @@ def test_fingerprint_properties():
     assert auth.refresh_token_fingerprint(salt='fleet-a') == auth.refresh_token_fingerprint(salt='fleet-a')
     assert auth.refresh_token_fingerprint(salt='fleet-a') != auth.refresh_token_fingerprint(salt='fleet-b')
     assert first not in secrets[2]
-    other, _ = fc.chatgpt_seed()
+    other = fc.chatgpt_seed()[0]
     assert AuthFile(encode(other)).refresh_token_fingerprint() != first
     assert auth_model.fingerprint(secrets[2]) == first
 
@@ -474,24 +474,24 @@ def test_credential_missing(doc, mode):
 
 def test_identity_survives_token_rotation():
     seed, _secrets = fc.chatgpt_seed(tag='one', account_id='acct-a')
-    refreshed, _ = fc.chatgpt_seed(tag='two', account_id='acct-a',
-                                   last_refresh=fc.now() + datetime.timedelta(days=3))
+    refreshed = fc.chatgpt_seed(tag='two', account_id='acct-a',
+                                last_refresh=fc.now() + datetime.timedelta(days=3))[0]
     assert seed['tokens']['refresh_token'] != refreshed['tokens']['refresh_token']
     assert seed['tokens']['access_token'] != refreshed['tokens']['access_token']
     assert AuthFile(encode(seed)).credential_identity() == AuthFile(encode(refreshed)).credential_identity()
 
 
 def test_identity_changes_with_account_or_user():
-    base, _ = fc.chatgpt_seed(account_id='acct-a', user_id='user-a')
-    other_account, _ = fc.chatgpt_seed(account_id='acct-b', user_id='user-a')
-    other_user, _ = fc.chatgpt_seed(account_id='acct-a', user_id='user-b')
+    base = fc.chatgpt_seed(account_id='acct-a', user_id='user-a')[0]
+    other_account = fc.chatgpt_seed(account_id='acct-b', user_id='user-a')[0]
+    other_user = fc.chatgpt_seed(account_id='acct-a', user_id='user-b')[0]
     ids = {AuthFile(encode(d)).credential_identity() for d in (base, other_account, other_user)}
     assert len(ids) == 3
 
 
 def test_identity_of_api_keys():
-    one, _ = fc.apikey_seed()
-    two, _ = fc.apikey_seed()
+    one = fc.apikey_seed()[0]
+    two = fc.apikey_seed()[0]
     ident = AuthFile(encode(one)).credential_identity()
     assert ident == AuthFile(encode(dict(one))).credential_identity()
     assert ident != AuthFile(encode(two)).credential_identity()

@@ -155,9 +155,6 @@ def test_codex_home_mode(codex_home, chatgpt, mode):
     assert result['codex_home_mode'] == '%04o' % mode
 
 
-@pytest.mark.xfail(strict=True, reason='BUG: only group/other bits are checked; a CODEX_HOME without owner write '
-                                       'permission stops Codex from creating its temp/lock files, so every refresh '
-                                       'fails to save (like a 0400 auth.json)')
 @pytest.mark.parametrize('mode', [0o500, 0o300, 0o000])
 def test_codex_home_mode_without_owner_rwx(chatgpt, mode):
     assert codes(evaluate(snapshot(chatgpt[0], home_mode=mode))) == ['codex_home_mode']
@@ -385,8 +382,6 @@ def test_config_message_never_quotes_a_secret(codex_home, chatgpt):
     assert 'mcp-FAKE-secret-0001' not in json.dumps(result)
 
 
-@pytest.mark.xfail(strict=True, reason='BUG: health does not check forced_login_method against LOGIN_METHODS; '
-                                       'Codex refuses to load a config with an unknown variant')
 def test_config_invalid_forced_login_method(codex_home, chatgpt):
     config = FILE_STORE + 'forced_login_method = "bogus"\n'
     assert codes(read(codex_home(auth=chatgpt[0], config=config))) == ['config_invalid']

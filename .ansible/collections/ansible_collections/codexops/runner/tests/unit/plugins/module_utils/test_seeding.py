@@ -316,9 +316,6 @@ def test_created_for_owner(tmp_path):
         assert (st.st_uid, st.st_gid) == (65534, 65534), path
 
 
-@pytest.mark.xfail(strict=True, reason='BUG: for a CODEX_HOME it creates, ensure_directory also reports the '
-                                       'chown of the new directory (and a chmod under a strict umask), which '
-                                       'check mode does not predict: attributes_changed differs from check mode')
 def test_created_for_owner_attributes_match_check_mode(tmp_path):
     home = tmp_path / '.codex'
     predicted = seed_run(home, check_mode=True, uid=65534, gid=65534)
@@ -458,8 +455,6 @@ def test_replace_without_owner_keeps_the_runner_user(codex_home):
     assert result['auth']['owner'] == safe_files.user_name(65534)
 
 
-@pytest.mark.xfail(strict=True, reason='BUG: SeedRun._plan predicts the euid as owner of a replaced file, but '
-                                       '_apply keeps the existing owner: check mode reports a different auth.owner')
 def test_check_mode_predicts_owner_of_replaced_file(codex_home):
     home = _runner_owned_home(codex_home)
     predicted = seed_run(home, check_mode=True, policy='older')
@@ -468,9 +463,6 @@ def test_check_mode_predicts_owner_of_replaced_file(codex_home):
     assert predicted['auth']['owner'] == actual['auth']['owner']
 
 
-@pytest.mark.xfail(strict=True, reason='BUG: with no owner/group given, a replaced auth.json keeps its uid but its '
-                                       'gid becomes the module\'s (root) group: _apply passes self.gid (None) to '
-                                       'atomic_write instead of the existing gid')
 def test_replace_without_group_keeps_the_group(codex_home):
     home = _runner_owned_home(codex_home)
     seed_run(home, policy='older')

@@ -1,0 +1,80 @@
+"""The controller-side fleet filters: aggregation, shared tokens, seed conflicts, Markdown."""
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.codexops.runner.plugins.filter import fleet
+
+
+def health(healthy=True, fingerprint=None, problems=(), stale=False, warnings=()):
+    return {'healthy': healthy, 'auth_mode': 'chatgpt', 'refresh_token_fingerprint': fingerprint,
+            'problems': [{'code': code, 'message': 'm'} for code in problems], 'stale': stale,
+            'health_warnings': [{'code': code, 'message': 'm'} for code in warnings],
+            'last_refresh': '2026-11-21T10:00:00Z', 'age_days': 0.5, 'credentials_store': 'file'}
+
+
+def test_report_counts_and_groups():
+    report = fleet.codex_fleet_report({
+        'a': health(fingerprint='f1'),
+        'b': health(False, 'f2', ['auth_mode_bits', 'store_not_file']),
+        'c': health(fingerprint='f3', stale=True, warnings=['stale']),
+        'd': None,
+    })
+    assert report['totals'] == {'hosts': 4, 'healthy': 2, 'broken': 1, 'stale': 1, 'unknown': 1, 'shared_tokens': 0}
+    assert report['broken'] == ['b'] and report['unknown'] == ['d'] and report['stale'] == ['c']
+    assert report['problems_by_code'] == {'auth_mode_bits': ['b'], 'store_not_file': ['b']}
+    assert report['needs_reseed'] == ['b'] and not report['ok']
+    assert [row['host'] for row in report['hosts']] == ['a', 'b', 'c', 'd']
+
+
+def test_shared_fingerprint_makes_every_holder_need_a_reseed():
+    report = fleet.codex_fleet_report({'a': health(fingerprint='same'), 'b': health(fingerprint='same'),
+                                       'c': health(fingerprint='other')})
+    assert report['shared_fingerprints'] == {'same': ['a', 'b']}
+    assert report['needs_reseed'] == ['a', 'b'] and not report['ok']
+    assert [row['shared_token'] for row in report['hosts']] == [True, True, False]
+
+
+def test_healthy_fleet_is_ok():
+    report = fleet.codex_fleet_report({'a': health(fingerprint='1'), 'b': health(fingerprint='2')})
+    assert report['ok'] and report['needs_reseed'] == []
+
+
+def test_hosts_without_a_refresh_token_never_share():
+    assert fleet.codex_shared_fingerprints({'a': health(), 'b': health()}) == {}
+
+
+def test_seed_conflicts_only_where_a_write_is_planned():
+    plans = {
+        'a': {'action': 'kept', 'auth': health(fingerprint='x')},
+        'b': {'action': 'created', 'auth': health(fingerprint='x')},
+        'c': {'action': 'kept', 'auth': health(fingerprint='y')},
+        'd': {'action': 'kept', 'auth': health(fingerprint='y')},
+    }
+    assert fleet.codex_seed_conflicts(plans) == [{'fingerprint': 'x', 'hosts': ['a', 'b'], 'written': ['b']}]
+
+
+def test_fleet_health_tolerates_missing_hosts_and_values():
+    hostvars = {'a': {'codex_auth_health': health()}, 'b': {}}
+    collected = fleet.codex_fleet_health(hostvars, ['a', 'b', 'gone'])
+    assert collected['a']['healthy'] and collected['b'] is None and collected['gone'] is None
+
+
+def test_markdown_has_one_row_per_host_and_flags():
+    report = fleet.codex_fleet_report({'a': health(fingerprint='same'), 'b': health(False, 'same', ['auth_owner'])})
+    markdown = fleet.codex_fleet_markdown(report)
+    assert '| a | chatgpt | healthy | - |' in markdown
+    assert '| b | chatgpt | **BROKEN** | `auth_owner` |' in markdown
+    assert markdown.count('**SHARED**') == 2
+    assert '## One refresh token on several hosts' in markdown and '- `auth_owner`: b' in markdown
+
+
+def test_report_rejects_a_non_dict():
+    with pytest.raises(AnsibleFilterError):
+        fleet.codex_fleet_report(['a'])
+
+
+def test_filters_are_registered():
+    names = set(fleet.FilterModule().filters())
+    assert names == {'codex_fleet_health', 'codex_fleet_report', 'codex_fleet_markdown', 'codex_shared_fingerprints',
+                     'codex_seed_conflicts'}
