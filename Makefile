@@ -16,7 +16,7 @@ export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 export CODEXOPS_CODEX := $(CODEX)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help demo test units integration sanity lint venv codex collection clean
+.PHONY: help demo test units integration molecule sanity lint venv codex collection clean
 
 help:
 	@echo "make demo   - install everything, provision a 3-runner local fleet, print its health"
@@ -43,13 +43,18 @@ $(CODEX):
 demo: venv collection
 	$(BIN)/python demo/run_demo.py
 
-test: units integration sanity lint
+test: units integration molecule sanity lint
 
 units: venv collection
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
 
 integration: venv collection codex
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/integration
+
+# Molecule scenarios (default driver, no containers), run from the collection root as molecule expects.
+MOLECULE_SCENARIOS ?= local_fleet
+molecule: venv collection codex
+	for scenario in $(MOLECULE_SCENARIOS); do $(BIN)/molecule test -s $$scenario; done
 
 sanity: venv
 	tests/sanity/run-offline.sh $(BIN)
