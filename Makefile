@@ -16,7 +16,7 @@ export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 export CODEXOPS_CODEX := $(CODEX)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help demo test units integration molecule sanity lint venv codex collection clean
+.PHONY: help demo test units integration molecule sanity lint venv codex codex-tarball fleet-deps collection clean
 
 help:
 	@echo "make demo   - install everything, provision a 3-runner local fleet, print its health"
@@ -40,6 +40,19 @@ $(CODEX):
 	npm install --silent --no-audit --no-fund --prefix $(CODEX_PREFIX) @openai/codex@$(CODEX_VERSION)
 	$(CODEX) --version
 
+# The air-gapped install artifact for the codex_cli role: a tarball of the installed npm prefix.
+CODEX_TARBALL := $(abspath .cache)/codex-cli-$(CODEX_VERSION)-linux-x64.tar.gz
+export CODEXOPS_CODEX_TARBALL := $(CODEX_TARBALL)
+codex-tarball: $(CODEX_TARBALL)
+$(CODEX_TARBALL): $(CODEX)
+	tar -C $(CODEX_PREFIX) -cf - node_modules | gzip -1 > $@.tmp
+	mv $@.tmp $@
+	sha256sum $@ | cut -d' ' -f1 > $@.sha256
+
+# openssh-server, iproute2 and sudo for the SSH fleet in network namespaces (tests/fleet).
+fleet-deps:
+	tests/fleet/install-deps.sh
+
 demo: venv collection
 	$(BIN)/python demo/run_demo.py
 
@@ -48,12 +61,12 @@ test: units integration molecule sanity lint
 units: venv collection
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
 
-integration: venv collection codex
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/integration
+integration: venv collection codex fleet-deps
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/integration tests/fleet
 
 # Molecule scenarios (default driver, no containers), run from the collection root as molecule expects.
-MOLECULE_SCENARIOS ?= local_fleet
-molecule: venv collection codex
+MOLECULE_SCENARIOS ?= local_fleet ssh_fleet
+molecule: venv collection codex codex-tarball fleet-deps
 	for scenario in $(MOLECULE_SCENARIOS); do $(BIN)/molecule test -s $$scenario; done
 
 sanity: venv

@@ -1,0 +1,221 @@
+"""tests/fleet/fleet.sh: a 3-host SSH fleet in network namespaces, checked host by host and
+through Ansible, then torn down.
+
+Needs root (network namespaces, mounts). The fleet is brought up once for the module.
+"""
+
+import hashlib
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+FLEET = REPO / 'tests' / 'fleet' / 'fleet.sh'
+CODEX_VERSION = '0.169.0'
+DEFAULT_CODEX = REPO / '.cache' / ('codex-%s' % CODEX_VERSION) / 'node_modules' / '.bin' / 'codex'
+HOSTS = 3
+NAME = 'ptf%d' % os.getpid()  # unique per run: never tears down someone else's fleet
+HOST_NAMES = ['%s-%d' % (NAME, i) for i in range(1, HOSTS + 1)]
+
+# A developer without root may skip; CI runs as root, and there a missing root must fail loudly.
+pytestmark = [
+    pytest.mark.skipif(os.geteuid() != 0 and not os.environ.get('CI'),
+                       reason='the fleet needs root (network namespaces, mounts)'),
+]
+
+
+def run(args, timeout=120, **kw):
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=timeout,
+                          check=False, **kw)
+
+
+def ansible_bin():
+    for candidate in (REPO / '.venv' / 'bin' / 'ansible', shutil.which('ansible')):
+        if candidate and os.access(str(candidate), os.X_OK):
+            return str(candidate)
+    pytest.fail('ansible not found: run `make venv`')
+
+
+def codex_binary():
+    path = Path(os.environ.get('CODEXOPS_CODEX') or DEFAULT_CODEX)
+    if not os.access(str(path), os.X_OK):
+        result = run(['make', 'codex'], cwd=REPO, timeout=600)
+        assert result.returncode == 0, 'make codex failed:\n%s%s' % (result.stdout, result.stderr)
+    assert os.access(str(path), os.X_OK), 'no Codex CLI at %s' % path
+    return path
+
+
+def namespaces():
+    out = run(['ip', 'netns', 'list']).stdout
+    return {line.split()[0] for line in out.splitlines() if line.strip()}
+
+
+def file_digest(path):
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+class Fleet:
+    def __init__(self, directory, inventory):
+        self.dir = Path(directory)
+        self.inventory = inventory
+        self.ssh_config = self.dir / 'ssh_config'
+        hosts = inventory['codex_runners']['hosts']
+        self.hosts = list(hosts)
+        self.ip = {h: hosts[h]['ansible_host'] for h in hosts}
+
+    def ssh(self, host, command, check=True):
+        result = run(['ssh', '-F', self.ssh_config, 'root@%s' % self.ip[host], command], timeout=60)
+        if check:
+            assert result.returncode == 0, '%s: %r failed (%d):\n%s%s' % (
+                host, command, result.returncode, result.stdout, result.stderr)
+        return result
+
+    def down(self):
+        return run([FLEET, 'down', '--name', NAME, '--dir', self.dir], timeout=120)
+
+
+@pytest.fixture(scope='module')
+def fleet():
+    codex = codex_binary()
+    passwd_before = file_digest('/etc/passwd')
+    hostname_before = socket.gethostname()
+    root_ssh_before = os.path.exists('/root/.ssh')
+    # Short path: ssh ControlPath sockets DIR/cp-<40 hex> must fit in 108 bytes.
+    directory = tempfile.mkdtemp(prefix='fleet-', dir='/tmp')
+    args = [FLEET, 'up', '--name', NAME, '--hosts', HOSTS, '--dir', directory]
+    # The hosts see /work (and everything else on / copy-on-write) but get their own /root,
+    # /home and /tmp: share the checkout and the Codex CLI when they live there.
+    for path in sorted({str(REPO), str(Path(os.path.abspath(str(codex))).parents[2])}):
+        if not path.startswith('/work/'):
+            args += ['--share', path]
+    result = run(args, timeout=300)
+    try:
+        assert result.returncode == 0, 'fleet up failed:\n%s%s' % (result.stdout, result.stderr)
+        inventory = yaml.safe_load((Path(directory) / 'inventory.yml').read_text())
+        f = Fleet(directory, inventory)
+        f.codex = codex
+        f.passwd_before = passwd_before
+        f.hostname_before = hostname_before
+        f.root_ssh_before = root_ssh_before
+        yield f
+    finally:
+        down = run([FLEET, 'down', '--name', NAME, '--dir', directory], timeout=120)
+        assert down.returncode == 0, 'fleet down failed:\n%s%s' % (down.stdout, down.stderr)
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def test_inventory(fleet):
+    group = fleet.inventory['codex_runners']
+    assert group['vars'] == {'codex_runner_user': 'ci'}
+    assert fleet.hosts == HOST_NAMES
+    assert len(set(fleet.ip.values())) == HOSTS
+    for host in fleet.hosts:
+        hv = group['hosts'][host]
+        assert hv['ansible_user'] == 'root'
+        assert hv['ansible_ssh_private_key_file'] == str(fleet.dir / 'id_ed25519')
+        assert 'ControlPath=%s/cp-%%C' % fleet.dir in hv['ansible_ssh_common_args']
+        assert 'UserKnownHostsFile=%s/known_hosts' % fleet.dir in hv['ansible_ssh_common_args']
+        assert os.access(hv['ansible_python_interpreter'], os.X_OK)
+
+
+@pytest.mark.parametrize('index', range(HOSTS), ids=HOST_NAMES)
+def test_own_hostname(fleet, index):
+    host = HOST_NAMES[index]
+    assert fleet.ssh(host, 'hostname').stdout.strip() == host
+    assert socket.gethostname() == fleet.hostname_before
+
+
+def test_home_etc_tmp_are_per_host(fleet):
+    one, two = fleet.hosts[0], fleet.hosts[1]
+    fleet.ssh(one, 'echo from-1 > /home/ci/x && chown ci: /home/ci/x && echo e > /etc/fleet-x'
+                   ' && echo t > /tmp/fleet-x && echo r > /root/fleet-x')
+    assert fleet.ssh(one, 'cat /home/ci/x').stdout.strip() == 'from-1'
+    for path in ('/home/ci/x', '/etc/fleet-x', '/tmp/fleet-x', '/root/fleet-x'):
+        assert fleet.ssh(two, 'test -e %s' % path, check=False).returncode == 1, path
+    for path in ('/etc/fleet-x', '/tmp/fleet-x', '/root/fleet-x'):
+        assert not os.path.exists(path), path
+
+
+@pytest.mark.parametrize('index', range(HOSTS), ids=HOST_NAMES)
+def test_runner_user_exists_only_on_the_host(fleet, index):
+    out = fleet.ssh(HOST_NAMES[index], 'id ci; getent passwd ci').stdout.splitlines()
+    assert out[0].startswith('uid=1001(ci) gid=1001(ci)'), out
+    assert out[1] == 'ci:x:1001:1001::/home/ci:/bin/bash', out
+    assert fleet.ssh(HOST_NAMES[index], 'stat -c %U /home/ci').stdout.strip() == 'ci'
+    # The real machine's account files are untouched.
+    assert file_digest('/etc/passwd') == fleet.passwd_before
+    assert not any(line.startswith('ci:') for line in Path('/etc/passwd').read_text().splitlines())
+    assert os.path.exists('/root/.ssh') == fleet.root_ssh_before
+
+
+@pytest.mark.parametrize('index', range(HOSTS), ids=HOST_NAMES)
+def test_sudo_to_runner_user(fleet, index):
+    assert fleet.ssh(HOST_NAMES[index], 'sudo -u ci id -un').stdout.strip() == 'ci'
+
+
+@pytest.mark.parametrize('index', range(HOSTS), ids=HOST_NAMES)
+def test_python(fleet, index):
+    host = HOST_NAMES[index]
+    python = fleet.inventory['codex_runners']['hosts'][host]['ansible_python_interpreter']
+    out = fleet.ssh(host, "%s -c 'import sys; print(sys.version_info[0])' && python3 -V" % python).stdout
+    assert out.splitlines()[0] == '3'
+
+
+@pytest.mark.parametrize('index', range(HOSTS), ids=HOST_NAMES)
+def test_codex_runs_on_the_host(fleet, index):
+    out = fleet.ssh(HOST_NAMES[index], '%s --version' % fleet.codex).stdout.strip()
+    assert out == 'codex-cli %s' % CODEX_VERSION
+
+
+def ansible(fleet, *args):
+    env = dict(os.environ, ANSIBLE_PIPELINING='1', ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0',
+               ANSIBLE_DEPRECATION_WARNINGS='0')
+    result = run([ansible_bin(), '-i', fleet.dir / 'inventory.yml', 'codex_runners'] + list(args),
+                 timeout=300, env=env, cwd=str(fleet.dir))
+    assert result.returncode == 0, 'ansible failed:\n%s%s' % (result.stdout, result.stderr)
+    return result.stdout
+
+
+def test_ansible_ping(fleet):
+    out = ansible(fleet, '-m', 'ansible.builtin.ping')
+    for host in fleet.hosts:
+        assert re.search(r'^%s \| SUCCESS => \{[^}]*"ping": "pong"' % re.escape(host), out, re.M), out
+
+
+def test_ansible_become_runner_user(fleet):
+    out = ansible(fleet, '-m', 'ansible.builtin.command', '-a', 'id -un', '--become', '--become-user', 'ci')
+    for host in fleet.hosts:
+        assert re.search(r'^%s \| CHANGED \| rc=0 >>\nci$' % re.escape(host), out, re.M), out
+
+
+def test_zz_down_removes_everything(fleet):
+    # Runs last in this module: after it the fixture's own `down` is a no-op.
+    assert set(HOST_NAMES) <= namespaces()
+    result = fleet.down()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert not set(HOST_NAMES) & namespaces()
+    assert not (fleet.dir / 'hosts').exists()
+    assert not (fleet.dir / 'inventory.yml').exists()
+    assert not list(fleet.dir.glob('cp-*'))
+    assert not Path('/run/fleet-sh/%s.env' % NAME).exists()
+    mountinfo = Path('/proc/self/mountinfo').read_text()
+    assert str(fleet.dir) not in mountinfo
+    links = run(['ip', '-o', 'link', 'show']).stdout
+    bridge = 'fb' + hashlib.sha1(NAME.encode()).hexdigest()[:8]
+    assert bridge not in links
+    # No process is left chrooted into a host (a zombie waiting for its reaper holds nothing).
+    for pid in os.listdir('/proc'):
+        if not pid.isdigit():
+            continue
+        try:
+            root = os.readlink('/proc/%s/root' % pid)
+        except OSError:
+            continue
+        assert not root.startswith(str(fleet.dir)), 'process %s still runs in %s' % (pid, root)
