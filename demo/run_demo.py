@@ -1,12 +1,14 @@
-"""`make demo`: provision a 3-runner local fleet from obviously fake seeds and print its health.
+"""`make demo`: provision a 3-runner local fleet from obviously fake seeds and print its report.
 
 Each runner is an inventory host with a local connection and its own CODEX_HOME under .build/demo,
-so the demo needs no root, no SSH and no network. The seeds are generated fresh each time and are
-fake (their tokens say FAKE); nothing here is a real credential.
+so the demo needs no root, no SSH and no network. It runs the collection's own playbooks:
+provision (twice: the second run changes nothing), then verify, which writes the fleet report.
+The seeds are generated fresh each time and are fake (their tokens say FAKE).
 """
 
 import json
 import os
+import pwd
 import shutil
 import subprocess
 import sys
@@ -15,51 +17,37 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / 'tests'))
 
-from support import fake_credentials  # noqa: E402
+from support import make_seeds  # noqa: E402
 
 ROOT = REPO / '.build' / 'demo'
 RUNNERS = ['runner-1', 'runner-2', 'runner-3']
 
 
-def private_file(path, text):
-    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, 'w') as handle:
-        handle.write(text)
+def playbook(name, inventory):
+    print('\n=== ansible-playbook codexops.runner.%s -i %s' % (name, inventory), flush=True)
+    subprocess.run([str(Path(sys.executable).parent / 'ansible-playbook'), 'codexops.runner.%s' % name,
+                    '-i', str(inventory)], check=True)
 
 
 def main():
-    shutil.rmtree(ROOT, ignore_errors=True)
-    seeds, reports = ROOT / 'seeds', ROOT / 'report'
-    seeds.mkdir(parents=True, mode=0o700)
-    reports.mkdir()
-    hosts = {}
-    for number, host in enumerate(RUNNERS, 1):
-        doc, _secrets = fake_credentials.chatgpt_seed(tag='demo%d' % number, account_id='acct-demo-%d' % number)
-        private_file(seeds / ('%s.json' % host), fake_credentials.dumps(doc))
-        hosts[host] = {'codex_home': str(ROOT / 'runners' / host / '.codex')}
-    inventory = {'codex_runners': {'hosts': hosts, 'vars': {
-        'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
-        'seed_dir': str(seeds), 'report_dir': str(reports)}}}
-    (ROOT / 'inventory.json').write_text(json.dumps(inventory, indent=2))
+    shutil.rmtree(str(ROOT), ignore_errors=True)
+    ROOT.mkdir(parents=True)
+    make_seeds.main([str(ROOT / 'codex_seeds')] + RUNNERS)
+    hosts = dict((host, {'codex_auth_home': str(ROOT / 'runners' / host / '.codex')}) for host in RUNNERS)
+    inventory = ROOT / 'inventory.json'
+    inventory.write_text(json.dumps({'codex_runners': {'hosts': hosts, 'vars': {
+        'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable, 'codex_become': False,
+        'codex_auth_user': pwd.getpwuid(os.geteuid()).pw_name,
+        'codex_auth_report_dir': str(ROOT / 'report')}}}, indent=2))
 
-    playbook = Path(sys.executable).parent / 'ansible-playbook'
-    for run in ('first run', 'second run (idempotent: expect changed=0)'):
-        print('\n=== provision, %s' % run, flush=True)
-        subprocess.run([str(playbook), '-i', str(ROOT / 'inventory.json'), str(REPO / 'demo' / 'provision.yml')],
-                       check=True)
+    playbook('provision', inventory)
+    playbook('provision', inventory)  # idempotent: changed=0 on every runner
+    playbook('verify', inventory)
 
-    print('\n=== fleet health (facts only, never tokens)')
-    columns = ('host', 'action', 'healthy', 'auth_mode', 'has_refresh_token', 'last_refresh',
-               'credentials_store', 'codex_home_mode', 'auth_file_mode', 'refresh_token_fingerprint')
-    rows = [json.loads((reports / ('%s.json' % host)).read_text()) for host in RUNNERS]
-    table = [columns] + [tuple(str(row.get(column)) for column in columns) for row in rows]
-    widths = [max(len(line[i]) for line in table) for i in range(len(columns))]
-    for index, line in enumerate(table):
-        print('  '.join(cell.ljust(width) for cell, width in zip(line, widths)))
-        if index == 0:
-            print('  '.join('-' * width for width in widths))
-    print('\nRunners live in %s; seeds in %s (fake, 0600).' % (ROOT / 'runners', seeds))
-    return 0 if all(row['healthy'] for row in rows) else 1
+    print('\n' + (ROOT / 'report' / 'fleet-report.md').read_text())
+    print('Runners: %s   Seeds (fake, 0600): %s   Report: %s' % (ROOT / 'runners', ROOT / 'codex_seeds',
+                                                                 ROOT / 'report'))
+    return 0
 
 
 if __name__ == '__main__':

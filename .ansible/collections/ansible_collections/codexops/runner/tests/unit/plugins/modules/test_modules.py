@@ -10,6 +10,7 @@ import sys
 import textwrap
 
 import pytest
+from ansible.module_utils import _internal as ansible_internal
 from ansible.module_utils.common import warnings as ansible_warnings
 from ansible.module_utils.testing import patch_module_args
 
@@ -22,6 +23,13 @@ from ansible_collections.codexops.runner.plugins.modules import codex_config
 from support import fake_credentials as fc
 
 FILE_STORE = 'cli_auth_credentials_store = "file"\n'
+
+
+@pytest.fixture(autouse=True)
+def module_process(monkeypatch):
+    """Once controller code is imported (the filter tests do), module warnings would go to the
+    controller's display instead of the result; a real module process is never the controller."""
+    monkeypatch.setattr(ansible_internal, 'is_controller', False)
 
 
 def run_module(module, args, capsys):
