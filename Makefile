@@ -61,7 +61,7 @@ test: units integration molecule sanity lint
 units: venv collection
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
 
-integration: venv collection codex fleet-deps
+integration: venv collection codex codex-tarball fleet-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/integration tests/fleet
 
 # Molecule scenarios (default driver, no containers), run from the collection root as molecule expects.
