@@ -1,17 +1,32 @@
 """A loopback stand-in for the OpenAI endpoints Codex talks to about credentials.
 
-Only what cannot run here is mocked, and it behaves like the real thing: the whoami endpoint used by
-`codex login --with-access-token` (reached through CODEX_AUTHAPI_BASE_URL) answers 200 with the
-account metadata for known personal access tokens and 401 otherwise. Every request is logged
-with a fingerprint of the bearer token, never the token.
+Only what cannot run here is mocked, and it behaves like the real thing:
+- the token endpoint (Codex reaches it through CODEX_REFRESH_TOKEN_URL_OVERRIDE) takes
+  `{"grant_type": "refresh_token", "refresh_token": ...}`, accepts each refresh token once, answers
+  with new JWT id and access tokens (with `exp`) and a new refresh token, and refuses a token used
+  before with 401 `refresh_token_reused`, a token of a revoked login with `refresh_token_invalidated`;
+- the whoami endpoint used by `codex login --with-access-token` (reached through
+  CODEX_AUTHAPI_BASE_URL) answers 200 with account metadata for known personal access tokens and
+  401 otherwise.
+Every request is logged with a fingerprint of the token, never the token.
 """
 
+import datetime
 import hashlib
 import http.server
 import json
+import secrets
 import threading
 
+from support import fake_credentials
+
 WHOAMI_PATH = '/v1/user-auth-credential/whoami'
+TOKEN_PATH = '/oauth/token'
+ERROR_MESSAGES = {
+    'refresh_token_reused': 'refresh token was already used',
+    'refresh_token_invalidated': 'refresh token was revoked',
+    'refresh_token_expired': 'refresh token has expired',
+}
 
 
 def token_fingerprint(token):
@@ -20,9 +35,12 @@ def token_fingerprint(token):
 
 class CodexBackend:
 
-    def __init__(self):
+    def __init__(self, access_ttl=datetime.timedelta(hours=1)):
         self.access_tokens = {}   # token -> metadata
-        self.requests = []        # (method, path, status, token fingerprint)
+        self.requests = []        # (method, path, status, token fingerprint, outcome)
+        self.access_ttl = access_ttl
+        self.logins = {}          # login id -> {'current', 'used', 'revoked', 'account_id', 'user_id', 'plan'}
+        self.login_of = {}        # refresh token -> login id
         self._lock = threading.Lock()
         self._server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -48,13 +66,76 @@ class CodexBackend:
     def revoke_access_token(self, token):
         self.access_tokens.pop(token, None)
 
-    def count(self, path_suffix):
+    def count(self, path_suffix, outcome=None):
         with self._lock:
-            return len([r for r in self.requests if r[1].endswith(path_suffix)])
+            return len([r for r in self.requests if r[1].endswith(path_suffix)
+                        and (outcome is None or r[4] == outcome)])
 
-    def _log(self, method, path, status, token):
+    def _log(self, method, path, status, token, outcome=None):
         with self._lock:
-            self.requests.append((method, path, status, token_fingerprint(token)))
+            self.requests.append((method, path, status, token_fingerprint(token), outcome))
+
+    def log_lines(self):
+        """The request log, for a test's report: never a token, only its fingerprint."""
+        with self._lock:
+            return ['%s %s -> %d %s (token %s)' % (method, path, status, outcome or '', fp)
+                    for method, path, status, fp, outcome in self.requests]
+
+    # -- ChatGPT logins ---------------------------------------------------------------------------
+    def login(self, account_id='acct-fake-0001', user_id='user-fake-0001', plan='plus', access_ttl=None,
+              last_refresh=None):
+        """A new ChatGPT login as a trusted machine would have it: (auth.json document, secrets)."""
+        login_id = secrets.token_hex(4)
+        tokens = self._issue(login_id, account_id, user_id, plan, access_ttl)
+        with self._lock:
+            self.logins[login_id] = {'current': tokens['refresh_token'], 'used': set(), 'revoked': False,
+                                     'account_id': account_id, 'user_id': user_id, 'plan': plan}
+            self.login_of[tokens['refresh_token']] = login_id
+        moment = last_refresh or fake_credentials.now()
+        doc = {'auth_mode': 'chatgpt', 'OPENAI_API_KEY': None,
+               'tokens': dict(tokens, account_id=account_id), 'last_refresh': fake_credentials.rfc3339(moment)}
+        return doc, [tokens['id_token'], tokens['access_token'], tokens['refresh_token']]
+
+    def revoke_login(self, refresh_token):
+        with self._lock:
+            self.logins[self.login_of[refresh_token]]['revoked'] = True
+
+    def current_refresh_token(self, refresh_token):
+        """The newest refresh token of the login `refresh_token` belongs to."""
+        with self._lock:
+            return self.logins[self.login_of[refresh_token]]['current']
+
+    def _issue(self, login_id, account_id, user_id, plan, access_ttl=None):
+        moment = fake_credentials.now()
+        ttl = access_ttl if access_ttl is not None else self.access_ttl
+        auth = {'chatgpt_plan_type': plan, 'chatgpt_user_id': user_id, 'chatgpt_account_id': account_id}
+        tag = '%s-%s' % (login_id, secrets.token_hex(3))
+        return {
+            'id_token': fake_credentials.make_jwt({'email': 'ci@example.invalid', 'exp': int((moment + ttl).timestamp()),
+                                                  fake_credentials.AUTH_CLAIMS: auth, 'canary': 'FAKE-ID-' + tag}),
+            'access_token': fake_credentials.make_jwt({'exp': int((moment + ttl).timestamp()),
+                                                      fake_credentials.AUTH_CLAIMS: auth,
+                                                      'canary': 'FAKE-AT-' + tag}),
+            'refresh_token': 'rt-FAKE-%s-%s' % (tag, secrets.token_hex(16)),
+        }
+
+    def _refresh(self, token):
+        """(status, body, outcome) for one refresh request."""
+        with self._lock:
+            login_id = self.login_of.get(token)
+            login = self.logins.get(login_id)
+            if login is None:
+                return 401, _error('refresh_token_invalidated'), 'unknown'
+            if login['revoked']:
+                return 401, _error('refresh_token_invalidated'), 'refresh_token_invalidated'
+            if token in login['used']:
+                return 401, _error('refresh_token_reused'), 'refresh_token_reused'
+            login['used'].add(token)
+        tokens = self._issue(login_id, login['account_id'], login['user_id'], login['plan'])
+        with self._lock:
+            login['current'] = tokens['refresh_token']
+            self.login_of[tokens['refresh_token']] = login_id
+        return 200, tokens, 'rotated'
 
     def _handler_class(self):
         backend = self
@@ -75,6 +156,21 @@ class CodexBackend:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def do_POST(self):
+                length = int(self.headers.get('Content-Length') or 0)
+                try:
+                    request = json.loads(self.rfile.read(length) or b'{}')
+                except ValueError:
+                    request = {}
+                token = request.get('refresh_token')
+                if self.path.endswith(TOKEN_PATH) and request.get('grant_type') == 'refresh_token':
+                    status, body, outcome = backend._refresh(token)
+                    backend._log('POST', self.path, status, token, outcome)
+                    self._reply(status, body)
+                    return
+                backend._log('POST', self.path, 400, token, 'bad_request')
+                self._reply(400, {'error': {'code': 'invalid_request', 'message': 'unsupported grant'}})
+
             def do_GET(self):
                 token = self._bearer()
                 if self.path.endswith(WHOAMI_PATH):
@@ -88,3 +184,7 @@ class CodexBackend:
                 self._reply(404, {'error': {'code': 'not_found'}})
 
         return Handler
+
+
+def _error(code):
+    return {'error': {'code': code, 'message': ERROR_MESSAGES[code]}}
