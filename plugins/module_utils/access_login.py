@@ -53,7 +53,7 @@ class AccessTokenLogin:
         data, _st = safe_files.read_regular(self.path, 'auth', auth_model.MAX_AUTH_BYTES)
         return data
 
-    def present(self, token, force=False):
+    def present(self, token, force=False, smoke_test=False):
         token = token.strip()
         if not token:
             raise LoginError('access_token is empty.')
@@ -68,6 +68,8 @@ class AccessTokenLogin:
         if stored:
             changes = self._repair()
             result.update(changed=bool(changes), attributes_changed=changes)
+            if smoke_test and not self.check_mode:
+                result['smoke_test'] = self._smoke_test(None, token, restore=False)
         elif self.check_mode:
             result.update(changed=True, attributes_changed=[], logged_in=True)
             return self._finish(result, predicted=expected_file(token))
@@ -80,7 +82,27 @@ class AccessTokenLogin:
                 raise LoginError('codex login --with-access-token failed (exit %d): %s. The previous auth.json '
                                  'was left as it was.' % (rc, output or 'no output'))
             result.update(changed=True, logged_in=True, attributes_changed=self._repair())
+            if smoke_test:
+                result['smoke_test'] = self._smoke_test(existing, token)
         return self._finish(result)
+
+    def _smoke_test(self, previous, token, restore=True):
+        """Ask Codex whether the login works. After a new login that fails it, put the previous
+        auth.json back, so a bad rotation never leaves a runner without its working login."""
+        rc, output = codex_process.run_codex(self.codex_path, ['login', 'status'], self.home, uid=self.uid,
+                                             gid=self.gid, secrets=[token], timeout=60)
+        if rc == 0 and output.startswith('Logged in'):
+            return {'rc': rc, 'message': output}
+        if not restore:
+            raise LoginError('the stored access token fails `codex login status` (exit %d): %s'
+                             % (rc, output or 'no output'))
+        with safe_files.codex_lock(self.home, self.uid, self.gid):
+            if previous is None:
+                safe_files.remove_files([self.path])
+            else:
+                safe_files.atomic_write(self.path, previous, self.uid, self.gid)
+        raise LoginError('the new access token logged in, but `codex login status` then failed (exit %d): %s. The '
+                         'previous auth.json was restored.' % (rc, output or 'no output'))
 
     def absent(self):
         existing = self._existing()

@@ -50,6 +50,9 @@ PROBLEM_CODES = {
     'config_unreadable': 'Run verify as the runner user or with become.',
     'forced_login_conflict': 'Align forced_login_method / forced_chatgpt_workspace_id with the '
                              'credentials, or Codex logs out and DELETES auth.json.',
+    'env_shadowing': 'Remove CODEX_ACCESS_TOKEN / OPENAI_API_KEY / CODEX_API_KEY from the file named; '
+                     'Codex prefers them over auth.json.',
+    'codex_status_failed': "Read Codex's message in codex_login_status; it names what it cannot load.",
 }
 WARNING_CODES = {
     'stale': 'Run the keepalive (codex_keepalive role) so Codex refreshes the tokens.',
@@ -57,6 +60,7 @@ WARNING_CODES = {
     'store_key_in_table': 'Remove cli_auth_credentials_store from inside the table; only the '
                           'top-level key counts.',
     'temp_files_left': 'A provisioning run was interrupted; the next codex_auth_seed run removes them.',
+    'environment_file_unreadable': 'Check the path in environment_files, or run verify with become.',
 }
 
 

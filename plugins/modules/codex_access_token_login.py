@@ -45,6 +45,14 @@ options:
       - Log in even when the same token is already stored (to re-check it online).
     type: bool
     default: false
+  smoke_test:
+    description:
+      - Run C(codex login status) as the runner user after the login (or, when the token was already stored,
+        against it). If it fails after a new login, the previous C(auth.json) is put back (atomically, under
+        Codex's lock) and the task fails, so a rotation never leaves a runner without its working login.
+        For personal access tokens Codex checks the token online.
+    type: bool
+    default: false
 attributes:
   check_mode:
     support: full
@@ -97,6 +105,11 @@ attributes_changed:
   type: list
   elements: str
   sample: []
+smoke_test:
+  description: With O(smoke_test=true), what C(codex login status) said.
+  returned: with O(smoke_test=true), outside check mode
+  type: dict
+  sample: {rc: 0, message: Logged in using personal access token}
 auth:
   description: Health summary of the resulting file, as M(codexops.runner.codex_auth_verify) returns it.
   returned: success
@@ -119,6 +132,7 @@ def main():
         codex_path=dict(type='path'),
         state=dict(type='str', default='present', choices=['present', 'absent']),
         force=dict(type='bool', default=False),
+        smoke_test=dict(type='bool', default=False),
     )
     module = AnsibleModule(argument_spec=argument_spec, required_if=[('state', 'present', ('access_token',))],
                            supports_check_mode=True)
@@ -133,7 +147,7 @@ def main():
                                               check_mode=module.check_mode,
                                               verify_options=module_common.verify_options(params))
         if params['state'] == 'present':
-            result = login.present(params['access_token'], force=params['force'])
+            result = login.present(params['access_token'], force=params['force'], smoke_test=params['smoke_test'])
         else:
             result = login.absent()
     except (access_login.LoginError, codex_process.CodexProcessError, safe_files.UnsafePathError) as exc:

@@ -18,9 +18,10 @@ description:
     V(auth_unreadable), V(auth_too_large), V(auth_mode_bits), V(auth_owner), V(auth_not_json),
     V(auth_invalid), V(auth_mode_invalid), V(auth_mode_unexpected), V(id_token_invalid),
     V(last_refresh_invalid), V(refresh_token_missing), V(credential_missing), V(store_not_file),
-    V(config_invalid), V(config_unreadable), V(forced_login_conflict). The README's troubleshooting
-    section gives the fix for each.
-  - Warning codes (in RV(health_warnings)) - V(stale), V(access_token_expired), V(store_key_in_table), V(temp_files_left).
+    V(config_invalid), V(config_unreadable), V(forced_login_conflict), V(env_shadowing),
+    V(codex_status_failed). The README's troubleshooting section gives the fix for each.
+  - Warning codes (in RV(health_warnings)) - V(stale), V(access_token_expired), V(store_key_in_table),
+    V(temp_files_left), V(environment_file_unreadable).
 author:
   - codexops maintainers (@codexops)
 extends_documentation_fragment:
@@ -40,6 +41,26 @@ options:
       - Fail the task when there is any problem (the result still carries every fact).
     type: bool
     default: false
+  environment_files:
+    description:
+      - Files on the runner whose environment the runner's jobs get (C(/etc/environment), the CI runner's
+        C(.env) or C(.runner_env), a systemd unit). An assignment of C(CODEX_ACCESS_TOKEN), C(OPENAI_API_KEY) or
+        C(CODEX_API_KEY) in any of them is a V(env_shadowing) problem, because Codex uses those variables instead
+        of C(auth.json). Values are never read into the result.
+    type: list
+    elements: path
+    default: []
+  login_status:
+    description:
+      - Also run C(codex login status) as the runner user (O(owner)) with this CODEX_HOME, and return its verdict
+        in RV(codex_login_status). A non-zero exit is a V(codex_status_failed) problem.
+      - For personal access tokens Codex checks the token online.
+    type: bool
+    default: false
+  codex_path:
+    description:
+      - The C(codex) executable for O(login_status). Default is C(codex) on the module's C(PATH).
+    type: path
 attributes:
   check_mode:
     support: full
@@ -186,12 +207,19 @@ forced_login_method:
   returned: always
   type: str
   sample: null
+codex_login_status:
+  description: With O(login_status=true), the exit code and message of C(codex login status) (API key tails masked).
+  returned: when O(login_status=true)
+  type: dict
+  sample: {rc: 0, message: Logged in using ChatGPT}
 '''
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.codexops.runner.plugins.module_utils import codex_process
 from ansible_collections.codexops.runner.plugins.module_utils import health
 from ansible_collections.codexops.runner.plugins.module_utils import module_common
+from ansible_collections.codexops.runner.plugins.module_utils import runner_env
 from ansible_collections.codexops.runner.plugins.module_utils import safe_files
 
 
@@ -200,15 +228,34 @@ def main():
     argument_spec.update(
         owner=dict(type='str'),
         fail_on_problems=dict(type='bool', default=False),
+        environment_files=dict(type='list', elements='path', default=[]),
+        login_status=dict(type='bool', default=False),
+        codex_path=dict(type='path'),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     try:
-        uid, _gid = safe_files.resolve_ids(params['owner'])
+        uid, gid = safe_files.resolve_ids(params['owner'])
     except safe_files.UnsafePathError as exc:
         module.fail_json(msg=exc.message)
     result = health.evaluate(health.take_snapshot(params['codex_home']), owner_uid=uid,
                              **module_common.verify_options(params))
+    problems, warnings = runner_env.shadowing_problems(params['environment_files'])
+    result['problems'].extend(problems)
+    result['health_warnings'].extend(warnings)
+    if params['login_status']:
+        codex_path = params['codex_path'] or module.get_bin_path('codex')
+        if not codex_path:
+            module.fail_json(msg='login_status needs the Codex CLI: not found on PATH; set codex_path.')
+        try:
+            status = runner_env.login_status(codex_path, params['codex_home'], uid, gid)
+        except codex_process.CodexProcessError as exc:
+            status = {'rc': None, 'message': str(exc)}
+        result['codex_login_status'] = status
+        if status['rc'] != 0:
+            result['problems'].append({'code': 'codex_status_failed',
+                                       'message': 'codex login status failed: %s' % status['message']})
+    result['healthy'] = not result['problems']
     if params['fail_on_problems'] and not result['healthy']:
         module.fail_json(msg='Codex credentials in %s have problems: %s' % (
             params['codex_home'], ', '.join(item['code'] for item in result['problems'])), changed=False, **result)

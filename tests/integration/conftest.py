@@ -118,7 +118,7 @@ class Workspace:
                              expect_failure=expect_failure, check=check, interpreter=interpreter, label=target)
 
     def playbook(self, playbook, inventory, variables=None, expect_failure=False, check=False, interpreter=None,
-                 label=None, verbose=True):
+                 label=None, verbose=True, extra_args=()):
         """ansible-playbook (at -vvvv --diff unless verbose=False) on any playbook; returns the output."""
         self.runs += 1
         vars_file = self.root / ('vars-%d.json' % self.runs)
@@ -132,6 +132,7 @@ class Workspace:
             cmd.append('-vvvv')
         if check:
             cmd.append('--check')
+        cmd.extend(extra_args)
         proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self.env(interpreter),
                               cwd=str(self.root), check=False)
         output = proc.stdout.decode('utf-8', 'replace')

@@ -6,67 +6,12 @@ ownership is tested for real when the tests run as root (the runner user is then
 
 import json
 import os
-import re
 import shutil
 import stat
-import sys
 
 import pytest
 
-from conftest import runner_owner
-from support import fake_credentials
-
-RECAP = re.compile(r'^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)', re.M)
-
-
-class LocalFleet:
-
-    def __init__(self, space, size):
-        self.space = space
-        self.hosts = ['runner-%d' % number for number in range(1, size + 1)]
-        self.seed_dir = space.root / 'codex_seeds'
-        self.seed_dir.mkdir(mode=0o700)
-        self.report_dir = space.root / 'report'
-        self.inventory = space.root / 'inventory.json'
-        hosts = dict((host, {'codex_auth_home': str(self.home(host))}) for host in self.hosts)
-        self.inventory.write_text(json.dumps({'codex_runners': {'hosts': hosts, 'vars': {
-            'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
-            'codex_auth_user': runner_owner(), 'codex_auth_report_dir': str(self.report_dir)}}}))
-
-    def home(self, host):
-        return self.space.root / 'runners' / host / '.codex'
-
-    def auth(self, host):
-        return self.home(host) / 'auth.json'
-
-    def seed(self, host, doc=None):
-        """Write the host's own seed (a new login unless a document is given)."""
-        if doc is None:
-            doc, secrets = fake_credentials.chatgpt_seed(account_id='acct-%s' % host)
-            self.space.remember(secrets)
-        path = self.seed_dir / ('%s.json' % host)
-        if path.exists():
-            path.unlink()
-        fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, 'w') as handle:
-            handle.write(fake_credentials.dumps(doc))
-        return doc
-
-    def run(self, name, expect_failure=False, check=False, **variables):
-        return self.space.playbook('codexops.runner.%s' % name, str(self.inventory), variables,
-                                   expect_failure=expect_failure, check=check, label=name)
-
-    def report(self, name='fleet-report'):
-        return json.loads((self.report_dir / ('%s.json' % name)).read_text())
-
-
-def changed_by_host(output):
-    return dict((host, int(changed)) for host, changed, _u, _f in RECAP.findall(output) if host != 'localhost')
-
-
-def file_identity(path):
-    st = os.stat(str(path))
-    return st.st_ino, st.st_mtime_ns
+from local_fleet import LocalFleet, changed_by_host, file_identity
 
 
 @pytest.fixture

@@ -1,0 +1,141 @@
+"""A runner's life with the real Codex CLI refreshing against the loopback backend: write-back for
+ephemeral runners, access-token rotation, keep-fresh, and the shared-token incident.
+
+Seeds carry an access token that expires within Codex's 5-minute refresh window, so the next
+`codex exec` refreshes (rotating the refresh token at the backend) and then fails at the model
+call: there is no model API offline, and none is needed to prove the credential cycle. The backend
+issues hour-long tokens, as the real one does: tokens born inside the refresh window make Codex
+refresh before every request (seen here: about 3,000 refreshes in two minutes). To stand for a
+runner left idle, a test ages the access token in place (`expire_access_token`).
+"""
+
+import datetime
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+
+from conftest import codex_binary
+from local_fleet import LocalFleet, changed_by_host, file_identity
+from support import fake_credentials
+
+SHORT = datetime.timedelta(minutes=1)
+
+
+def expire_access_token(path):
+    """Stand for time passing: the file's access token is now expired (nothing else changes)."""
+    doc = json.loads(path.read_text())
+    doc['tokens']['access_token'] = fake_credentials.make_jwt({'exp': 1, 'canary': 'FAKE-EXPIRED'})
+    with open(str(path), 'w') as handle:  # same inode, owner and mode
+        handle.write(json.dumps(doc))
+
+
+def remember_file(space, path):
+    tokens = json.loads(path.read_text())['tokens']
+    space.remember([tokens[name] for name in ('id_token', 'access_token', 'refresh_token')])
+
+
+def refresh_env(backend):
+    return {'CODEX_REFRESH_TOKEN_URL_OVERRIDE': backend.base_url + '/oauth/token'}
+
+
+def ci_job(fleet, host, backend):
+    """What a pipeline step does: run `codex exec` as the runner user. Returns Codex's output."""
+    _rc, output = fleet.codex(host, ['exec', '--skip-git-repo-check', 'say hi'], env=refresh_env(backend))
+    return output
+
+
+def vault_password(space):
+    path = space.root / 'vault-password'
+    password = 'vault-' + secrets.token_hex(12)
+    space.remember([password])
+    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, 'w') as handle:
+        handle.write(password)
+    return str(path)
+
+
+def vault_view(path, password_file):
+    ansible_vault = os.path.join(os.path.dirname(sys.executable), 'ansible-vault')
+    return subprocess.run([ansible_vault, 'view', '--vault-password-file', password_file, str(path)],
+                          stdout=subprocess.PIPE, check=True).stdout.decode()
+
+
+def test_writeback_stores_newer_refuses_older_and_broken_and_restores(workspace, backend):
+    fleet = LocalFleet(workspace, 1)
+    host = 'runner-1'
+    doc, tokens = backend.login(access_ttl=SHORT)
+    workspace.remember(tokens)
+    fleet.seed(host, doc)
+    password_file = vault_password(workspace)
+    vault = ['--vault-password-file', password_file]
+    fleet.run('provision')
+
+    before = backend.count('/oauth/token', 'rotated')
+    ci_job(fleet, host, backend)
+    assert backend.count('/oauth/token', 'rotated') == before + 1
+    refreshed = fleet.auth(host).read_text()
+    remember_file(workspace, fleet.auth(host))
+    assert fleet.auth_doc(host)['tokens']['refresh_token'] != doc['tokens']['refresh_token']
+
+    store = fleet.seed_dir / ('%s.json' % host)
+    output = fleet.run('writeback', extra_args=vault, codex_writeback_vault_password_file=password_file)
+    assert "store: the runner's file is newer" in output
+    assert store.read_text().startswith('$ANSIBLE_VAULT;')
+    assert oct(os.stat(str(store)).st_mode & 0o777) == '0o600'
+    assert vault_view(store, password_file).strip() == refreshed.strip()
+
+    stored = file_identity(store)
+    again = fleet.run('writeback', extra_args=vault, codex_writeback_vault_password_file=password_file)
+    assert 'unchanged: ' in again and changed_by_host(again)[host] == 0 and file_identity(store) == stored
+
+    # A runner restored from an old image carries the original seed: older than the store.
+    fleet.auth(host).write_text(json.dumps(doc))
+    older = fleet.run('writeback', expect_failure=True, extra_args=vault,
+                      codex_writeback_vault_password_file=password_file)
+    assert "older than the store's" in older and file_identity(store) == stored
+    fleet.auth(host).write_text('{"tokens": {')
+    broken = fleet.run('writeback', expect_failure=True, extra_args=vault,
+                       codex_writeback_vault_password_file=password_file)
+    assert 'is not usable (auth_not_json)' in broken and file_identity(store) == stored
+
+    # The ephemeral runner is gone; a fresh one is provisioned from the store and, once its
+    # access token is due, refreshes with the stored refresh token: it was the live one.
+    shutil.rmtree(str(fleet.home(host)))
+    fleet.run('provision', extra_args=vault)
+    assert fleet.auth(host).read_text().strip() == refreshed.strip()
+    expire_access_token(fleet.auth(host))
+    rotated, reused = backend.count('/oauth/token', 'rotated'), backend.count('/oauth/token', 'refresh_token_reused')
+    ci_job(fleet, host, backend)
+    assert backend.count('/oauth/token', 'rotated') == rotated + 1
+    assert backend.count('/oauth/token', 'refresh_token_reused') == reused
+    remember_file(workspace, fleet.auth(host))
+
+
+def test_rotation_switches_on_a_good_token_and_keeps_the_old_login_on_a_bad_one(workspace, backend):
+    old, new, bad = (fake_credentials.personal_access_token() for _ in range(3))
+    workspace.remember([old, new, bad])
+    for token in (old, new):
+        backend.allow_access_token(token)
+    fleet = LocalFleet(workspace, 2, codex_auth_method='access_token', codex_auth_codex_path=codex_binary())
+    fleet.run('provision', codex_auth_access_token=old)
+    assert all(old in fleet.auth(host).read_text() for host in fleet.hosts)
+
+    output = fleet.run('rotate_access_token', codex_new_access_token=new)
+    assert 'It is now safe to revoke the old token' in output
+    for host in fleet.hosts:
+        assert new in fleet.auth(host).read_text()
+        rc, status = fleet.codex(host, ['login', 'status'])
+        assert rc == 0 and 'Logged in using personal access token' in status
+
+    before = dict((host, fleet.auth(host).read_bytes()) for host in fleet.hosts)
+    failed = fleet.run('rotate_access_token', expect_failure=True, codex_new_access_token=bad)
+    assert 'Do NOT revoke the old access token yet: runner-1, runner-2' in failed
+    assert '401 Unauthorized' in failed
+    for host in fleet.hosts:
+        assert fleet.auth(host).read_bytes() == before[host]
+        rc, status = fleet.codex(host, ['login', 'status'])
+        assert rc == 0 and 'Logged in using personal access token' in status
+
