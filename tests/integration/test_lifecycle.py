@@ -12,16 +12,30 @@ runner left idle, a test ages the access token in place (`expire_access_token`).
 import datetime
 import json
 import os
+import pwd
 import secrets
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 
-from conftest import codex_binary
+import pytest
+
+from conftest import OUTPUT, codex_binary, runner_owner
 from local_fleet import LocalFleet, changed_by_host, file_identity
 from support import fake_credentials
 
 SHORT = datetime.timedelta(minutes=1)
+
+
+@pytest.fixture(autouse=True)
+def backend_log(request, backend):
+    """Keep what the backend saw during each scenario (fingerprints, never tokens)."""
+    start = len(backend.log_lines())
+    yield
+    path = OUTPUT / 'logs' / ('%s-backend.log' % request.node.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text('\n'.join(backend.log_lines()[start:]) + '\n')
 
 
 def expire_access_token(path):
@@ -115,7 +129,7 @@ def test_writeback_stores_newer_refuses_older_and_broken_and_restores(workspace,
 
 
 def test_rotation_switches_on_a_good_token_and_keeps_the_old_login_on_a_bad_one(workspace, backend):
-    old, new, bad = (fake_credentials.personal_access_token() for _ in range(3))
+    old, new, bad = (fake_credentials.personal_access_token() for _unused in range(3))
     workspace.remember([old, new, bad])
     for token in (old, new):
         backend.allow_access_token(token)
@@ -139,3 +153,94 @@ def test_rotation_switches_on_a_good_token_and_keeps_the_old_login_on_a_bad_one(
         rc, status = fleet.codex(host, ['login', 'status'])
         assert rc == 0 and 'Logged in using personal access token' in status
 
+
+def keepalive_fleet(workspace, backend, size):
+    """A local fleet whose provisioning also installs the keepalive (units written under the
+    workspace and checked with systemd-analyze; nothing is enabled on this machine)."""
+    for number in range(1, size + 1):
+        (workspace.root / 'systemd' / ('runner-%d' % number)).mkdir(parents=True)  # /etc/systemd/system
+    return LocalFleet(workspace, size, codex_keepalive=True, codex_keepalive_scheduler='systemd',
+                      codex_keepalive_codex_path=codex_binary(),
+                      codex_keepalive_script_dir=str(workspace.root / 'libexec' / '{{ inventory_hostname }}'),
+                      codex_keepalive_systemd_dir=str(workspace.root / 'systemd' / '{{ inventory_hostname }}'),
+                      codex_keepalive_environment=refresh_env(backend))
+
+
+def run_keepalive(fleet, host):
+    """Exactly what the timer runs: the unit's ExecStart, as the unit's User=."""
+    unit = fleet.space.root / 'systemd' / host / ('codex-keepalive-%s.service' % runner_owner())
+    settings = dict(line.split('=', 1) for line in unit.read_text().splitlines() if '=' in line)
+    entry = pwd.getpwnam(settings['User'])
+    kwargs = {'user': entry.pw_uid, 'group': entry.pw_gid, 'extra_groups': []} if os.geteuid() == 0 else {}
+    proc = subprocess.run([settings['ExecStart']], env={'PATH': '/usr/bin:/bin'}, stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=300, check=False, **kwargs)
+    output = proc.stdout.decode('utf-8', 'replace')
+    fleet.space.outputs.append(output)
+    return output
+
+
+def test_keepalive_refresh_is_kept_by_provision_and_verified_healthy(workspace, backend):
+    fleet = keepalive_fleet(workspace, backend, 1)
+    host = 'runner-1'
+    doc, tokens = backend.login(access_ttl=SHORT)
+    workspace.remember(tokens)
+    fleet.seed(host, doc)
+    fleet.run('provision')
+
+    rotated = backend.count('/oauth/token', 'rotated')
+    run_keepalive(fleet, host)
+    assert backend.count('/oauth/token', 'rotated') == rotated + 1
+    refreshed = fleet.auth_doc(host)
+    remember_file(workspace, fleet.auth(host))
+    assert refreshed['tokens']['refresh_token'] == backend.current_refresh_token(doc['tokens']['refresh_token'])
+    assert refreshed['last_refresh'] > doc['last_refresh']
+    identity = file_identity(fleet.auth(host))
+
+    # Provisioning again (the seed is older) keeps the refreshed file: seed only if absent.
+    again = fleet.run('provision')
+    assert changed_by_host(again)[host] == 0 and file_identity(fleet.auth(host)) == identity
+    fleet.run('verify')
+    report = fleet.report()
+    assert report['ok'] and report['hosts'][0]['last_refresh'].startswith(refreshed['last_refresh'][:19])
+
+
+def test_shared_token_incident_flagged_reproduced_and_repaired_by_reseed(workspace, backend):
+    fleet = keepalive_fleet(workspace, backend, 2)
+    first, second = fleet.hosts
+    doc, tokens = backend.login(access_ttl=SHORT)
+    workspace.remember(tokens)
+    for host in fleet.hosts:
+        fleet.seed(host, doc)  # the mistake: one auth.json copied onto two runners
+    refused = fleet.run('provision', expect_failure=True)
+    assert '%s and %s' % (first, second) in refused
+    fleet.run('provision', codex_auth_allow_shared_refresh_token=True)  # documented, unsafe override
+
+    flagged = fleet.run('verify', expect_failure=True)
+    assert 'shared refresh token' in flagged
+    assert list(fleet.report()['shared_fingerprints'].values()) == [[first, second]]
+
+    rotated, reused = backend.count('/oauth/token', 'rotated'), backend.count('/oauth/token', 'refresh_token_reused')
+    run_keepalive(fleet, first)
+    assert backend.count('/oauth/token', 'rotated') == rotated + 1
+    remember_file(workspace, fleet.auth(first))
+    broken = run_keepalive(fleet, second)
+    assert 'refresh token was already used' in broken
+    assert backend.count('/oauth/token', 'refresh_token_reused') > reused
+
+    # Each runner gets its own login from the trusted machine; reseed replaces exactly those two.
+    for host in fleet.hosts:
+        own, own_tokens = backend.login(account_id='acct-%s' % host, access_ttl=SHORT)
+        workspace.remember(own_tokens)
+        fleet.seed(host, own)
+    fleet.run('reseed', **{'codex_reseed_hosts': [first, second]})
+    assert all(list(fleet.home(host).glob('auth.json.*.bak')) for host in fleet.hosts)
+
+    rotated, reused = backend.count('/oauth/token', 'rotated'), backend.count('/oauth/token', 'refresh_token_reused')
+    with ThreadPoolExecutor(2) as pool:
+        list(pool.map(lambda host: run_keepalive(fleet, host), fleet.hosts))
+    assert backend.count('/oauth/token', 'rotated') == rotated + 2
+    assert backend.count('/oauth/token', 'refresh_token_reused') == reused
+    for host in fleet.hosts:
+        remember_file(workspace, fleet.auth(host))
+    fleet.run('verify')
+    assert fleet.report()['ok']

@@ -95,3 +95,25 @@ def test_verify_names_the_broken_host_and_reseed_repairs_exactly_it(fleet, damag
     assert all(file_identity(fleet.auth(host)) == untouched[host] for host in untouched)
     fleet.run('verify')
     assert fleet.report()['ok']
+
+
+def test_verify_reports_what_breaks_runs_in_practice(workspace):
+    from conftest import codex_binary
+    env_file = workspace.root / 'runner.env'
+    env_file.write_text('RUNNER_NAME=ci-1\nexport OPENAI_API_KEY=sk-FAKE-left-over-from-a-test\n')
+    env_file.chmod(0o600)  # a file with a key in it is private, or it is a leak of its own
+    workspace.remember(['sk-FAKE-left-over-from-a-test'])
+    fleet = LocalFleet(workspace, 2, codex_auth_environment_files=[str(env_file)], codex_auth_login_status=True,
+                       codex_auth_codex_path=codex_binary())
+    for host in fleet.hosts:
+        fleet.seed(host)
+    fleet.run('provision')
+    # runner-2's config says API keys only: Codex would log out and delete its ChatGPT auth.json.
+    with open(str(fleet.home('runner-2') / 'config.toml'), 'a') as handle:
+        handle.write('forced_login_method = "api"\n')
+    fleet.run('verify', expect_failure=True)
+    report = fleet.report()
+    assert report['problems_by_code']['env_shadowing'] == fleet.hosts
+    assert report['problems_by_code']['forced_login_conflict'] == ['runner-2']
+    assert report['problems_by_code']['codex_status_failed'] == ['runner-2']  # Codex: "Not logged in"
+    assert 'codex_status_failed' not in [row for row in report['hosts'] if row['host'] == 'runner-1'][0]['problems']

@@ -28,7 +28,7 @@ def decide(runner_text, store_text):
 
 def test_newer_runner_file_is_stored():
     runner, secrets = login(0, 'new')
-    store, _ = login(3, 'old')
+    store, _secrets = login(3, 'old')
     decision = decide(runner, store)
     assert decision['action'] == 'store' and "runner's file is newer" in decision['reason']
     assert decision['runner']['refresh_token_fingerprint'] != decision['store']['refresh_token_fingerprint']
@@ -36,13 +36,13 @@ def test_newer_runner_file_is_stored():
 
 
 def test_missing_or_broken_store_takes_a_valid_file():
-    runner, _ = login(0, 'r')
+    runner, _secrets = login(0, 'r')
     assert decide(runner, '')['action'] == 'store'
     assert decide(runner, '{"tokens": {')['action'] == 'store'
 
 
 def test_identical_and_same_time_are_unchanged():
-    runner, _ = login(1, 'same')
+    runner, _secrets = login(1, 'same')
     assert decide(runner, runner + '\n')['action'] == 'unchanged'
     doc = json.loads(runner)
     doc['OPENAI_API_KEY'] = None
@@ -50,8 +50,8 @@ def test_identical_and_same_time_are_unchanged():
 
 
 def test_older_runner_file_is_refused():
-    runner, _ = login(5, 'old')
-    store, _ = login(0, 'new')
+    runner, _secrets = login(5, 'old')
+    store, _secrets = login(0, 'new')
     decision = decide(runner, store)
     assert decision['action'] == 'refuse' and "older than the store's" in decision['reason']
 
@@ -59,13 +59,13 @@ def test_older_runner_file_is_refused():
 @pytest.mark.parametrize('text,code', [('{"tokens": {', 'auth_not_json'), ('{"OPENAI_API_KEY": "sk-x"}',
                                                                            'auth_mode_unexpected')])
 def test_broken_or_wrong_runner_file_is_refused(text, code):
-    store, _ = login(0, 's')
+    store, _secrets = login(0, 's')
     decision = decide(text, store)
     assert decision['action'] == 'refuse' and code in decision['reason']
 
 
 def test_runner_without_last_refresh_cannot_be_newer():
-    store, _ = login(0, 's')
+    store, _secrets = login(0, 's')
     doc = json.loads(login(0, 'r')[0])
     del doc['last_refresh']
     assert decide(json.dumps(doc), store)['action'] == 'refuse'
