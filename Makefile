@@ -16,7 +16,8 @@ export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
 export CODEXOPS_CODEX := $(CODEX)
 export PATH := $(BIN):$(PATH)
 
-.PHONY: help demo test units integration molecule sanity lint venv codex codex-tarball fleet-deps collection clean
+
+.PHONY: bench help demo test units integration molecule sanity lint venv codex codex-tarball fleet-deps collection clean
 
 help:
 	@echo "make demo   - install everything, provision a 3-runner local fleet, print its health"
@@ -74,6 +75,11 @@ sanity: venv
 
 lint: venv collection
 	$(BIN)/ansible-lint --profile production
+
+# The fleet benchmark against the hand-written baseline (README: Performance).
+BENCH_ARGS ?= --hosts 25 100
+bench: venv collection
+	$(BIN)/python benchmarks/run_bench.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(BUILD) tests/output

@@ -2,8 +2,9 @@
 
     python benchmarks/run_bench.py --hosts 25 100 [--rounds 2] [--forks 10]
 
-For each fleet size, both jobs run cold (empty CODEX_HOMEs) and warm (a second run over the
-result), alternating A/B and B/A between rounds so drift on the machine hits both alike. Reported
+For each fleet size, every job runs cold (empty CODEX_HOMEs) and warm (a second run over the
+result); the job order is reversed from one round (and one fleet size) to the next, so drift on
+the machine hits all jobs alike. Reported
 per job and phase: wall seconds, controller CPU seconds (user+sys of ansible-playbook and every
 child, modules included: with a local connection they run on the controller), module executions
 per host (counted by a per-host interpreter wrapper that logs each module run: exact, including
@@ -27,6 +28,10 @@ sys.path.insert(0, str(REPO / 'tests'))
 from support import make_seeds  # noqa: E402
 
 BIN = Path(sys.executable).parent
+# ours: the provision playbook, whose single round trip per runner returns the verified health and
+# ends with the fleet report (provision and verify in one run). ours+verify: provision, then the
+# separate verify playbook (one more module run per runner), for comparison.
+JOBS = ('baseline', 'ours', 'ours+verify')
 
 
 def build_fleet(root, size):
@@ -70,8 +75,10 @@ def run(job, root, hosts, forks):
                ANSIBLE_COLLECTIONS_PATH=str(REPO / '.build' / 'collections'), ANSIBLE_GATHERING='explicit',
                PATH='%s:%s' % (BIN, os.environ.get('PATH', '')))
     args = ['-i', str(root / 'inventory.json')]
-    cmd = ([str(BIN / 'ansible-playbook')] + args + [str(HERE / 'baseline.yml')] if job == 'baseline'
-           else [str(HERE / 'ours.sh')] + args)
+    playbook = str(BIN / 'ansible-playbook')
+    cmd = {'baseline': [playbook] + args + [str(HERE / 'baseline.yml')],
+           'ours': [playbook] + args + ['codexops.runner.provision'],
+           'ours+verify': [str(HERE / 'ours.sh')] + args}[job]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
@@ -83,12 +90,12 @@ def run(job, root, hosts, forks):
     return {'wall': wall, 'cpu': cpu, 'modules_per_host': module_runs(root, hosts)}
 
 
-def measure(size, rounds, forks, work):
+def measure(size, rounds, forks, work, flip=0):
     root = work / ('fleet-%d' % size)
     hosts = build_fleet(root, size)
-    results = dict(((job, phase), []) for job in ('baseline', 'ours') for phase in ('cold', 'warm'))
+    results = dict(((job, phase), []) for job in JOBS for phase in ('cold', 'warm'))
     for round_number in range(rounds):
-        order = ('baseline', 'ours') if round_number % 2 == 0 else ('ours', 'baseline')
+        order = JOBS if (round_number + flip) % 2 == 0 else tuple(reversed(JOBS))
         for job in order:
             reset_homes(root)
             results[(job, 'cold')].append(run(job, root, hosts, forks))
@@ -103,29 +110,30 @@ def mean(items, key):
 def table(size, results):
     lines = []
     for phase in ('cold', 'warm'):
-        base, ours = results[('baseline', phase)], results[('ours', phase)]
-        for job, items in (('baseline', base), ('ours', ours)):
-            lines.append('| %d | %s | %s | %.1f | %.1f | %.2f | %.1f | %.3f |' % (
-                size, phase, job, mean(items, 'wall'), mean(items, 'cpu'), mean(items, 'modules_per_host'),
+        base = results[('baseline', phase)]
+        for job in JOBS:
+            items = results[(job, phase)]
+            ratio = '' if job == 'baseline' else ' (%.2fx / %.2fx)' % (
+                mean(base, 'wall') / mean(items, 'wall'), mean(base, 'cpu') / mean(items, 'cpu'))
+            lines.append('| %d | %s | %s%s | %.1f | %.1f | %.2f | %.1f | %.3f |' % (
+                size, phase, job, ratio, mean(items, 'wall'), mean(items, 'cpu'), mean(items, 'modules_per_host'),
                 mean(items, 'wall') * 1000 / size, mean(items, 'cpu') / size))
-        lines.append('| %d | %s | **baseline/ours** | **%.2fx** | **%.2fx** | %.2fx | | |' % (
-            size, phase, mean(base, 'wall') / mean(ours, 'wall'), mean(base, 'cpu') / mean(ours, 'cpu'),
-            mean(base, 'modules_per_host') / mean(ours, 'modules_per_host')))
     return lines
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument('--hosts', type=int, nargs='+', default=[25, 100])
-    parser.add_argument('--rounds', type=int, default=2)
+    parser.add_argument('--rounds', type=int, default=1)
     parser.add_argument('--forks', type=int, default=10)
     parser.add_argument('--work', default=str(REPO / '.build' / 'bench'))
     options = parser.parse_args()
     work = Path(options.work)
-    print('| hosts | phase | job | wall s | controller CPU s | module runs/host | wall ms/host | CPU s/host |')
+    print('| hosts | phase | job (baseline/job: wall / CPU) | wall s | controller CPU s | module runs/host '
+          '| wall ms/host | CPU s/host |')
     print('|---|---|---|---|---|---|---|---|')
-    for size in options.hosts:
-        for line in table(size, measure(size, options.rounds, options.forks, work)):
+    for index, size in enumerate(options.hosts):
+        for line in table(size, measure(size, options.rounds, options.forks, work, flip=index)):
             print(line, flush=True)
     print('\nforks=%d, pipelining on, fact gathering off, %d alternating rounds per size; %s'
           % (options.forks, options.rounds, ' '.join(sys.argv)))

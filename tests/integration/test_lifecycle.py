@@ -213,7 +213,9 @@ def test_shared_token_incident_flagged_reproduced_and_repaired_by_reseed(workspa
         fleet.seed(host, doc)  # the mistake: one auth.json copied onto two runners
     refused = fleet.run('provision', expect_failure=True)
     assert '%s and %s' % (first, second) in refused
-    fleet.run('provision', codex_auth_allow_shared_refresh_token=True)  # documented, unsafe override
+    # The documented, unsafe override writes the shared seed; provision's own report still says so.
+    shared = fleet.run('provision', codex_auth_allow_shared_refresh_token=True, codex_auth_report_fail=False)
+    assert 'shared refresh token' in shared
 
     flagged = fleet.run('verify', expect_failure=True)
     assert 'shared refresh token' in flagged
