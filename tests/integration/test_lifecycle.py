@@ -55,9 +55,16 @@ def refresh_env(backend):
     return {'CODEX_REFRESH_TOKEN_URL_OVERRIDE': backend.base_url + '/oauth/token'}
 
 
+def loopback_model(backend):
+    """Point Codex's ChatGPT backend at the loopback server too (it answers 404), so a test run
+    sends nothing off this machine; the model call fails either way."""
+    return ['-c', 'chatgpt_base_url="%s/backend-api/"' % backend.base_url]
+
+
 def ci_job(fleet, host, backend):
     """What a pipeline step does: run `codex exec` as the runner user. Returns Codex's output."""
-    _rc, output = fleet.codex(host, ['exec', '--skip-git-repo-check', 'say hi'], env=refresh_env(backend))
+    _rc, output = fleet.codex(host, ['exec', '--skip-git-repo-check'] + loopback_model(backend) + ['say hi'],
+                              env=refresh_env(backend))
     return output
 
 
@@ -163,7 +170,9 @@ def keepalive_fleet(workspace, backend, size):
                       codex_keepalive_codex_path=codex_binary(),
                       codex_keepalive_script_dir=str(workspace.root / 'libexec' / '{{ inventory_hostname }}'),
                       codex_keepalive_systemd_dir=str(workspace.root / 'systemd' / '{{ inventory_hostname }}'),
-                      codex_keepalive_environment=refresh_env(backend))
+                      codex_keepalive_environment=refresh_env(backend),
+                      codex_keepalive_extra_args=['--skip-git-repo-check', '--sandbox', 'read-only', '--ephemeral']
+                      + loopback_model(backend))
 
 
 def run_keepalive(fleet, host):
