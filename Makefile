@@ -21,7 +21,9 @@ export PATH := $(BIN):$(PATH)
 
 help:
 	@echo "make demo   - install everything, provision a 3-runner local fleet, print its health"
-	@echo "make test   - everything CI runs: unit, integration (real Codex CLI), sanity, lint"
+	@echo "make test   - everything CI runs: unit, integration (real Codex CLI), molecule, sanity, lint, docs"
+	@echo "make bench  - the fleet benchmark against the hand-written playbook (N=25 and N=100)"
+	@echo "make test-matrix - unit + integration subset on ansible-core 2.19/Py3.11 and newest/Py3.13"
 
 venv: $(BIN)/.installed
 $(BIN)/.installed: requirements-dev.txt
@@ -57,7 +59,7 @@ fleet-deps:
 demo: venv collection
 	$(BIN)/python demo/run_demo.py
 
-test: units integration molecule sanity lint
+test: units integration molecule sanity lint docs-check changelog-lint galaxy-import-check
 
 units: venv collection
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
@@ -80,6 +82,36 @@ lint: venv collection
 BENCH_ARGS ?= --hosts 25 100
 bench: venv collection
 	$(BIN)/python benchmarks/run_bench.py $(BENCH_ARGS)
+
+.PHONY: docs docs-check changelog changelog-lint galaxy-import-check ee-context test-matrix
+
+# Regenerate role docs (roles/<role>/README.md, docs/roles/<role>.md) from meta/argument_specs.yml.
+docs: venv
+	$(BIN)/python tests/docs/role_docs.py --write
+
+# Role docs current; ansible-doc on every module/filter/role; antsibull-docs lint; troubleshooting page
+# covers every code; every EXAMPLES block and the docs/awx.md recipe run.
+docs-check: venv collection codex
+	tests/docs/docs-check.sh $(BIN) docs
+
+# antsibull-changelog lint + lint-changelog-yaml, CHANGELOG.rst current, galaxy.yml version.
+changelog-lint: venv collection
+	tests/docs/docs-check.sh $(BIN) changelog
+
+changelog: venv collection
+	PATH="$$(tests/docs/tools-venv.sh docs requirements-docs.txt):$$PATH" antsibull-changelog generate
+
+# ansible-galaxy collection build, then galaxy-importer on the tarball; fails on any warning.
+galaxy-import-check: venv
+	tests/docs/galaxy-import-check.sh $(BIN)
+
+# EE build context (.build/ee/context, offline); then podman build (docs/awx.md).
+ee-context: venv
+	tests/docs/ee-context.sh $(BIN)
+
+# Units + integration subset on ansible-core 2.19/Py3.11 and newest ansible-core/Py3.13; modules on a Py3.9 target.
+test-matrix: venv collection codex
+	tests/matrix/run.sh
 
 clean:
 	rm -rf $(BUILD) tests/output

@@ -26,7 +26,10 @@ cp "$repo/tests/sanity/get_pip_stand_in.py" "$HOME/.ansible/test/cache/get_pip_$
 rm -rf "$tree"
 mkdir -p "$tree"
 # Copy what git tracks plus untracked files that are not ignored: exactly what a clone would hold.
-(cd "$repo" && git ls-files -z --cached --others --exclude-standard) | (cd "$repo" && xargs -0 cp --parents -t "$tree")
+# (Skip files deleted in the work tree but still in the index.)
+(cd "$repo" && git ls-files -z --cached --others --exclude-standard \
+  | while IFS= read -r -d "" f; do [ -e "$f" ] && printf "%s\0" "$f"; done) \
+  | (cd "$repo" && xargs -0 cp --parents -t "$tree")
 (cd "$tree" && git init -q && git add -A && git -c user.name=sanity -c user.email=sanity@invalid commit -qm sanity)
 cd "$tree"
 "$bin/ansible-test" sanity --color no --python "$python_version" "$@"

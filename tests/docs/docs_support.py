@@ -1,0 +1,24 @@
+# Copyright (c) codexops.runner contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Paths for the documentation tests; import it before the collection or tests/support.
+
+The collection is imported through the link `make collection` creates under .build/collections,
+as in tests/unit. (A module rather than a conftest.py: tests/integration imports its own conftest
+by name, which another conftest.py in the same pytest run would shadow.)
+"""
+
+import os
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TESTS = os.path.dirname(HERE)
+REPO = os.path.dirname(TESTS)
+COLLECTIONS = os.path.join(REPO, '.build', 'collections')
+
+for _path in (HERE, TESTS, COLLECTIONS):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
+
+if not os.path.isdir(os.path.join(COLLECTIONS, 'ansible_collections', 'codexops', 'runner', 'plugins')):
+    raise RuntimeError('%s is missing the collection link; run `make collection` first.' % COLLECTIONS)

@@ -1,0 +1,162 @@
+# Copyright (c) codexops.runner contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Every EXAMPLES block of every module and filter runs, as written, through ansible-playbook.
+
+The examples address a runner as users will (`codex_home: /home/ci/.codex`, `owner: ci`,
+`become: true`, seeds in `codex_seeds/<inventory_hostname>.json`, vault variables). Here each
+runs on two local hosts with its own scratch CODEX_HOME: the path becomes that host's scratch
+home, `ci` the user running the tests, `become` is dropped, the seeds are fake and per host, and
+the vault variables are set. Nothing else of an example is changed. codex_access_token_login's
+examples run the pinned Codex CLI against the loopback backend of tests/support.
+"""
+
+import os
+import pwd
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+import docs_support
+from support import codex_backend, fake_credentials
+
+REPO = Path(docs_support.REPO)
+COLLECTIONS = Path(docs_support.COLLECTIONS)
+DEFAULT_CODEX = REPO / '.cache' / 'codex-0.169.0' / 'node_modules' / '.bin' / 'codex'
+HOSTS = ('runner-1', 'runner-2')
+
+
+def _plugins():
+    found = []
+    for path in sorted((REPO / 'plugins' / 'modules').glob('*.py')):
+        if not path.name.startswith('_'):
+            found.append(('module', path.stem, path))
+    for path in sorted((REPO / 'plugins' / 'filter').glob('*.yml')):
+        found.append(('filter', path.stem, path))
+    return found
+
+
+def examples_of(kind, path):
+    if kind == 'filter':
+        return yaml.safe_load(path.read_text())['EXAMPLES']
+    match = re.search(r"^EXAMPLES = r?'''(.*?)'''", path.read_text(), re.S | re.M)
+    assert match, '%s has no EXAMPLES' % path
+    return match.group(1)
+
+
+def adapt(text):
+    """The only changes made to an example: where the runner is, who it is, no become."""
+    text = re.sub(r'(:\s+)/home/ci/\.codex(\S*)', r'\1"{{ example_codex_home }}\2"', text)
+    text = re.sub(r'^(\s*)owner: ci\s*$', r'\1owner: "{{ example_owner }}"', text, flags=re.M)
+    text = re.sub(r'^\s*become: true\s*\n', '', text, flags=re.M)
+    assert '/home/ci' not in text and 'owner: ci' not in text, 'an example addresses the runner another way:\n' + text
+    return text
+
+
+def codex_binary():
+    path = os.environ.get('CODEXOPS_CODEX') or str(DEFAULT_CODEX)
+    if os.access(path, os.X_OK):
+        return path
+    if os.environ.get('CI'):
+        pytest.fail('the pinned Codex CLI is not installed at %s; `make codex` installs it' % path)
+    pytest.skip('the pinned Codex CLI is not installed (make codex); its examples need it')
+
+
+@pytest.fixture(scope='module')
+def backend():
+    server = codex_backend.CodexBackend().start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize('kind,name,path', _plugins(), ids=lambda value: value if isinstance(value, str) else None)
+def test_examples_run(kind, name, path, backend):
+    work = Path(tempfile.mkdtemp(prefix='codexops-examples-'))
+    os.chmod(str(work), 0o700)
+    secrets = []
+    try:
+        _run(kind, name, path, work, backend, secrets)
+    finally:
+        shutil.rmtree(str(work), ignore_errors=True)
+
+
+def _run(kind, name, path, work, backend, secrets):
+    env = dict(os.environ)
+    variables = {
+        'example_owner': pwd.getpwuid(os.geteuid()).pw_name,
+        'vault_codex_fingerprint_salt': 'salt-FAKE-examples',
+        'codex_workspace_id': 'acct-fake-0001',
+    }
+    api_doc, api_secrets = fake_credentials.apikey_seed()
+    variables['vault_openai_api_key'] = api_doc['OPENAI_API_KEY']
+    secrets += api_secrets + ['salt-FAKE-examples']
+
+    seeds = work / 'codex_seeds'
+    seeds.mkdir(mode=0o700)
+    inventory = ['[runners]']
+    for host in HOSTS:
+        doc, host_secrets = fake_credentials.chatgpt_seed()
+        secrets += host_secrets
+        seed = seeds / ('%s.json' % host)
+        seed.write_text(fake_credentials.dumps(doc))
+        seed.chmod(0o600)
+        home_parent = work / host
+        home_parent.mkdir(mode=0o700)
+        inventory.append('%s ansible_connection=local example_codex_home=%s' % (host, home_parent / '.codex'))
+    (work / 'inventory.ini').write_text('\n'.join(inventory) + '\n')
+
+    setup = []
+    if name == 'codex_access_token_login':
+        codex = codex_binary()
+        token = fake_credentials.personal_access_token()
+        backend.allow_access_token(token)
+        secrets.append(token)
+        variables['vault_codex_access_token'] = token
+        env['PATH'] = '%s:%s' % (os.path.dirname(codex), env.get('PATH', ''))
+        env['CODEX_AUTHAPI_BASE_URL'] = backend.base_url
+    elif name not in ('codex_auth_seed', 'codex_config'):
+        # Everything else starts from a provisioned runner, each host with its own seed.
+        setup.append({
+            'name': 'Provision the runner the examples address',
+            'codexops.runner.codex_auth_seed': {
+                'codex_home': '{{ example_codex_home }}', 'owner': '{{ example_owner }}',
+                'content': "{{ lookup('ansible.builtin.file', 'codex_seeds/' ~ inventory_hostname ~ '.json') }}",
+                'config_settings': {'cli_auth_credentials_store': 'file'},
+            },
+        })
+
+    tasks = yaml.safe_load(adapt(examples_of(kind, path)))
+    assert isinstance(tasks, list) and tasks, '%s: EXAMPLES is not a list of tasks' % name
+    play = [{'name': 'EXAMPLES of %s' % name, 'hosts': 'runners', 'gather_facts': False,
+             'vars': variables, 'pre_tasks': setup, 'tasks': tasks}]
+    playbook = work / 'examples.yml'
+    playbook.write_text(yaml.safe_dump(play, sort_keys=False))
+
+    env.update(
+        ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
+        ANSIBLE_COLLECTIONS_SCAN_SYS_PATH='false',
+        ANSIBLE_LOCAL_TEMP=str(work / 'ansible-local'),
+        ANSIBLE_REMOTE_TEMP=str(work / 'ansible-remote'),
+        ANSIBLE_PYTHON_INTERPRETER=sys.executable,
+        ANSIBLE_NOCOLOR='1',
+        ANSIBLE_RETRY_FILES_ENABLED='0',
+        ANSIBLE_DEPRECATION_WARNINGS='0',
+    )
+    proc = subprocess.run([str(Path(sys.executable).parent / 'ansible-playbook'), '-i', 'inventory.ini', '--diff',
+                           '-v', 'examples.yml'], cwd=str(work), env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, check=False)
+    output = proc.stdout.decode('utf-8', 'replace')
+    log_dir = REPO / 'tests' / 'output' / 'logs'
+    log_dir.mkdir(parents=True, exist_ok=True)
+    (log_dir / ('examples-%s-%s.log' % (kind, name))).write_text(output)
+    assert proc.returncode == 0, 'the EXAMPLES of %s %s failed:\n%s' % (kind, name, output[-6000:])
+    leaked = [secret[:12] for secret in secrets if secret in output]
+    assert not leaked, 'the EXAMPLES of %s printed a secret: %s...' % (name, leaked)
+    recap = re.findall(r'^(runner-\d)\s+: ok=(\d+)\s.*failed=(\d+)', output, re.M)
+    assert sorted(host for host, _ok, failed in recap if failed == '0') == list(HOSTS), output[-3000:]
