@@ -65,7 +65,7 @@ def codex_seed_conflicts(plans):
     return conflicts
 
 
-def codex_fleet_report(health_by_host, max_age_days=None):
+def codex_fleet_report(health_by_host):
     """Aggregate {host: codex_auth_verify result} into the fleet report."""
     summaries = _summaries(health_by_host)
     shared = codex_shared_fingerprints(summaries)
