@@ -59,13 +59,17 @@ fleet-deps:
 demo: venv collection
 	$(BIN)/python demo/run_demo.py
 
-test: units integration molecule sanity lint docs-check changelog-lint galaxy-import-check
+test: units integration hardening molecule sanity lint docs-check changelog-lint galaxy-import-check
 
 units: venv collection
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
 
 integration: venv collection codex codex-tarball fleet-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests/integration tests/fleet
+
+# Crash safety (SIGKILL), races with the real Codex, hostile input, leak audit, property tests.
+hardening: venv collection codex
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/hardening
 
 # Molecule scenarios (default driver, no containers), run from the collection root as molecule expects.
 MOLECULE_SCENARIOS ?= local_fleet ssh_fleet

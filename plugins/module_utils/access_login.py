@@ -57,6 +57,8 @@ class AccessTokenLogin:
         token = token.strip()
         if not token:
             raise LoginError('access_token is empty.')
+        if auth_model.has_lone_surrogate(token):
+            raise LoginError('access_token is not valid Unicode text (it holds a lone UTF-16 surrogate).')
         existing = self._existing()
         stored = False
         if existing is not None and not force:

@@ -27,6 +27,11 @@ DEFAULT_FINGERPRINT_SALT = 'codexops.runner'
 # Codex refreshes proactively this long before the access token expires.
 REFRESH_MARGIN = datetime.timedelta(minutes=5)
 
+# Fields of Codex's auth.json structs: Codex refuses a file that repeats one of them, or whose value
+# holds an invalid \u escape (a lone UTF-16 surrogate); unknown fields are ignored, as Codex does.
+_FILE_FIELDS = ('auth_mode', 'OPENAI_API_KEY', 'tokens', 'last_refresh', 'agent_identity', 'personal_access_token')
+_TOKEN_FIELDS = ('id_token', 'access_token', 'refresh_token', 'account_id')
+
 _AUTH_CLAIMS = 'https://api.openai.com/auth'
 _PROFILE_CLAIMS = 'https://api.openai.com/profile'
 _JWT_SEGMENT = re.compile(r'^[A-Za-z0-9_-]+$')
@@ -68,12 +73,19 @@ def parse_rfc3339(value):
         return None
     year, month, day, hour, minute, second, fraction, offset = match.groups()
     micro = int((fraction or '0')[:6].ljust(6, '0'))
-    if offset in ('Z', 'z'):
-        tz = datetime.timezone.utc
-    else:
-        sign = 1 if offset[0] == '+' else -1
-        tz = datetime.timezone(sign * datetime.timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6])))
+    if int(second) == 60:
+        # chrono accepts a leap second (it keeps it as :59 plus a second of nanoseconds).
+        second, micro = 59, 999999
     try:
+        if offset in ('Z', 'z'):
+            tz = datetime.timezone.utc
+        else:
+            # chrono refuses offsets like +24:00 or +00:60; timezone() would raise on the first.
+            hours, minutes = int(offset[1:3]), int(offset[4:6])
+            if hours > 23 or minutes > 59:
+                return None
+            sign = 1 if offset[0] == '+' else -1
+            tz = datetime.timezone(sign * datetime.timedelta(hours=hours, minutes=minutes))
         return datetime.datetime(int(year), int(month), int(day), int(hour), int(minute),
                                  int(second), micro, tzinfo=tz)
     except ValueError:
@@ -91,10 +103,49 @@ def decode_jwt_claims(token):
     payload = parts[1]
     try:
         raw = base64.urlsafe_b64decode(payload + '=' * (-len(payload) % 4))
-        claims = json.loads(raw.decode('utf-8'))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
+        claims = json.loads(raw.decode('utf-8'), parse_constant=_refuse_constant)
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
         return None
-    return claims if isinstance(claims, dict) else None
+    if not isinstance(claims, dict) or has_lone_surrogate(claims):
+        return None
+    return claims
+
+
+class _NotJson(ValueError):
+    pass
+
+
+def _refuse_constant(name):
+    # Python's json reads NaN and Infinity; they are not JSON, and Codex refuses them.
+    raise _NotJson('%s is not a JSON value' % name)
+
+
+class _JsonObject(dict):
+    """A JSON object that remembers the keys it held more than once."""
+    duplicates = frozenset()
+
+
+def _json_object(pairs):
+    obj = _JsonObject(pairs)
+    if len(obj) != len(pairs):
+        seen = set()
+        obj.duplicates = frozenset(key for key, _value in pairs if key in seen or seen.add(key))
+    return obj
+
+
+def has_lone_surrogate(value):
+    """True for text holding a lone UTF-16 surrogate (from a \\ud800 escape): not valid Unicode."""
+    if isinstance(value, str):
+        try:
+            value.encode('utf-8')
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, dict):
+        return any(has_lone_surrogate(key) or has_lone_surrogate(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(has_lone_surrogate(item) for item in value)
+    return False
 
 
 def fingerprint(secret, salt=None):
@@ -102,8 +153,9 @@ def fingerprint(secret, salt=None):
     that shares the salt, and nothing about the secret can be read back from it."""
     if not secret:
         return None
-    key = (salt or DEFAULT_FINGERPRINT_SALT).encode('utf-8')
-    return hmac.new(key, secret.encode('utf-8'), hashlib.sha256).hexdigest()[:16]
+    # surrogatepass: a salt given as a module option may hold a lone surrogate; hash it, never fail.
+    key = (salt or DEFAULT_FINGERPRINT_SALT).encode('utf-8', 'surrogatepass')
+    return hmac.new(key, secret.encode('utf-8', 'surrogatepass'), hashlib.sha256).hexdigest()[:16]
 
 
 def load_document(data):
@@ -118,7 +170,11 @@ def load_document(data):
     if not text.strip():
         raise AuthFileError('auth_not_json', 'auth.json is empty.')
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, object_pairs_hook=_json_object, parse_constant=_refuse_constant)
+    except _NotJson:
+        raise AuthFileError('auth_not_json', 'auth.json is not valid JSON (NaN and Infinity are not JSON numbers).')
+    except RecursionError:
+        raise AuthFileError('auth_not_json', 'auth.json nests arrays or objects too deeply to be an auth.json.')
     except ValueError as exc:
         # The position is useful, the excerpt json would quote is not: it may hold a token.
         raise AuthFileError('auth_not_json', 'auth.json is not valid JSON (line %d, column %d).'
@@ -126,7 +182,26 @@ def load_document(data):
     if not isinstance(doc, dict):
         raise AuthFileError('auth_not_json', 'auth.json must hold a JSON object, found a %s.'
                             % type(doc).__name__)
+    _check_fields(doc)
     return doc
+
+
+def _check_fields(doc):
+    """Codex refuses a repeated field and invalid text in a field it reads (it ignores the others)."""
+    tokens = doc.get('tokens')
+    token_fields = tokens if isinstance(tokens, dict) else {}
+    repeated = [key for key in _FILE_FIELDS if key in getattr(doc, 'duplicates', ())]
+    repeated += ['tokens.%s' % key for key in _TOKEN_FIELDS if key in getattr(token_fields, 'duplicates', ())]
+    if repeated:
+        raise AuthFileError('auth_invalid', 'auth.json repeats the field(s) %s; Codex refuses to load it.'
+                            % ', '.join(repeated))
+    values = [doc[key] for key in _FILE_FIELDS if key in doc and key != 'tokens']
+    values += [token_fields[key] for key in _TOKEN_FIELDS if key in token_fields]
+    if not isinstance(tokens, dict) and tokens is not None:
+        values.append(tokens)
+    if any(has_lone_surrogate(value) for value in values):
+        raise AuthFileError('auth_not_json', 'auth.json holds an invalid \\u escape (a lone UTF-16 surrogate); '
+                            'Codex cannot load it.')
 
 
 def _nonempty_str(value):

@@ -46,6 +46,8 @@ def run_codex(codex_path, args, home, stdin=b'', uid=None, gid=None, secrets=(),
     except OSError as exc:
         raise CodexProcessError('cannot run %s as the runner user: %s. Install the Codex CLI where that user '
                                 'can execute it (codex_path).' % (codex_path, exc.strerror))
+    except ValueError:  # a NUL byte in codex_path
+        raise CodexProcessError('cannot run %r: it is not a valid file name (codex_path).' % codex_path)
     return proc.returncode, mask(proc.stdout.decode('utf-8', 'replace'), secrets)
 
 

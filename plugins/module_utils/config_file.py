@@ -11,6 +11,7 @@ an invalid document is refused untouched, and the result is validated before it 
 import os
 import stat
 
+from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from ansible_collections.codexops.runner.plugins.module_utils import health
 from ansible_collections.codexops.runner.plugins.module_utils import safe_files
 from ansible_collections.codexops.runner.plugins.module_utils import toml_keys
@@ -42,6 +43,8 @@ def check_settings(settings):
         if isinstance(value, dict):
             raise ConfigError('%s: a table is not a top-level setting; give a string, number, boolean or list.'
                               % key)
+        if auth_model.has_lone_surrogate(value):
+            raise ConfigError('%s: the value is not valid Unicode text (it holds a lone UTF-16 surrogate).' % key)
 
 
 def apply_settings(home, settings, uid=None, gid=None, check_mode=False):

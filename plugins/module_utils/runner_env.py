@@ -9,7 +9,9 @@ unit quietly replaces the credentials this collection provisions. Files are scan
 assignments of those names; values are never read into a result.
 """
 
+import os
 import re
+import stat
 
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from ansible_collections.codexops.runner.plugins.module_utils import codex_process
@@ -25,11 +27,10 @@ def shadowing_problems(paths):
     problems, warnings = [], []
     for path in paths or []:
         try:
-            with open(path, 'rb') as handle:
-                data = handle.read(MAX_ENV_FILE_BYTES)
-        except (IOError, OSError) as exc:
+            data = _read_regular(path)
+        except (IOError, OSError, ValueError) as exc:
             warnings.append(auth_model.problem('environment_file_unreadable', 'cannot read %s: %s.'
-                                               % (path, exc.strerror)))
+                                               % (path, getattr(exc, 'strerror', None) or exc)))
             continue
         for number, line in enumerate(data.decode('utf-8', 'replace').splitlines(), 1):
             stripped = line.strip()
@@ -40,6 +41,25 @@ def shadowing_problems(paths):
                                                    'instead of auth.json. Remove it, or unset it for Codex.'
                                                    % (name, path, number)))
     return problems, warnings
+
+
+def _read_regular(path):
+    """The first MAX_ENV_FILE_BYTES of a regular file (links followed: nothing is written). A FIFO
+    would block the module forever, and a device is not an environment file."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise ValueError('not a regular file')
+        chunks, size = [], 0
+        while size < MAX_ENV_FILE_BYTES:
+            chunk = os.read(fd, MAX_ENV_FILE_BYTES - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        return b''.join(chunks)
+    finally:
+        os.close(fd)
 
 
 def login_status(codex_path, home, uid=None, gid=None):

@@ -63,6 +63,8 @@ def user_name(uid):
 def lstat_or_none(path):
     try:
         return os.lstat(path)
+    except ValueError:
+        return None  # a NUL byte in the path: no file can have that name
     except OSError as exc:
         if exc.errno in (errno.ENOENT, errno.ENOTDIR):
             return None
@@ -83,6 +85,8 @@ def check_home(path):
     following a link would put credentials wherever the link points."""
     if not os.path.isabs(path):
         raise UnsafePathError('codex_home_relative', 'codex_home must be an absolute path, got a relative one.')
+    if '\0' in path:
+        raise UnsafePathError('codex_home_not_dir', 'codex_home contains a NUL byte; no directory can have that name.')
     st = lstat_or_none(path)
     if st is None:
         return None
@@ -220,13 +224,14 @@ def codex_lock(home, uid=None, gid=None, timeout=DEFAULT_LOCK_TIMEOUT):
 
 def _acquire(path, uid, gid, timeout):
     flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
-    existed = os.path.lexists(path)
+    fd = None
     try:
-        fd = os.open(path, flags, 0o600)
+        if (uid is not None or gid is not None) and not os.path.lexists(path):
+            fd = _create_owned(path, uid, gid)
+        if fd is None:
+            fd = os.open(path, flags, 0o600)
     except OSError as exc:
         raise UnsafePathError('lock_unavailable', 'cannot open the lock file %s: %s.' % (path, exc.strerror))
-    if not existed and (uid is not None or gid is not None):
-        os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
     deadline = time.monotonic() + timeout
     while True:
         try:
@@ -241,6 +246,36 @@ def _acquire(path, uid, gid, timeout):
             raise UnsafePathError('lock_timeout', 'timed out after %ss waiting for %s; a Codex process is '
                                   'probably refreshing credentials. Retry when it has finished.' % (timeout, path))
         time.sleep(0.05)
+
+
+def _create_owned(path, uid, gid):
+    """Create the lock file `path` already owned by the runner user, and return an fd on it (None if
+    it appeared meanwhile). Created as root and chowned after, it would be root's 0600 file for a
+    moment, and a Codex saving a refresh in that moment cannot open it: the refresh is made at the
+    server, never saved, and the refresh token is burnt (seen with Codex 0.169)."""
+    directory, name = os.path.split(path)
+    tmp, fd = _exclusive_create(directory, '%s%s-' % (TEMP_PREFIX, name), '.tmp', 0o600)
+    try:
+        os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
+        os.link(tmp, path)  # appears with its owner; never replaces a lock file Codex created
+        return fd
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno == errno.EEXIST:
+            return None
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS):
+            raise
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+    # No hard links here: create it in place and chown it (the lock is then root's for a moment).
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0), 0o600)
+    try:
+        os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
 
 
 def atomic_write(path, data, uid=None, gid=None, mode=0o600):
@@ -258,17 +293,37 @@ def atomic_write(path, data, uid=None, gid=None, mode=0o600):
 
 
 def write_backup(path, data, uid=None, gid=None):
-    """Keep `data` (the file being replaced) beside it as a 0600 timestamped copy."""
+    """Keep `data` (the file being replaced) beside it as a 0600 timestamped copy. It is written
+    to a temp file and linked into place, so a run killed mid-write leaves no partial backup,
+    only a temp file that the next run removes."""
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%S.%fZ')
     directory, name = os.path.split(path)
-    backup_path, fd = _exclusive_create(directory, '%s.%s' % (name, stamp), '.bak', 0o600, random=False)
+    tmp_path, fd = _exclusive_create(directory, '%s%s-' % (TEMP_PREFIX, name), '.tmp', 0o600)
     try:
         _write_all(fd, data, uid, gid, 0o600)
-    except BaseException:
+        return _link_unique(tmp_path, os.path.join(directory, '%s.%s' % (name, stamp)), '.bak')
+    finally:
         with contextlib.suppress(OSError):
-            os.unlink(backup_path)
-        raise
-    return backup_path
+            os.unlink(tmp_path)
+
+
+def _link_unique(source, prefix, suffix):
+    """Give `source` a new name that did not exist (link() never replaces anything)."""
+    for attempt in range(100):
+        candidate = prefix + ('' if attempt == 0 else '.%d' % attempt) + suffix
+        try:
+            os.link(source, candidate)
+            return candidate
+        except OSError as exc:
+            if exc.errno == errno.EEXIST:
+                continue
+            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS):
+                raise
+        # A file system without hard links: rename to a name that is free.
+        if not os.path.lexists(candidate):
+            os.rename(source, candidate)
+            return candidate
+    raise UnsafePathError('temp_exhausted', 'could not create a unique file for %s.' % prefix)
 
 
 def _exclusive_create(directory, prefix, suffix, mode, random=True):

@@ -106,6 +106,12 @@ class SeedRun:
         if self.check_mode:
             self._configure()
             return self._plan(home_st)
+        # Refuse, before anything is written (a repaired CODEX_HOME, config.toml, lock files), what
+        # would be refused later: a symlinked, hard-linked or special auth.json, an invalid config.
+        if home_st is not None:
+            safe_files.check_regular(self.path, 'auth')
+        if self.config_settings is not None:
+            config_file.apply_settings(self.home, self.config_settings, self.uid, self.gid, check_mode=True)
         dir_changes = safe_files.ensure_directory(self.home, self.uid, self.gid)
         self._configure()
         with safe_files.codex_lock(self.home, self.uid, self.gid):

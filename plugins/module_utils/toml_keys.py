@@ -418,6 +418,7 @@ def _read_value(text):
                 body = body[2:]
             elif body.startswith('\n'):
                 body = body[1:]
+            body = body.replace('\r\n', '\n')  # as tomllib reads a CRLF document
             if multi == '"""':
                 body = _unescape(re.sub(r'\\[ \t]*\r?\n\s*', '', body))
             return body, text[end + 3:]

@@ -203,12 +203,19 @@ def main():
         supports_check_mode=True,
     )
     params = module.params
+    if isinstance(params['content'], dict):
+        # Every value of a no_log dict becomes a string Ansible masks wherever it appears: a dict
+        # seed holding auth_mode "apikey" would return auth_mode VALUE_SPECIFIED_IN_NO_LOG_PARAMETER.
+        # Auth mode names are not secrets.
+        module.no_log_values.difference_update(auth_model.KNOWN_AUTH_MODES)
     try:
         uid, gid = module_common.resolve_ids(module)
         if isinstance(params['content'], dict):
             seed_data = json.dumps(params['content'], indent=2).encode('utf-8')
         elif params['content'] is not None:
-            seed_data = str(params['content']).encode('utf-8')
+            # surrogatepass: content with a lone surrogate becomes bytes that fail validation as
+            # "not UTF-8", instead of an exception.
+            seed_data = str(params['content']).encode('utf-8', 'surrogatepass')
         else:
             seed_data = module_common.read_seed_file(module, params['src'])
         seed = seeding.load_seed(seed_data, params['allowed_auth_modes'], params['require_refresh_token'])

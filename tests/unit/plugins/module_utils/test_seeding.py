@@ -371,7 +371,8 @@ def test_symlinked_auth_json_refused(codex_home, tmp_path):
         assert info.value.code == 'auth_symlink'
     assert target.read_bytes() == b'{"old": true}'
     assert os.path.islink(str(home / 'auth.json'))
-    assert sorted(os.listdir(str(home))) == ['auth.json', 'auth.json.lock', 'auth.lock', 'config.toml']
+    # Refused before anything is written: not even Codex's lock files.
+    assert sorted(os.listdir(str(home))) == ['auth.json', 'config.toml']
     assert sorted(os.listdir(str(tmp_path))) == ['codex-home-1', 'elsewhere.json']
 
 

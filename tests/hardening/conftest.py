@@ -1,0 +1,60 @@
+"""Fixtures of the hardening tests: crash safety, races with the real Codex CLI, hostile input,
+leak audits and property-based tests of the auth.json model and the TOML editor. The helpers are
+in hardening_support.py.
+"""
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from hardening_support import SeedWorker, Workspace, integration, strict_leaks
+from support import codex_backend  # on sys.path once hardening_support is imported
+
+# tests/integration's modules do `from conftest import ...`. When one pytest run collects both
+# directories, `conftest` names whichever conftest was loaded last: offer the same names here.
+REPO, OUTPUT = integration.REPO, integration.OUTPUT
+codex_binary, runner_owner, python39 = integration.codex_binary, integration.runner_owner, integration.python39
+
+
+@pytest.fixture(scope='module')
+def seed_worker():
+    worker = SeedWorker()
+    yield worker
+    worker.close()
+
+
+@pytest.fixture(scope='session')
+def backend():
+    server = codex_backend.CodexBackend().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def scratch():
+    """A scratch directory the runner user (nobody, when root) can reach. Tests undo their own
+    mounts and immutable flags; a mount left behind is detached here before the tree is removed."""
+    root = Path(tempfile.mkdtemp(prefix='codexops-hard-'))
+    os.chmod(str(root), 0o755)
+    yield root
+    with open('/proc/self/mounts') as handle:
+        points = [line.split()[1] for line in handle]
+    for point in sorted(points, reverse=True):
+        if point.startswith(str(root) + '/'):
+            subprocess.run(['umount', '-l', point], check=False)
+    shutil.rmtree(str(root), ignore_errors=True)
+
+
+@pytest.fixture
+def workspace(request, backend):
+    root = tempfile.mkdtemp(prefix='codexops-hard-it-')
+    os.chmod(root, 0o755)
+    space = Workspace(root, request.node.name, backend)
+    yield space
+    problems = strict_leaks(space)
+    shutil.rmtree(root, ignore_errors=True)
+    assert not problems, 'secrets leaked:\n' + '\n'.join(problems)
