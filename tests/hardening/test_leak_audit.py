@@ -191,10 +191,6 @@ def test_access_token_and_api_key_playbooks_leak_nothing(workspace, backend):
         'secret_hits': 0})
 
 
-@pytest.mark.xfail(reason='roles/codex_auth (access_token method): in check mode codex_config writes nothing, so '
-                          'the login check run evaluates the config.toml that is not there yet and predicts '
-                          'store_not_file; provision --check then fails a fresh fleet. A fix belongs in the role.',
-                   strict=False)
 def test_access_token_provision_check_on_a_fresh_fleet(workspace, backend):
     token = fake_credentials.personal_access_token()
     workspace.remember([token])
