@@ -16,7 +16,6 @@ import secrets
 import time
 from pathlib import Path
 
-import pytest
 
 from hardening_support import (COLLECTIONS, REPO, ProcessSampler, codex_binary, local_fleet, report_figures,
                                runner_ids, secret_needles)
