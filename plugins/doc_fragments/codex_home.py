@@ -62,6 +62,14 @@ options:
         equal tokens on two hosts give equal fingerprints; keep it secret so fingerprints cannot be
         compared with anything outside the fleet.
     type: str
+  fail_on_problems:
+    description:
+      - Fail the task when the verified state has any problem (warnings do not count). The result still
+        carries every fact, and the message names the problem codes.
+      - For a module that writes, the state checked is the one the task leaves (under check mode, the one it
+        would leave; a plan that fails this way has written nothing).
+    type: bool
+    default: false
 '''
 
     ATTRIBUTES = r'''

@@ -23,6 +23,7 @@ def base_argument_spec(ownership=False, verify=False):
             max_age_days=dict(type='float', default=8),
             require_file_store=dict(type='bool', default=True),
             fingerprint_salt=dict(type='str', no_log=True),
+            fail_on_problems=dict(type='bool', default=False),
         )
     return spec
 
@@ -35,6 +36,16 @@ def verify_options(params):
         'require_file_store': params.get('require_file_store', True),
         'salt': params.get('fingerprint_salt'),
     }
+
+
+def exit_checked(module, result, summary):
+    """exit_json, or fail_json with the same result when fail_on_problems is set and `summary` (the
+    state the task leaves, or under check mode would leave) has problems."""
+    if module.params.get('fail_on_problems') and not summary.get('healthy', False):
+        module.fail_json(msg='Codex credentials in %s have problems: %s%s' % (
+            module.params['codex_home'], ', '.join(item['code'] for item in summary.get('problems', [])),
+            ' (predicted; nothing was written)' if module.check_mode else ''), **result)
+    module.exit_json(**result)
 
 
 def resolve_ids(module):

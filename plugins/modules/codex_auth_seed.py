@@ -234,7 +234,7 @@ def main():
     diff = result.pop('diff')
     if module._diff:
         result['diff'] = diff
-    module.exit_json(**result)
+    module_common.exit_checked(module, result, result['auth'])
 
 
 if __name__ == '__main__':

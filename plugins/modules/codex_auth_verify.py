@@ -36,11 +36,6 @@ options:
   allowed_auth_modes:
     description:
       - Auth modes that count as healthy. Default is every mode Codex knows.
-  fail_on_problems:
-    description:
-      - Fail the task when there is any problem (the result still carries every fact).
-    type: bool
-    default: false
   environment_files:
     description:
       - Files on the runner whose environment the runner's jobs get (C(/etc/environment), the CI runner's
@@ -227,7 +222,6 @@ def main():
     argument_spec = module_common.base_argument_spec(verify=True)
     argument_spec.update(
         owner=dict(type='str'),
-        fail_on_problems=dict(type='bool', default=False),
         environment_files=dict(type='list', elements='path', default=[]),
         login_status=dict(type='bool', default=False),
         codex_path=dict(type='path'),
@@ -256,10 +250,8 @@ def main():
             result['problems'].append({'code': 'codex_status_failed',
                                        'message': 'codex login status failed: %s' % status['message']})
     result['healthy'] = not result['problems']
-    if params['fail_on_problems'] and not result['healthy']:
-        module.fail_json(msg='Codex credentials in %s have problems: %s' % (
-            params['codex_home'], ', '.join(item['code'] for item in result['problems'])), changed=False, **result)
-    module.exit_json(changed=False, **result)
+    result['changed'] = False
+    module_common.exit_checked(module, result, result)
 
 
 if __name__ == '__main__':

@@ -7,6 +7,7 @@ secret may appear in any output, and every file holding one must be private to i
 import json
 import os
 import pwd
+import shlex
 import shutil
 import stat
 import subprocess
@@ -184,3 +185,17 @@ def workspace(request, backend):
     leaks = space.leaks()
     shutil.rmtree(root, ignore_errors=True)
     assert not leaks, 'secrets leaked:\n' + '\n'.join(leaks)
+
+
+@pytest.fixture
+def fake_crontab(tmp_path, monkeypatch):
+    """A `crontab` for the cron module to find: it insists the command exists even with cron_file, which
+    it writes itself. This one fails and leaves a mark if anything ever runs it."""
+    marks = tmp_path / 'crontab-ran'
+    stub = tmp_path / 'bin' / 'crontab'
+    stub.parent.mkdir()
+    stub.write_text('#!/bin/sh\necho "$@" >> %s\nexit 1\n' % shlex.quote(str(marks)))
+    stub.chmod(0o755)
+    monkeypatch.setenv('PATH', '%s:%s' % (stub.parent, os.environ['PATH']))
+    yield
+    assert not marks.exists(), 'crontab was run: ' + marks.read_text()

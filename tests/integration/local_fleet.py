@@ -31,6 +31,11 @@ class LocalFleet:
         group_vars.update(host_vars)
         self.inventory.write_text(json.dumps({'codex_runners': {'hosts': hosts, 'vars': group_vars}}))
 
+    def set_host_vars(self, host, **host_vars):
+        inventory = json.loads(self.inventory.read_text())
+        inventory['codex_runners']['hosts'][host].update(host_vars)
+        self.inventory.write_text(json.dumps(inventory))
+
     def home(self, host):
         return self.space.root / 'runners' / host / '.codex'
 

@@ -97,20 +97,6 @@ def mode_and_owner(path):
     return stat.S_IMODE(info.st_mode), pwd.getpwuid(info.st_uid).pw_name, info.st_gid
 
 
-@pytest.fixture
-def fake_crontab(tmp_path, monkeypatch):
-    """A `crontab` for the cron module to find: it insists the command exists even with cron_file, which
-    it writes itself. This one fails and leaves a mark if anything ever runs it."""
-    marks = tmp_path / 'crontab-ran'
-    stub = tmp_path / 'bin' / 'crontab'
-    stub.parent.mkdir()
-    stub.write_text('#!/bin/sh\necho "$@" >> %s\nexit 1\n' % shlex.quote(str(marks)))
-    stub.chmod(0o755)
-    monkeypatch.setenv('PATH', '%s:%s' % (stub.parent, os.environ['PATH']))
-    yield
-    assert not marks.exists(), 'crontab was run: ' + marks.read_text()
-
-
 @pytest.mark.parametrize('scheduler', [pytest.param('systemd', marks=needs_offline_systemd), 'cron'])
 def test_role_check_apply_idempotent_check_remove(workspace, scheduler, request):
     if scheduler == 'cron':

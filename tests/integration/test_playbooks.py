@@ -117,3 +117,39 @@ def test_verify_reports_what_breaks_runs_in_practice(workspace):
     assert report['problems_by_code']['forced_login_conflict'] == ['runner-2']
     assert report['problems_by_code']['codex_status_failed'] == ['runner-2']  # Codex: "Not logged in"
     assert 'codex_status_failed' not in [row for row in report['hosts'] if row['host'] == 'runner-1'][0]['problems']
+
+
+def test_provision_runs_the_optional_steps_only_on_the_runners_that_ask(fleet, workspace, fake_crontab):
+    cron_file = workspace.root / 'cron.d' / 'codex-keepalive'
+    cron_file.parent.mkdir()
+    fleet.set_host_vars('runner-2', codex_keepalive=True, codex_keepalive_scheduler='cron',
+                        codex_keepalive_cron_file=str(cron_file),
+                        codex_keepalive_script_dir=str(workspace.root / 'libexec'))
+    for host in fleet.hosts:
+        fleet.seed(host)
+    output = fleet.run('provision')
+    cli_play = output.split('PLAY [Install the pinned Codex CLI]')[1].split('PLAY [')[0]
+    assert 'skipping: no hosts matched' in cli_play
+    keepalive_play = output.split('PLAY [Schedule the keepalive')[1].split('PLAY RECAP')[0]
+    assert '[runner-2]' in keepalive_play
+    assert '[runner-1]' not in keepalive_play and '[runner-3]' not in keepalive_play
+    scripts = list((workspace.root / 'libexec').iterdir())
+    assert len(scripts) == 1 and str(fleet.home('runner-2')) in scripts[0].read_text()
+    assert str(scripts[0]) in cron_file.read_text()
+    assert fleet.report()['ok']
+    again = fleet.run('provision')
+    assert set(changed_by_host(again).values()) == {0}
+
+
+def test_fail_on_problems_fails_a_runner_before_writing_and_reports_it_broken(fleet):
+    # runner-3's config would force API-key logins: a ChatGPT seed there can never be healthy.
+    fleet.set_host_vars('runner-3', codex_auth_forced_login_method='api', codex_auth_fail_on_problems=True)
+    for host in fleet.hosts:
+        fleet.seed(host)
+    output = fleet.run('provision', expect_failure=True)
+    assert 'have problems: forced_login_conflict (predicted; nothing was written)' in output
+    assert not fleet.auth('runner-3').exists()
+    assert all(fleet.auth(host).exists() for host in ('runner-1', 'runner-2'))
+    report = fleet.report()
+    assert report['broken'] == ['runner-3'] and report['unknown'] == []
+    assert report['problems_by_code']['forced_login_conflict'] == ['runner-3']
