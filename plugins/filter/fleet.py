@@ -27,14 +27,23 @@ def _summaries(health_by_host):
 
 def codex_fleet_health(hostvars, hosts, variable='codex_auth_health'):
     """{host: hostvars[host][variable]} for the given hosts, None where a host has no result
-    (unreachable, or failed before verifying): the report counts those as unknown."""
+    (unreachable, or failed before verifying): the report counts those as unknown.
+
+    `variable` may be a list of names, tried in order: the first that holds a result of a task that
+    ran (a dict, not a skipped result) wins, e.g. a write that ran before the plan it followed."""
+    names = [variable] if isinstance(variable, str) else list(variable or [])
     collected = {}
     for host in hosts or []:
-        try:
-            value = hostvars[host].get(variable)
-        except (KeyError, AttributeError):
-            value = None
-        collected[str(host)] = value if isinstance(value, dict) else None
+        value = None
+        for name in names:
+            try:
+                candidate = hostvars[host].get(name)
+            except (KeyError, AttributeError):
+                candidate = None
+            if isinstance(candidate, dict) and not candidate.get('skipped'):
+                value = candidate
+                break
+        collected[str(host)] = value
     return collected
 
 

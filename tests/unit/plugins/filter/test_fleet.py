@@ -60,6 +60,26 @@ def test_fleet_health_tolerates_missing_hosts_and_values():
     assert collected['a']['healthy'] and collected['b'] is None and collected['gone'] is None
 
 
+def test_fleet_health_takes_the_first_result_of_a_task_that_ran():
+    skipped = {'changed': False, 'skipped': True, 'skip_reason': 'Conditional result was False'}
+    failed_write = {'failed': True, 'msg': 'could not complete the operation'}
+    hostvars = {
+        'kept': {'write': skipped, 'plan': {'auth': health(fingerprint='k')}},
+        'written': {'write': {'auth': health(fingerprint='w')}, 'plan': {'auth': health(fingerprint='p')}},
+        # A write that failed without a summary must not fall back to the plan's prediction.
+        'failed': {'write': failed_write, 'plan': {'auth': health(fingerprint='f')}},
+        'other_method': {'write': skipped, 'login': {'auth': health(fingerprint='l')}},
+        'nothing': {'write': skipped},
+    }
+    collected = fleet.codex_fleet_health(hostvars, sorted(hostvars), ['write', 'login', 'plan'])
+    assert collected['kept']['auth']['refresh_token_fingerprint'] == 'k'
+    assert collected['written']['auth']['refresh_token_fingerprint'] == 'w'
+    assert collected['failed'] is failed_write
+    assert collected['other_method']['auth']['refresh_token_fingerprint'] == 'l'
+    assert collected['nothing'] is None
+    assert fleet.codex_fleet_health(hostvars, ['nothing'], 'write') == {'nothing': None}
+
+
 def test_markdown_has_one_row_per_host_and_flags():
     report = fleet.codex_fleet_report({'a': health(fingerprint='same'), 'b': health(False, 'same', ['auth_owner'])})
     markdown = fleet.codex_fleet_markdown(report)
