@@ -38,13 +38,14 @@ def verify_options(params):
     }
 
 
-def exit_checked(module, result, summary):
+def exit_checked(module, result, summary, predicted=False):
     """exit_json, or fail_json with the same result when fail_on_problems is set and `summary` (the
-    state the task leaves, or under check mode would leave) has problems."""
+    state the task leaves; `predicted` when a writing module only predicted it under check mode)
+    has problems."""
     if module.params.get('fail_on_problems') and not summary.get('healthy', False):
         module.fail_json(msg='Codex credentials in %s have problems: %s%s' % (
             module.params['codex_home'], ', '.join(item['code'] for item in summary.get('problems', [])),
-            ' (predicted; nothing was written)' if module.check_mode else ''), **result)
+            ' (predicted; nothing was written)' if predicted else ''), **result)
     module.exit_json(**result)
 
 

@@ -154,7 +154,7 @@ def main():
         module.fail_json(msg=str(exc))
     except OSError as exc:
         module.fail_json(msg=module_common.os_error_message(exc))
-    module_common.exit_checked(module, result, result['auth'])
+    module_common.exit_checked(module, result, result['auth'], predicted=module.check_mode)
 
 
 if __name__ == '__main__':

@@ -234,7 +234,7 @@ def main():
     diff = result.pop('diff')
     if module._diff:
         result['diff'] = diff
-    module_common.exit_checked(module, result, result['auth'])
+    module_common.exit_checked(module, result, result['auth'], predicted=module.check_mode)
 
 
 if __name__ == '__main__':
