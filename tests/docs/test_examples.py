@@ -24,7 +24,9 @@ import pytest
 import yaml
 
 import docs_support
-from support import codex_backend, fake_credentials
+from support import fake_credentials
+# `backend` is a pytest fixture; importing it is how this suite gets it.
+from support.backend_fixture import backend  # noqa: F401 pylint: disable=unused-import
 
 REPO = Path(docs_support.REPO)
 COLLECTIONS = Path(docs_support.COLLECTIONS)
@@ -66,13 +68,6 @@ def codex_binary():
     if os.environ.get('CI'):
         pytest.fail('the pinned Codex CLI is not installed at %s; `make codex` installs it' % path)
     pytest.skip('the pinned Codex CLI is not installed (make codex); its examples need it')
-
-
-@pytest.fixture(scope='module')
-def backend():
-    server = codex_backend.CodexBackend().start()
-    yield server
-    server.stop()
 
 
 @pytest.mark.parametrize('kind,name,path', _plugins(), ids=lambda value: value if isinstance(value, str) else None)

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from hardening_support import SeedWorker, Workspace, integration, strict_leaks
-from support import codex_backend  # on sys.path once hardening_support is imported
+# `backend` is a pytest fixture; importing it is how this suite gets it.
+from support.backend_fixture import backend  # noqa: F401 pylint: disable=unused-import
 
 # tests/integration's modules do `from conftest import ...`. When one pytest run collects both
 # directories, `conftest` names whichever conftest was loaded last: offer the same names here.
@@ -25,13 +26,6 @@ def seed_worker():
     worker = SeedWorker()
     yield worker
     worker.close()
-
-
-@pytest.fixture(scope='session')
-def backend():
-    server = codex_backend.CodexBackend().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -20,7 +20,9 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / 'tests'))
 
-from support import codex_backend, fake_credentials  # noqa: E402
+from support import fake_credentials  # noqa: E402
+# `backend` is a pytest fixture; importing it is how this suite gets it.
+from support.backend_fixture import backend  # noqa: E402,F401 pylint: disable=unused-import
 
 COLLECTIONS = REPO / '.build' / 'collections'
 TARGETS = REPO / 'tests' / 'integration' / 'targets'
@@ -167,13 +169,6 @@ class Workspace:
             if holds and mode & 0o077:
                 found.append('%s holds a secret and is mode %04o' % (path, mode))
         return found
-
-
-@pytest.fixture(scope='session')
-def backend():
-    server = codex_backend.CodexBackend().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
