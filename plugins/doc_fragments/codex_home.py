@@ -72,6 +72,39 @@ options:
     default: false
 '''
 
+    CODEX_PROCESS = r'''
+options:
+  codex_path:
+    description:
+      - Path of the C(codex) executable. Default is C(codex) found on the module's C(PATH).
+      - It runs as the runner user, so it must be executable by that user.
+    type: path
+  codex_environment:
+    description:
+      - Extra environment variables for the Codex processes this module starts, by name - for example
+        C(HTTPS_PROXY), C(NO_PROXY), C(SSL_CERT_FILE), or C(CODEX_REFRESH_TOKEN_URL_OVERRIDE) and
+        C(CODEX_AUTHAPI_BASE_URL) for a test backend.
+      - Codex runs as the runner user, whose jobs are untrusted, so it never inherits the module's environment.
+        It gets only C(PATH), C(LANG), C(LC_*), C(TMPDIR) and C(TZ) from it, the runner's C(HOME), C(USER) and
+        C(LOGNAME), C(CODEX_HOME), and what is named here.
+      - C(CODEX_ACCESS_TOKEN), C(OPENAI_API_KEY), C(CODEX_API_KEY) and C(CODEX_HOME) are refused - Codex would
+        prefer them over what is stored.
+      - Values are treated as secrets (a proxy URL may hold a password) and masked in output.
+    type: dict
+    default: {}
+'''
+
+    LOCKS = r'''
+options:
+  lock_timeout:
+    description:
+      - Seconds to wait for Codex's own locks (C(auth.lock), then C(auth.json.lock)) before giving up with
+        a C(lock_timeout) error. A Codex refresh holds them for well under a second; a job that holds them
+        longer only delays the task, it can never redirect it.
+    type: float
+    default: 30
+'''
+
     ATTRIBUTES = r'''
 attributes:
   check_mode:

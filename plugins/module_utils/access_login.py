@@ -10,18 +10,19 @@ is what lets a rotation fail safe.
 """
 
 import json
-import os
 
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
+from ansible_collections.codexops.runner.plugins.module_utils import codex_home
 from ansible_collections.codexops.runner.plugins.module_utils import codex_process
+from ansible_collections.codexops.runner.plugins.module_utils import errors
 from ansible_collections.codexops.runner.plugins.module_utils import health
 from ansible_collections.codexops.runner.plugins.module_utils import safe_files
 
 PERSONAL_PREFIX = 'at-'
 
 
-class LoginError(Exception):
-    pass
+class LoginError(errors.CodexOpsError):
+    default_code = 'login_failed'
 
 
 def token_kind(token):
@@ -39,19 +40,30 @@ def expected_file(token):
 
 class AccessTokenLogin:
 
-    def __init__(self, home, codex_path, uid=None, gid=None, check_mode=False, verify_options=None):
-        self.home = home
-        self.path = os.path.join(home, health.AUTH_FILE)
+    def __init__(self, home, codex_path, uid=None, gid=None, check_mode=False, verify_options=None,
+                 codex_environment=None, lock_timeout=safe_files.DEFAULT_LOCK_TIMEOUT):
+        self.home_path = home
         self.codex_path = codex_path
         self.uid, self.gid = uid, gid
         self.check_mode = check_mode
         self.verify_options = verify_options or {}
+        self.codex_environment = codex_environment or {}
+        self.lock_timeout = lock_timeout
+        codex_process.check_environment(self.codex_environment)
 
-    def _existing(self):
-        if safe_files.check_home(self.home) is None:
+    def _act(self, func, *args):
+        return codex_home.act(self.home_path, codex_home.Target(self.uid, self.gid), func, *args)
+
+    @staticmethod
+    def _existing(context):
+        if not context.exists:
             return None
-        data, _st = safe_files.read_regular(self.path, 'auth', auth_model.MAX_AUTH_BYTES)
+        data, _st = context.home.read_regular(health.AUTH_FILE, 'auth', auth_model.MAX_AUTH_BYTES)
         return data
+
+    def _codex(self, args, stdin=b'', secrets=(), timeout=120):
+        return codex_process.run_codex(self.codex_path, args, self.home_path, stdin=stdin, secrets=secrets,
+                                       timeout=timeout, extra_env=self.codex_environment)
 
     def present(self, token, force=False, smoke_test=False):
         token = token.strip()
@@ -59,7 +71,10 @@ class AccessTokenLogin:
             raise LoginError('access_token is empty.')
         if auth_model.has_lone_surrogate(token):
             raise LoginError('access_token is not valid Unicode text (it holds a lone UTF-16 surrogate).')
-        existing = self._existing()
+        return self._act(self._present, token, force, smoke_test)
+
+    def _present(self, context, token, force, smoke_test):
+        existing = self._existing(context)
         stored = False
         if existing is not None and not force:
             try:
@@ -67,74 +82,89 @@ class AccessTokenLogin:
             except auth_model.AuthFileError:
                 stored = False
         result = {'token_kind': token_kind(token), 'logged_in': False}
-        if stored:
-            changes = self._repair()
-            result.update(changed=bool(changes), attributes_changed=changes)
-            if smoke_test and not self.check_mode:
-                result['smoke_test'] = self._smoke_test(None, token, restore=False)
-        elif self.check_mode:
+        if self.check_mode:
+            if stored:
+                result.update(attributes_changed=self._predicted_repairs(context))
+                result['changed'] = bool(result['attributes_changed'])
+                return self._finish(context, result)
             result.update(changed=True, attributes_changed=[], logged_in=True)
-            return self._finish(result, predicted=expected_file(token))
-        else:
-            safe_files.ensure_directory(self.home, self.uid, self.gid)
-            rc, output = codex_process.run_codex(self.codex_path, ['login', '--with-access-token'], self.home,
-                                                 stdin=token.encode('utf-8'), uid=self.uid, gid=self.gid,
-                                                 secrets=[token])
-            if rc != 0:
-                raise LoginError('codex login --with-access-token failed (exit %d): %s. The previous auth.json '
-                                 'was left as it was.' % (rc, output or 'no output'))
-            result.update(changed=True, logged_in=True, attributes_changed=self._repair())
-            if smoke_test:
-                result['smoke_test'] = self._smoke_test(existing, token)
-        return self._finish(result)
+            return self._finish(context, result, predicted=expected_file(token))
+        dir_changes = ['codex_home_%s' % change for change in context.ensure()]
+        # Codex runs as the runner and writes in CODEX_HOME: from here on, as the runner.
+        return context.as_owner(self._present_as_owner, token, stored, existing, smoke_test, result, dir_changes)
 
-    def _smoke_test(self, previous, token, restore=True):
+    def _present_as_owner(self, context, token, stored, existing, smoke_test, result, dir_changes):
+        if stored:
+            changes = dir_changes + self._repair(context)
+            result.update(changed=bool(changes), attributes_changed=changes)
+            if smoke_test:
+                result['smoke_test'] = self._smoke_test(context, None, token, restore=False)
+            return self._finish(context, result)
+        rc, output = self._codex(['login', '--with-access-token'], stdin=token.encode('utf-8'), secrets=[token])
+        if rc != 0:
+            raise LoginError('codex login --with-access-token failed (exit %d): %s. The previous auth.json '
+                             'was left as it was.' % (rc, output or 'no output'))
+        result.update(changed=True, logged_in=True, attributes_changed=dir_changes + self._repair(context))
+        if smoke_test:
+            result['smoke_test'] = self._smoke_test(context, existing, token)
+        return self._finish(context, result)
+
+    def _smoke_test(self, context, previous, token, restore=True):
         """Ask Codex whether the login works. After a new login that fails it, put the previous
         auth.json back, so a bad rotation never leaves a runner without its working login."""
-        rc, output = codex_process.run_codex(self.codex_path, ['login', 'status'], self.home, uid=self.uid,
-                                             gid=self.gid, secrets=[token], timeout=60)
-        if rc == 0 and output.startswith('Logged in'):
-            return {'rc': rc, 'message': output}
+        status = codex_process.login_status(self.codex_path, self.home_path, secrets=[token],
+                                            extra_env=self.codex_environment)
+        if status['logged_in']:
+            return {'rc': status['rc'], 'message': status['message']}
         if not restore:
             raise LoginError('the stored access token fails `codex login status` (exit %d): %s'
-                             % (rc, output or 'no output'))
-        with safe_files.codex_lock(self.home, self.uid, self.gid):
+                             % (status['rc'], status['message'] or 'no output'))
+        with context.home.codex_lock(*context.file_ids, timeout=self.lock_timeout):
             if previous is None:
-                safe_files.remove_files([self.path])
+                context.home.remove([health.AUTH_FILE])
             else:
-                safe_files.atomic_write(self.path, previous, self.uid, self.gid)
+                context.home.atomic_write(health.AUTH_FILE, previous, *context.file_ids)
         raise LoginError('the new access token logged in, but `codex login status` then failed (exit %d): %s. The '
-                         'previous auth.json was restored.' % (rc, output or 'no output'))
+                         'previous auth.json was restored.' % (status['rc'], status['message'] or 'no output'))
 
     def absent(self):
-        existing = self._existing()
+        return self._act(self._absent)
+
+    def _absent(self, context):
+        existing = self._existing(context)
         result = {'token_kind': None, 'logged_in': False, 'attributes_changed': []}
         if existing is None:
             result['changed'] = False
-            return self._finish(result)
+            return self._finish(context, result)
         result['changed'] = True
         if self.check_mode:
-            return self._finish(result, predicted=None)
-        rc, output = codex_process.run_codex(self.codex_path, ['logout'], self.home, uid=self.uid, gid=self.gid)
+            return self._finish(context, result, predicted=None)
+        context.ensure()
+        return context.as_owner(self._logout, result)
+
+    def _logout(self, context, result):
+        rc, output = self._codex(['logout'])
         if rc != 0:
             raise LoginError('codex logout failed (exit %d): %s' % (rc, output or 'no output'))
-        return self._finish(result)
+        return self._finish(context, result)
 
-    def _repair(self):
+    def _predicted_repairs(self, context):
+        changes = ['codex_home_%s' % change for change in context.predicted_changes()]
+        st = context.home.check_regular(health.AUTH_FILE, 'auth')
+        return changes + ['auth_%s' % change for change in safe_files.mode_changes(st, self.uid, self.gid, 0o600)]
+
+    def _repair(self, context):
         """Codex ran as the runner user, so ownership is right; make sure of the modes anyway."""
-        if self.check_mode:
-            st = safe_files.check_regular(self.path, 'auth')
-            return ['auth_%s' % change for change in safe_files.mode_changes(st, self.uid, self.gid, 0o600)]
-        changes = ['codex_home_%s' % change for change in safe_files.ensure_directory(self.home, self.uid, self.gid)]
-        if safe_files.check_regular(self.path, 'auth') is not None:
-            with safe_files.codex_lock(self.home, self.uid, self.gid):
-                changes += ['auth_%s' % c for c in safe_files.repair_file(self.path, self.uid, self.gid, 0o600)]
-        return changes
+        if context.home.check_regular(health.AUTH_FILE, 'auth') is None:
+            return []
+        with context.home.codex_lock(*context.file_ids, timeout=self.lock_timeout):
+            changes = context.home.repair(health.AUTH_FILE, self.uid, self.gid, 0o600)
+        return ['auth_%s' % change for change in changes]
 
-    def _finish(self, result, predicted=False):
-        snapshot = health.take_snapshot(self.home)
+    def _finish(self, context, result, predicted=False):
+        snapshot = health.take_snapshot(context.home)
         if predicted is not False:
-            owner = self.uid if self.uid is not None else os.geteuid()
+            owner = context.owner_after()
             snapshot['home'] = {'state': 'present', 'mode': 0o700, 'uid': owner}
             snapshot['auth'] = ({'state': 'missing'} if predicted is None else
                                 {'state': 'present', 'data': predicted, 'mode': 0o600, 'uid': owner})

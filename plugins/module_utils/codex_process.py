@@ -5,55 +5,100 @@
 
 Private to this collection. Secrets go to Codex on stdin, never in argv (argv is world-readable
 in /proc). The child runs as the runner user, so every file Codex creates in CODEX_HOME (auth.json,
-its lock files, log/) belongs to that user, and with the variables that would shadow auth.json
-removed, so what Codex stores is what was asked for.
+its lock files, log/) belongs to that user, and Codex runs code the runner user controls (its
+config, its MCP servers), so its environment is built from an allow-list, never inherited: root's
+environment (a proxy password, cloud keys from a play's `environment:`) stays root's. What Codex
+needs beyond the list (proxy settings, test endpoints) the operator names explicitly
+(`codex_environment`). The variables that would shadow auth.json are never passed.
 """
 
 import os
-import pwd
+import re
 import subprocess
+
+from ansible_collections.codexops.runner.plugins.module_utils import errors
+from ansible_collections.codexops.runner.plugins.module_utils import privsep
 
 # Read by Codex at run time and preferred over auth.json.
 SHADOWING_VARIABLES = ('CODEX_ACCESS_TOKEN', 'OPENAI_API_KEY', 'CODEX_API_KEY')
+# Passed from the module's own environment when set; HOME, USER and LOGNAME are the runner's.
+INHERITED_VARIABLES = ('PATH', 'LANG', 'TMPDIR', 'TZ')
+INHERITED_PREFIXES = ('LC_',)
+DEFAULT_PATH = '/usr/local/bin:/usr/bin:/bin'
+_NAME = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*$')
 MASK = '********'
 _NOISE = ('WARNING: proceeding, even though we could not create PATH aliases',)
+_API_KEY_TAIL = re.compile(r'\*\*\*[A-Za-z0-9_-]+')
 
 
-class CodexProcessError(Exception):
-    pass
+class CodexProcessError(errors.CodexOpsError):
+    default_code = 'codex_failed'
 
 
-def child_environment(home, uid=None):
-    env = dict((key, value) for key, value in os.environ.items() if key not in SHADOWING_VARIABLES)
+def check_environment(extra):
+    """The operator's `codex_environment`: names and values must be plain strings, no shadowing
+    variable (that would defeat what this collection stores), no CODEX_HOME (we set it)."""
+    for name, value in (extra or {}).items():
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise CodexProcessError('codex_environment: %r is not a valid environment variable name.' % (name,))
+        if name in SHADOWING_VARIABLES or name == 'CODEX_HOME':
+            raise CodexProcessError('codex_environment must not set %s: Codex would use it instead of what is '
+                                    'stored in CODEX_HOME.' % name)
+        if not isinstance(value, str) or '\0' in value:
+            raise CodexProcessError('codex_environment: the value of %s must be a string without NUL bytes.' % name)
+
+
+def child_environment(home, identity, extra=None):
+    """The whole environment of a Codex child: the allow-list, the runner's identity, the operator's
+    explicit additions, CODEX_HOME."""
+    env = {}
+    for name, value in os.environ.items():
+        if name in INHERITED_VARIABLES or name.startswith(INHERITED_PREFIXES):
+            env[name] = value
+    env.setdefault('PATH', DEFAULT_PATH)
+    env.update(HOME=identity.home, USER=identity.name, LOGNAME=identity.name)
+    check_environment(extra)
+    env.update(extra or {})
     env['CODEX_HOME'] = home
-    if uid is not None and uid != os.geteuid():
-        entry = pwd.getpwuid(uid)
-        env.update(HOME=entry.pw_dir, USER=entry.pw_name, LOGNAME=entry.pw_name)
     return env
 
 
-def run_codex(codex_path, args, home, stdin=b'', uid=None, gid=None, secrets=(), timeout=120):
-    """(rc, output) with every secret masked and Codex's harmless PATH-alias warning dropped."""
+def run_codex(codex_path, args, home, identity=None, stdin=b'', secrets=(), timeout=120, extra_env=None):
+    """(rc, output) of `codex ARGS` as `identity` (default: this process's user), every secret and any
+    API key tail masked, Codex's harmless PATH-alias warning dropped. The working directory is /, so
+    no path the runner controls is resolved before the child is the runner."""
+    identity = identity or privsep.current()
     kwargs = {}
-    if uid is not None and uid != os.geteuid():
-        kwargs.update(user=uid, group=gid if gid is not None else pwd.getpwuid(uid).pw_gid, extra_groups=[])
+    if not identity.is_current():
+        kwargs.update(user=identity.uid, group=identity.gid, extra_groups=identity.groups)
     try:
         proc = subprocess.run([codex_path] + list(args), input=stdin, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, env=child_environment(home, uid), cwd=home,
+                              stderr=subprocess.STDOUT, env=child_environment(home, identity, extra_env), cwd='/',
                               timeout=timeout, check=False, **kwargs)
     except subprocess.TimeoutExpired:
-        raise CodexProcessError('codex %s did not finish within %d seconds.' % (' '.join(args), timeout))
+        raise CodexProcessError('codex %s did not finish within %d seconds.' % (' '.join(args), timeout),
+                                code='codex_timeout')
     except OSError as exc:
-        raise CodexProcessError('cannot run %s as the runner user: %s. Install the Codex CLI where that user '
-                                'can execute it (codex_path).' % (codex_path, exc.strerror))
+        raise CodexProcessError('cannot run %s as %s: %s. Install the Codex CLI where that user can execute it '
+                                '(codex_path).' % (codex_path, identity.name, exc.strerror))
     except ValueError:  # a NUL byte in codex_path
         raise CodexProcessError('cannot run %r: it is not a valid file name (codex_path).' % codex_path)
     return proc.returncode, mask(proc.stdout.decode('utf-8', 'replace'), secrets)
+
+
+def login_status(codex_path, home, identity=None, secrets=(), extra_env=None):
+    """Codex's own verdict on CODEX_HOME: {'rc', 'message', 'logged_in'}. `logged_in` (exit 0) is what
+    every caller tests; exit 1 means both "not logged in" and "could not read the credentials or
+    config", and only the message tells which."""
+    rc, output = run_codex(codex_path, ['login', 'status'], home, identity=identity, secrets=secrets, timeout=60,
+                           extra_env=extra_env)
+    return {'rc': rc, 'message': output, 'logged_in': rc == 0}
 
 
 def mask(text, secrets):
     for secret in secrets:
         if secret:
             text = text.replace(secret, MASK)
+    text = _API_KEY_TAIL.sub('***', text)
     lines = [line for line in text.splitlines() if line.strip() and not line.startswith(_NOISE)]
     return '\n'.join(lines)

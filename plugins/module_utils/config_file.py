@@ -12,8 +12,8 @@ import os
 import stat
 
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
+from ansible_collections.codexops.runner.plugins.module_utils import errors
 from ansible_collections.codexops.runner.plugins.module_utils import health
-from ansible_collections.codexops.runner.plugins.module_utils import safe_files
 from ansible_collections.codexops.runner.plugins.module_utils import toml_keys
 
 # Values Codex accepts for the settings this collection cares about; anything else would make
@@ -24,8 +24,8 @@ KNOWN_VALUES = {
 }
 
 
-class ConfigError(Exception):
-    pass
+class ConfigError(errors.CodexOpsError):
+    default_code = 'config_invalid'
 
 
 def check_settings(settings):
@@ -47,12 +47,13 @@ def check_settings(settings):
             raise ConfigError('%s: the value is not valid Unicode text (it holds a lone UTF-16 surrogate).' % key)
 
 
-def apply_settings(home, settings, uid=None, gid=None, check_mode=False):
-    """Returns (changes {key: added|updated|removed}, CODEX_HOME changes, warnings, resulting text)."""
+def plan_settings(home, settings):
+    """(changes {key: added|updated|removed}, warnings, resulting text, stat of the current file) for
+    the open HomeDir `home` (None while CODEX_HOME is missing). Reads only."""
     check_settings(settings)
-    path = os.path.join(home, health.CONFIG_FILE)
-    home_st = safe_files.check_home(home)
-    data, st = (None, None) if home_st is None else safe_files.read_regular(path, 'config', health.MAX_CONFIG_BYTES)
+    path = os.path.join(home.path if home is not None else '', health.CONFIG_FILE)
+    data, st = (None, None) if home is None else home.read_regular(health.CONFIG_FILE, 'config',
+                                                                   health.MAX_CONFIG_BYTES)
     try:
         text = '' if data is None else data.decode('utf-8')
     except UnicodeDecodeError:
@@ -73,13 +74,32 @@ def apply_settings(home, settings, uid=None, gid=None, check_mode=False):
         if holders:
             warnings.append('%s also appears inside [%s] in %s, where Codex ignores it as a top-level setting.'
                             % (key, '], ['.join(holders), path))
-    dir_changes = ['created'] if home_st is None else safe_files.mode_changes(home_st, uid, gid, 0o700)
+    return changes, warnings, new_text, st
+
+
+def write_settings(home, new_text, st, uid=None, gid=None):
+    """Replace config.toml with `new_text`: a new file is 0600 (owned as asked), an existing one keeps
+    its mode and owner."""
+    data = new_text.encode('utf-8')
+    if st is None:
+        home.atomic_write(health.CONFIG_FILE, data, uid, gid, 0o600)
+    else:
+        home.atomic_write(health.CONFIG_FILE, data, st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode))
+
+
+def apply_settings(context, settings, check_mode=False):
+    """codex_config in one call, for a HomeContext (codex_home.act): returns (changes, CODEX_HOME
+    changes, warnings, resulting text). Refuses before anything is written."""
+    changes, warnings, new_text, st = plan_settings(context.home, settings)
+    dir_changes = context.predicted_changes()
     if check_mode or not (changes or dir_changes):
         return changes, dir_changes, warnings, new_text
-    safe_files.ensure_directory(home, uid, gid)
+    dir_changes = context.ensure()
     if changes:
-        if st is None:
-            safe_files.atomic_write(path, new_text.encode('utf-8'), uid, gid, 0o600)
-        else:
-            safe_files.atomic_write(path, new_text.encode('utf-8'), st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode))
+        context.as_owner(_write_planned, new_text, st)
     return changes, dir_changes, warnings, new_text
+
+
+def _write_planned(context, new_text, st):
+    uid, gid = context.file_ids
+    write_settings(context.home, new_text, st, uid, gid)

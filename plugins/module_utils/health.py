@@ -8,10 +8,10 @@ codex_access_token_login evaluate the snapshot they predict (check mode) or leav
 every module returns the same summary and provisioning needs no separate verify round trip.
 """
 
-import os
 import stat
 
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
+from ansible_collections.codexops.runner.plugins.module_utils import codex_home
 from ansible_collections.codexops.runner.plugins.module_utils import safe_files
 from ansible_collections.codexops.runner.plugins.module_utils import toml_keys
 
@@ -65,28 +65,56 @@ WARNING_CODES = {
 
 
 def take_snapshot(home):
-    """Read everything evaluate() needs. Never writes, never follows a link."""
+    """Read everything evaluate() needs from the open HomeDir `home` (None: CODEX_HOME is missing).
+    Never writes, never follows a link."""
     snap = {'home': {'state': 'missing'}, 'auth': {'state': 'missing'}, 'config': {'state': 'missing'},
             'temp_files': []}
-    try:
-        st = safe_files.check_home(home)
-    except safe_files.UnsafePathError as exc:
-        snap['home'] = {'state': 'refused', 'code': exc.code, 'message': exc.message}
+    if home is None:
         return snap
-    if st is None:
-        return snap
+    st = home.stat()
     snap['home'] = {'state': 'present', 'mode': stat.S_IMODE(st.st_mode), 'uid': st.st_uid}
-    snap['temp_files'] = [os.path.basename(path) for path in safe_files.leftover_temp_files(home)]
-    snap['auth'] = read_file_state(os.path.join(home, AUTH_FILE), 'auth', auth_model.MAX_AUTH_BYTES)
-    snap['config'] = read_file_state(os.path.join(home, CONFIG_FILE), 'config', MAX_CONFIG_BYTES)
+    snap['temp_files'] = home.leftover_temp_files()
+    snap['auth'] = read_file_state(home, AUTH_FILE, 'auth', auth_model.MAX_AUTH_BYTES)
+    snap['config'] = read_file_state(home, CONFIG_FILE, 'config', MAX_CONFIG_BYTES)
     return snap
 
 
-def read_file_state(path, code, max_bytes):
+def snapshot_path(path, owner_uid=None):
+    """take_snapshot of the CODEX_HOME at `path`, read as whoever controls it (codex_home.act); a
+    path we refuse to open is a refused snapshot, not an error."""
     try:
-        data, st = safe_files.read_regular(path, code, max_bytes)
+        snap = codex_home.act(path, codex_home.Target(owner_uid), lambda context: _portable(take_snapshot(context.home)))
     except safe_files.UnsafePathError as exc:
-        return {'state': 'refused', 'code': exc.code, 'message': exc.message}
+        return refused_snapshot(exc)
+    return _portable(snap, back=True)
+
+
+def _portable(snap, back=False):
+    """A snapshot that can cross the privilege boundary as JSON (file bytes as latin-1 text), or back."""
+    for key in ('auth', 'config'):
+        data = snap[key].get('data')
+        if data is not None:
+            snap[key] = dict(snap[key], data=data.encode('latin-1') if back else data.decode('latin-1'))
+    return snap
+
+
+def refused_snapshot(exc):
+    """The snapshot of a CODEX_HOME we refused to open (a link, a path someone else controls)."""
+    snap = take_snapshot(None)
+    snap['home'] = {'state': 'refused', 'code': exc.code, 'message': exc.message}
+    return snap
+
+
+def read_file_state(home, name, code, max_bytes):
+    try:
+        data, st = home.read_regular(name, code, max_bytes)
+    except safe_files.UnsafePathError as exc:
+        refused = {'state': 'refused', 'code': exc.code, 'message': exc.message}
+        st = home.lstat(name)
+        if st is not None and exc.code == '%s_unreadable' % code:
+            # Someone else's file the reader may not read: its owner and mode are still facts.
+            refused.update(uid=st.st_uid, mode=stat.S_IMODE(st.st_mode))
+        return refused
     if data is None:
         return {'state': 'missing'}
     return {'state': 'present', 'data': data, 'mode': stat.S_IMODE(st.st_mode), 'uid': st.st_uid}
@@ -139,7 +167,14 @@ def evaluate(snap, owner_uid=None, allowed_auth_modes=None, require_refresh_toke
 def _evaluate_auth(auth, owner_uid, allowed, require_refresh, max_age_days, salt, now,
                    problems, warnings, result):
     if auth['state'] == 'refused':
-        problems.append(auth_model.problem(auth['code'], auth['message']))
+        if 'uid' in auth:
+            result['auth_file_mode'] = '%04o' % auth['mode']
+            result['owner'] = safe_files.user_name(auth['uid'])
+        if 'uid' in auth and owner_uid is not None and auth['uid'] != owner_uid:
+            problems.append(auth_model.problem('auth_owner', 'auth.json is owned by %s, expected %s; it was not read.'
+                                               % (safe_files.user_name(auth['uid']), safe_files.user_name(owner_uid))))
+        else:
+            problems.append(auth_model.problem(auth['code'], auth['message']))
         return None
     if auth['state'] == 'missing':
         problems.append(auth_model.problem('auth_missing', 'auth.json does not exist; Codex reports '

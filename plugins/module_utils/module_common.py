@@ -9,13 +9,20 @@ Private to this collection.
 import stat
 
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
+from ansible_collections.codexops.runner.plugins.module_utils import errors
 from ansible_collections.codexops.runner.plugins.module_utils import safe_files
+from ansible_collections.codexops.runner.plugins.module_utils import trusted_path
 
 
-def base_argument_spec(ownership=False, verify=False):
+def base_argument_spec(ownership=False, verify=False, runs_codex=False, locks=False):
     spec = {'codex_home': dict(type='path', required=True)}
     if ownership:
         spec.update(owner=dict(type='str'), group=dict(type='str'))
+    if runs_codex:
+        spec.update(codex_path=dict(type='path'),
+                    codex_environment=dict(type='dict', default={}, no_log=True))
+    if locks:
+        spec.update(lock_timeout=dict(type='float', default=safe_files.DEFAULT_LOCK_TIMEOUT))
     if verify:
         spec.update(
             allowed_auth_modes=dict(type='list', elements='str', choices=list(auth_model.KNOWN_AUTH_MODES)),
@@ -49,14 +56,26 @@ def exit_checked(module, result, summary, predicted=False):
     module.exit_json(**result)
 
 
+def guarded(module, func, *args, **kwargs):
+    """func(*args, **kwargs), every refusal turned into fail_json with its message (which never
+    quotes file or option content). The one place modules catch errors."""
+    try:
+        return func(*args, **kwargs)
+    except (errors.CodexOpsError, auth_model.AuthFileError) as exc:
+        module.fail_json(msg=exc.message, error_code=exc.code)
+    except OSError as exc:
+        module.fail_json(msg=os_error_message(exc))
+
+
 def resolve_ids(module):
     return safe_files.resolve_ids(module.params.get('owner'), module.params.get('group'))
 
 
 def read_seed_file(module, path):
-    """Seed bytes from a file on the managed host. A seed others can read is already a leak;
-    say so, but still use it (the fix is on the source, not on the runner)."""
-    data, st = safe_files.read_regular(path, 'seed', auth_model.MAX_AUTH_BYTES)
+    """Seed bytes from a file on the managed host, read by root through trusted_path (no link a
+    non-root user made is followed). A seed others can read is already a leak; say so, but still
+    use it (the fix is on the source, not on the runner)."""
+    data, st = trusted_path.read_file(path, 'seed', auth_model.MAX_AUTH_BYTES)
     if data is None:
         module.fail_json(msg='src %s does not exist. Nothing was written.' % path)
     if stat.S_IMODE(st.st_mode) & 0o077:

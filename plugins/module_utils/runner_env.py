@@ -9,60 +9,43 @@ unit quietly replaces the credentials this collection provisions. Files are scan
 assignments of those names; values are never read into a result.
 """
 
-import os
 import re
-import stat
 
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from ansible_collections.codexops.runner.plugins.module_utils import codex_process
+from ansible_collections.codexops.runner.plugins.module_utils import trusted_path
 
 MAX_ENV_FILE_BYTES = 1024 * 1024
+# An assignment is short; a longer line is only searched this far (the regex stays linear).
+MAX_LINE_CHARS = 4096
 # `NAME=`, `export NAME=`, systemd `Environment=NAME=...` / `Environment="NAME=..."`, YAML `NAME: ...`
 _ASSIGNMENT = re.compile(r'(?:^|[\s"\'=])(%s)\s*[=:]' % '|'.join(codex_process.SHADOWING_VARIABLES))
-_API_KEY_TAIL = re.compile(r'\*\*\*[A-Za-z0-9_-]+')
 
 
 def shadowing_problems(paths):
-    """(problems, warnings) for the environment files given."""
+    """(problems, warnings) for the environment files given. Root reads them (a systemd
+    EnvironmentFile is often root's), but through trusted_path: a link or hard link the runner
+    user planted cannot point root at another file."""
     problems, warnings = [], []
     for path in paths or []:
         try:
-            data = _read_regular(path)
-        except (IOError, OSError, ValueError) as exc:
+            data, _st = trusted_path.read_file(path, 'environment_file', MAX_ENV_FILE_BYTES)
+        except trusted_path.UnsafePathError as exc:
+            warnings.append(auth_model.problem('environment_file_unreadable', exc.message))
+            continue
+        except OSError as exc:
             warnings.append(auth_model.problem('environment_file_unreadable', 'cannot read %s: %s.'
-                                               % (path, getattr(exc, 'strerror', None) or exc)))
+                                               % (path, exc.strerror or exc.__class__.__name__)))
+            continue
+        if data is None:
+            warnings.append(auth_model.problem('environment_file_unreadable', '%s does not exist.' % path))
             continue
         for number, line in enumerate(data.decode('utf-8', 'replace').splitlines(), 1):
             stripped = line.strip()
             if not stripped or stripped.startswith(('#', ';')):
                 continue
-            for name in sorted(set(_ASSIGNMENT.findall(stripped))):
+            for name in sorted(set(_ASSIGNMENT.findall(stripped[:MAX_LINE_CHARS]))):
                 problems.append(auth_model.problem('env_shadowing', '%s is set in %s (line %d); Codex uses it '
                                                    'instead of auth.json. Remove it, or unset it for Codex.'
                                                    % (name, path, number)))
     return problems, warnings
-
-
-def _read_regular(path):
-    """The first MAX_ENV_FILE_BYTES of a regular file (links followed: nothing is written). A FIFO
-    would block the module forever, and a device is not an environment file."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0))
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise ValueError('not a regular file')
-        chunks, size = [], 0
-        while size < MAX_ENV_FILE_BYTES:
-            chunk = os.read(fd, MAX_ENV_FILE_BYTES - size)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        return b''.join(chunks)
-    finally:
-        os.close(fd)
-
-
-def login_status(codex_path, home, uid=None, gid=None):
-    """Codex's own verdict on CODEX_HOME: {'rc', 'message'}, with any API key tail masked."""
-    rc, output = codex_process.run_codex(codex_path, ['login', 'status'], home, uid=uid, gid=gid, timeout=60)
-    return {'rc': rc, 'message': _API_KEY_TAIL.sub('***', output)}

@@ -1,13 +1,16 @@
 # Copyright (c) codexops.runner contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""Safe file operations inside a CODEX_HOME.
+"""File operations inside an open CODEX_HOME, every one relative to its directory descriptor.
 
-Private to this collection. Credentials are expensive to lose and dangerous to leak, so:
-paths are checked with lstat and opened with O_NOFOLLOW; writes go to an O_EXCL 0600 temp file in
-the same directory, fsync, rename, fsync the directory; writes to auth.json take the same two
-flocks Codex takes (auth.lock, then auth.json.lock) so a refresh in flight is never overwritten;
-backups are created 0600 whatever the mode of the file they copy.
+Private to this collection. A `HomeDir` is a descriptor on the real CODEX_HOME (opened by
+codex_home.py without following links), so renaming or replacing the path afterwards changes
+nothing about where we work. Every file is opened with O_NOFOLLOW and O_NONBLOCK and judged on the
+open descriptor (regular, one link) before it is read, chmodded or chowned. Writes go to an O_EXCL
+0600 temp file in CODEX_HOME, fsync, rename, fsync the directory; writes to auth.json take the same
+two flocks Codex takes (auth.lock, then auth.json.lock), bounded by a timeout, so a refresh in
+flight is never overwritten; backups are 0600 whatever the mode of the file they copy, and only
+the newest `keep` are kept.
 """
 
 import contextlib
@@ -17,21 +20,20 @@ import fcntl
 import grp
 import os
 import pwd
+import re
 import stat
 import time
+
+from ansible_collections.codexops.runner.plugins.module_utils import trusted_path
+
+UnsafePathError = trusted_path.UnsafePathError
 
 TEMP_PREFIX = '.codexops-'
 LOCK_FILES = ('auth.lock', 'auth.json.lock')
 DEFAULT_LOCK_TIMEOUT = 30.0
-
-
-class UnsafePathError(Exception):
-    """A path we refuse to touch; `code` doubles as the verify problem code."""
-
-    def __init__(self, code, message):
-        super(UnsafePathError, self).__init__(message)
-        self.code = code
-        self.message = message
+DEFAULT_BACKUP_KEEP = 3
+_OPEN_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0)
+_BACKUP_NAME = r'^%s\.\d{8}T\d{6}\.\d{6}Z(\.\d+)?\.bak$'
 
 
 def resolve_ids(owner=None, group=None):
@@ -60,17 +62,6 @@ def user_name(uid):
         return str(uid)
 
 
-def lstat_or_none(path):
-    try:
-        return os.lstat(path)
-    except ValueError:
-        return None  # a NUL byte in the path: no file can have that name
-    except OSError as exc:
-        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
-            return None
-        raise
-
-
 def kind_of(st):
     for test, name in ((stat.S_ISLNK, 'symlink'), (stat.S_ISDIR, 'directory'), (stat.S_ISREG, 'regular file'),
                        (stat.S_ISFIFO, 'FIFO'), (stat.S_ISSOCK, 'socket'), (stat.S_ISCHR, 'character device'),
@@ -80,263 +71,259 @@ def kind_of(st):
     return 'special file'
 
 
-def check_home(path):
-    """lstat of CODEX_HOME, or None if it does not exist. Refuses a symlink or a non-directory:
-    following a link would put credentials wherever the link points."""
-    if not os.path.isabs(path):
-        raise UnsafePathError('codex_home_relative', 'codex_home must be an absolute path, got a relative one.')
-    if '\0' in path:
-        raise UnsafePathError('codex_home_not_dir', 'codex_home contains a NUL byte; no directory can have that name.')
-    st = lstat_or_none(path)
-    if st is None:
-        return None
-    if stat.S_ISLNK(st.st_mode):
-        raise UnsafePathError('codex_home_symlink', '%s is a symlink; point codex_home at the real directory '
-                              'so credentials cannot be redirected.' % path)
-    if not stat.S_ISDIR(st.st_mode):
-        raise UnsafePathError('codex_home_not_dir', '%s exists but is a %s, not a directory.' % (path, kind_of(st)))
-    return st
-
-
-def check_regular(path, name_code):
-    """lstat of a file we may replace, or None if absent. Refuses symlinks, hard links and
-    anything that is not a regular file. `name_code` prefixes the problem codes (e.g. 'auth')."""
-    st = lstat_or_none(path)
-    if st is None:
-        return None
-    if stat.S_ISLNK(st.st_mode):
-        raise UnsafePathError('%s_symlink' % name_code, '%s is a symlink; remove it (credentials are never '
-                              'written through a link).' % path)
-    if not stat.S_ISREG(st.st_mode):
-        raise UnsafePathError('%s_not_regular' % name_code, '%s is a %s, not a regular file.' % (path, kind_of(st)))
-    if st.st_nlink > 1:
-        raise UnsafePathError('%s_hardlink' % name_code, '%s has %d hard links; Codex refuses to replace '
-                              'hard-linked credentials, and so do we. Remove the other links.'
-                              % (path, st.st_nlink))
-    return st
-
-
-def read_regular(path, name_code, max_bytes):
-    """(bytes, stat) of a regular file, or (None, None) if absent, without following links and
-    without blocking on a FIFO."""
-    if check_regular(path, name_code) is None:
-        return None, None
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0)
-    try:
-        fd = os.open(path, flags)
-    except OSError as exc:
-        if exc.errno == errno.ENOENT:
-            return None, None
-        raise UnsafePathError('%s_unreadable' % name_code, 'cannot open %s: %s.' % (path, exc.strerror))
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
-            # Swapped between lstat and open: check again on what we really opened.
-            raise UnsafePathError('%s_not_regular' % name_code, '%s changed while it was being read.' % path)
-        chunks, size = [], 0
-        while size <= max_bytes:
-            chunk = os.read(fd, 65536)
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > max_bytes:
-            raise UnsafePathError('%s_too_large' % name_code, '%s is larger than %d bytes.' % (path, max_bytes))
-        return b''.join(chunks), st
-    except OSError as exc:
-        raise UnsafePathError('%s_unreadable' % name_code, 'cannot read %s: %s.' % (path, exc.strerror))
-    finally:
-        os.close(fd)
-
-
-def ensure_directory(path, uid, gid, mode=0o700):
-    """Create (parents like `file: state=directory`) or repair CODEX_HOME. Returns what changed."""
-    changes = []
-    st = check_home(path)
-    if st is None:
-        parent = os.path.dirname(path)
-        if not os.path.isdir(parent):
-            os.makedirs(parent)
-        os.mkdir(path, mode)
-        st = os.lstat(path)
-        changes.append('created')
-    repairs = []
-    if stat.S_IMODE(st.st_mode) != mode:  # the umask may have narrowed the mkdir mode
-        os.chmod(path, mode)
-        repairs.append('mode')
-    if _needs_chown(st, uid, gid):
-        os.lchown(path, -1 if uid is None else uid, -1 if gid is None else gid)
-        repairs.append('owner')
-    # A directory just created is reported as created, however it had to be finished.
-    return changes or repairs
-
-
-def repair_file(path, uid, gid, mode=0o600, name_code='auth'):
-    """Set mode and ownership of an existing regular file without following links."""
-    changes = []
-    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0)
-    fd = os.open(path, flags)
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise UnsafePathError('%s_not_regular' % name_code, '%s is not a regular file.' % path)
-        if stat.S_IMODE(st.st_mode) != mode:
-            os.fchmod(fd, mode)
-            changes.append('mode')
-        if _needs_chown(st, uid, gid):
-            os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
-            changes.append('owner')
-    finally:
-        os.close(fd)
-    return changes
-
-
-def _needs_chown(st, uid, gid):
+def needs_chown(st, uid, gid):
     return (uid is not None and st.st_uid != uid) or (gid is not None and st.st_gid != gid)
 
 
 def mode_changes(st, uid, gid, mode):
-    """What repair_file/ensure_directory would change, for check mode."""
+    """What a repair would change on `st`: 'mode' and/or 'owner'."""
     changes = []
     if stat.S_IMODE(st.st_mode) != mode:
         changes.append('mode')
-    if _needs_chown(st, uid, gid):
+    if needs_chown(st, uid, gid):
         changes.append('owner')
     return changes
 
 
-@contextlib.contextmanager
-def codex_lock(home, uid=None, gid=None, timeout=DEFAULT_LOCK_TIMEOUT):
-    """Hold Codex's auth locks, in Codex's order. Lock files we create belong to the runner
-    user: a root-owned 0600 lock file would stop the runner's own Codex from ever saving."""
-    fds = []
-    try:
-        for name in LOCK_FILES:
-            fds.append(_acquire(os.path.join(home, name), uid, gid, timeout))
-        yield
-    finally:
-        for fd in reversed(fds):
-            try:
-                fcntl.flock(fd, fcntl.LOCK_UN)
-            finally:
-                os.close(fd)
+def judge_regular(st, shown, code):
+    """Refuse what is not a plain file of its own: a link, a FIFO or device, a hard link."""
+    if stat.S_ISLNK(st.st_mode):
+        raise UnsafePathError('%s_symlink' % code, '%s is a symlink; remove it (credentials are never '
+                              'written through a link).' % shown)
+    if not stat.S_ISREG(st.st_mode):
+        raise UnsafePathError('%s_not_regular' % code, '%s is a %s, not a regular file.' % (shown, kind_of(st)))
+    if st.st_nlink > 1:
+        raise UnsafePathError('%s_hardlink' % code, '%s has %d hard links; Codex refuses to replace '
+                              'hard-linked credentials, and so do we. Remove the other links.'
+                              % (shown, st.st_nlink))
+    return st
 
 
-def _acquire(path, uid, gid, timeout):
-    flags = os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
-    fd = None
-    try:
-        if (uid is not None or gid is not None) and not os.path.lexists(path):
-            fd = _create_owned(path, uid, gid)
-        if fd is None:
-            fd = os.open(path, flags, 0o600)
-    except OSError as exc:
-        raise UnsafePathError('lock_unavailable', 'cannot open the lock file %s: %s.' % (path, exc.strerror))
-    deadline = time.monotonic() + timeout
-    while True:
+class HomeDir(object):
+    """An open CODEX_HOME. `path` is only for messages: nothing here resolves it."""
+
+    def __init__(self, fd, path):
+        self.fd = fd
+        self.path = path
+
+    def shown(self, name):
+        return os.path.join(self.path, name)
+
+    def stat(self):
+        return os.fstat(self.fd)
+
+    def lstat(self, name):
+        return trusted_path.lstat_at(name, self.fd)
+
+    def check_regular(self, name, code):
+        """lstat of a file we may replace, or None if absent; refuses links and special files."""
+        st = self.lstat(name)
+        return None if st is None else judge_regular(st, self.shown(name), code)
+
+    def read_regular(self, name, code, max_bytes):
+        """(bytes, stat) of a regular file, or (None, None) if absent."""
+        before = self.check_regular(name, code)
+        if before is None:
+            return None, None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return fd
-        except (IOError, OSError) as exc:
-            if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                os.close(fd)
-                raise
-        if time.monotonic() >= deadline:
-            os.close(fd)
-            raise UnsafePathError('lock_timeout', 'timed out after %ss waiting for %s; a Codex process is '
-                                  'probably refreshing credentials. Retry when it has finished.' % (timeout, path))
-        time.sleep(0.05)
-
-
-def _create_owned(path, uid, gid):
-    """Create the lock file `path` already owned by the runner user, and return an fd on it (None if
-    it appeared meanwhile). Created as root and chowned after, it would be root's 0600 file for a
-    moment, and a Codex saving a refresh in that moment cannot open it: the refresh is made at the
-    server, never saved, and the refresh token is burnt (seen with Codex 0.169)."""
-    directory, name = os.path.split(path)
-    tmp, fd = _exclusive_create(directory, '%s%s-' % (TEMP_PREFIX, name), '.tmp', 0o600)
-    try:
-        os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
-        os.link(tmp, path)  # appears with its owner; never replaces a lock file Codex created
-        return fd
-    except OSError as exc:
-        os.close(fd)
-        if exc.errno == errno.EEXIST:
-            return None
-        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS):
+            data, st = trusted_path.read_fd_file(self.fd, name, self.shown(name), code, max_bytes)
+        except UnsafePathError as exc:
+            if exc.code == '%s_unreadable' % code and before.st_uid != os.geteuid():
+                raise UnsafePathError(exc.code, '%s is owned by %s and %s cannot read it; a file the runner user '
+                                      'could have moved here is neither read nor taken over. Check it, then '
+                                      'chown it to the runner or remove it.'
+                                      % (self.shown(name), user_name(before.st_uid), user_name(os.geteuid())))
             raise
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-    # No hard links here: create it in place and chown it (the lock is then root's for a moment).
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0), 0o600)
-    try:
-        os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
-    except OSError:
-        os.close(fd)
-        raise
-    return fd
+        if st is not None:
+            judge_regular(st, self.shown(name), code)  # swapped between lstat and open
+        return data, st
 
+    def repair(self, name, uid, gid, mode, code='auth'):
+        """Set mode and ownership of an existing regular file, judged on its descriptor."""
+        with self._open_for_metadata(name, code) as (fd, st):
+            changes = mode_changes(st, uid, gid, mode)
+            if 'mode' in changes:
+                _fchmod(fd, mode)
+            if 'owner' in changes:
+                _fchown(fd, uid, gid)
+        return changes
 
-def atomic_write(path, data, uid=None, gid=None, mode=0o600):
-    """Replace `path` with `data`: never a partial file, never a moment with loose permissions."""
-    directory, name = os.path.split(path)
-    tmp = _exclusive_create(directory, '%s%s-' % (TEMP_PREFIX, name), '.tmp', mode)
-    try:
-        _write_all(tmp[1], data, uid, gid, mode)
-        os.rename(tmp[0], path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp[0])
-        raise
-    _fsync_directory(directory)
-
-
-def write_backup(path, data, uid=None, gid=None):
-    """Keep `data` (the file being replaced) beside it as a 0600 timestamped copy. It is written
-    to a temp file and linked into place, so a run killed mid-write leaves no partial backup,
-    only a temp file that the next run removes."""
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%S.%fZ')
-    directory, name = os.path.split(path)
-    tmp_path, fd = _exclusive_create(directory, '%s%s-' % (TEMP_PREFIX, name), '.tmp', 0o600)
-    try:
-        _write_all(fd, data, uid, gid, 0o600)
-        return _link_unique(tmp_path, os.path.join(directory, '%s.%s' % (name, stamp)), '.bak')
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_path)
-
-
-def _link_unique(source, prefix, suffix):
-    """Give `source` a new name that did not exist (link() never replaces anything)."""
-    for attempt in range(100):
-        candidate = prefix + ('' if attempt == 0 else '.%d' % attempt) + suffix
+    @contextlib.contextmanager
+    def _open_for_metadata(self, name, code):
         try:
-            os.link(source, candidate)
-            return candidate
+            fd = os.open(name, os.O_RDONLY | _OPEN_FLAGS, dir_fd=self.fd)
         except OSError as exc:
-            if exc.errno == errno.EEXIST:
-                continue
-            if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS):
+            if exc.errno == errno.ELOOP:
+                raise UnsafePathError('%s_symlink' % code, '%s is a symlink.' % self.shown(name))
+            if exc.errno != errno.EACCES or not hasattr(os, 'O_PATH'):
                 raise
-        # A file system without hard links: rename to a name that is free.
-        if not os.path.lexists(candidate):
-            os.rename(source, candidate)
-            return candidate
-    raise UnsafePathError('temp_exhausted', 'could not create a unique file for %s.' % prefix)
-
-
-def _exclusive_create(directory, prefix, suffix, mode, random=True):
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
-    for attempt in range(100):
-        tag = os.urandom(6).hex() if random else ('' if attempt == 0 else '.%d' % attempt)
-        candidate = os.path.join(directory, prefix + tag + suffix)
+            # A mode-0000 file of our own: a path descriptor still names exactly this inode.
+            fd = os.open(name, os.O_PATH | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0), dir_fd=self.fd)
         try:
-            return candidate, os.open(candidate, flags, mode)
+            st = judge_regular(os.fstat(fd), self.shown(name), code)
+            yield fd, st
+        finally:
+            os.close(fd)
+
+    @contextlib.contextmanager
+    def codex_lock(self, uid=None, gid=None, timeout=DEFAULT_LOCK_TIMEOUT):
+        """Hold Codex's auth locks, in Codex's order. A lock someone else holds delays us up to
+        `timeout`; it can never redirect us (the files are opened here, without following links)."""
+        fds = []
+        try:
+            for name in LOCK_FILES:
+                fds.append(self._acquire(name, uid, gid, timeout))
+            yield
+        finally:
+            for fd in reversed(fds):
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                finally:
+                    os.close(fd)
+
+    def _acquire(self, name, uid, gid, timeout):
+        try:
+            fd = os.open(name, os.O_RDWR | os.O_CREAT | _OPEN_FLAGS, 0o600, dir_fd=self.fd)
         except OSError as exc:
-            if exc.errno != errno.EEXIST:
-                raise
-    raise UnsafePathError('temp_exhausted', 'could not create a unique file in %s.' % directory)
+            raise UnsafePathError('lock_unavailable', 'cannot open the lock file %s: %s.'
+                                  % (self.shown(name), exc.strerror))
+        try:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise UnsafePathError('lock_unavailable', 'the lock file %s is a %s, not a regular file.'
+                                      % (self.shown(name), kind_of(st)))
+            # Codex running as the runner must be able to open the lock: never leave it ours only.
+            if needs_chown(st, uid, gid) and st.st_nlink == 1:
+                _fchown(fd, uid, gid)
+        except BaseException:
+            os.close(fd)
+            raise
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return fd
+            except (IOError, OSError) as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    os.close(fd)
+                    raise
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                raise UnsafePathError('lock_timeout', 'timed out after %ss waiting for %s; a Codex process is '
+                                      'probably refreshing credentials (or a job holds the lock). Retry when it '
+                                      'has finished, or raise lock_timeout.' % (timeout, self.shown(name)))
+            time.sleep(0.05)
+
+    def atomic_write(self, name, data, uid=None, gid=None, mode=0o600):
+        """Replace `name` with `data`: never a partial file, never a moment with loose permissions."""
+        tmp, fd = self._exclusive_create('%s%s-' % (TEMP_PREFIX, name), '.tmp')
+        try:
+            _write_all(fd, data, uid, gid, mode)
+            os.rename(tmp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=self.fd)
+            raise
+        self.fsync()
+
+    def write_backup(self, name, data, uid=None, gid=None, keep=DEFAULT_BACKUP_KEEP):
+        """Keep `data` (the file being replaced) beside it as a 0600 timestamped copy, then drop all but
+        the newest `keep` (0 keeps all). Written to a temp file and linked into place, so a run killed
+        mid-write leaves no partial backup, only a temp file the next run removes."""
+        stamp = datetime.datetime.now(datetime.timezone.utc).strftime('%Y%m%dT%H%M%S.%fZ')
+        tmp, fd = self._exclusive_create('%s%s-' % (TEMP_PREFIX, name), '.tmp')
+        try:
+            _write_all(fd, data, uid, gid, 0o600)
+            backup = self._link_unique(tmp, '%s.%s' % (name, stamp), '.bak')
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp, dir_fd=self.fd)
+        self.prune_backups(name, keep)
+        self.fsync()
+        return self.shown(backup)
+
+    def backups(self, name):
+        """Our backups of `name`, oldest first (the timestamp sorts as text)."""
+        pattern = re.compile(_BACKUP_NAME % re.escape(name))
+        return sorted(entry for entry in os.listdir(self.fd) if pattern.match(entry))
+
+    def prune_backups(self, name, keep):
+        if not keep:
+            return []
+        old = self.backups(name)[:-keep]
+        for entry in old:
+            st = self.lstat(entry)
+            if st is not None and stat.S_ISREG(st.st_mode):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(entry, dir_fd=self.fd)
+        return old
+
+    def _link_unique(self, source, prefix, suffix):
+        """Give `source` a new name that did not exist (link() never replaces anything)."""
+        for attempt in range(100):
+            candidate = prefix + ('' if attempt == 0 else '.%d' % attempt) + suffix
+            try:
+                os.link(source, candidate, src_dir_fd=self.fd, dst_dir_fd=self.fd, follow_symlinks=False)
+                return candidate
+            except OSError as exc:
+                if exc.errno == errno.EEXIST:
+                    continue
+                if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.EMLINK, errno.ENOSYS):
+                    raise
+            # A file system without hard links: rename to a name that is free.
+            if self.lstat(candidate) is None:
+                os.rename(source, candidate, src_dir_fd=self.fd, dst_dir_fd=self.fd)
+                return candidate
+        raise UnsafePathError('temp_exhausted', 'could not create a unique file for %s.' % self.shown(prefix))
+
+    def _exclusive_create(self, prefix, suffix):
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, 'O_CLOEXEC', 0)
+        for _attempt in range(100):
+            candidate = prefix + os.urandom(6).hex() + suffix
+            try:
+                return candidate, os.open(candidate, flags, 0o600, dir_fd=self.fd)
+            except OSError as exc:
+                if exc.errno != errno.EEXIST:
+                    raise
+        raise UnsafePathError('temp_exhausted', 'could not create a unique file in %s.' % self.path)
+
+    def fsync(self):
+        try:
+            os.fsync(self.fd)
+        except OSError:
+            pass  # Some filesystems refuse fsync on directories; the rename is still atomic.
+
+    def leftover_temp_files(self):
+        """Our own temp files left by a run that was killed mid-write (never Codex's `.auth-*`)."""
+        try:
+            names = os.listdir(self.fd)
+        except OSError:
+            return []
+        return sorted(name for name in names if name.startswith(TEMP_PREFIX) and name.endswith('.tmp'))
+
+    def remove(self, names):
+        for name in names:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(name, dir_fd=self.fd)
+
+
+def _fchmod(fd, mode):
+    try:
+        os.fchmod(fd, mode)
+    except OSError as exc:
+        if exc.errno != errno.EBADF:
+            raise
+        os.chmod('/proc/self/fd/%d' % fd, mode)  # an O_PATH descriptor
+
+
+def _fchown(fd, uid, gid):
+    uid, gid = -1 if uid is None else uid, -1 if gid is None else gid
+    try:
+        os.fchown(fd, uid, gid)
+    except OSError as exc:
+        if exc.errno != errno.EBADF:
+            raise
+        os.chown('/proc/self/fd/%d' % fd, uid, gid)
 
 
 def _write_all(fd, data, uid, gid, mode):
@@ -344,37 +331,10 @@ def _write_all(fd, data, uid, gid, mode):
         # fchmod first: the umask may have narrowed or (never) widened the O_EXCL mode.
         os.fchmod(fd, mode)
         if uid is not None or gid is not None:
-            os.fchown(fd, -1 if uid is None else uid, -1 if gid is None else gid)
+            _fchown(fd, uid, gid)
         view = memoryview(data)
         while view:
-            written = os.write(fd, view)
-            view = view[written:]
+            view = view[os.write(fd, view):]
         os.fsync(fd)
     finally:
         os.close(fd)
-
-
-def _fsync_directory(directory):
-    fd = os.open(directory, os.O_RDONLY | getattr(os, 'O_DIRECTORY', 0))
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass  # Some filesystems refuse fsync on directories; the rename is still atomic.
-    finally:
-        os.close(fd)
-
-
-def leftover_temp_files(home):
-    """Our own temp files left by a run that was killed mid-write (never Codex's `.auth-*`)."""
-    try:
-        names = os.listdir(home)
-    except OSError:
-        return []
-    return sorted(os.path.join(home, name) for name in names
-                  if name.startswith(TEMP_PREFIX) and name.endswith('.tmp'))
-
-
-def remove_files(paths):
-    for path in paths:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)

@@ -12,7 +12,9 @@ import os
 import stat
 
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
+from ansible_collections.codexops.runner.plugins.module_utils import codex_home
 from ansible_collections.codexops.runner.plugins.module_utils import config_file
+from ansible_collections.codexops.runner.plugins.module_utils import errors
 from ansible_collections.codexops.runner.plugins.module_utils import health
 from ansible_collections.codexops.runner.plugins.module_utils import safe_files
 
@@ -20,8 +22,8 @@ REPLACE_POLICIES = ('never', 'invalid', 'older', 'different', 'always')
 _RANK = dict((name, rank) for rank, name in enumerate(REPLACE_POLICIES))
 
 
-class SeedError(Exception):
-    pass
+class SeedError(errors.CodexOpsError):
+    default_code = 'seed_invalid'
 
 
 def load_seed(data, allowed_modes, require_refresh_token):
@@ -85,14 +87,17 @@ class SeedRun:
     """One codex_auth_seed invocation. `run()` returns the module result."""
 
     def __init__(self, home, seed_data, seed, policy='never', uid=None, gid=None, backup=False,
-                 check_mode=False, verify_options=None, config_settings=None):
-        self.home = home
+                 check_mode=False, verify_options=None, config_settings=None,
+                 lock_timeout=safe_files.DEFAULT_LOCK_TIMEOUT, backup_keep=safe_files.DEFAULT_BACKUP_KEEP):
         self.path = os.path.join(home, health.AUTH_FILE)
+        self.home_path = home
         self.seed_data = seed_data
         self.seed = seed
         self.policy = policy
         self.uid, self.gid = uid, gid
         self.backup = backup
+        self.backup_keep = backup_keep
+        self.lock_timeout = lock_timeout
         self.check_mode = check_mode
         self.verify_options = verify_options or {}
         # config.toml settings applied in the same run: one module round trip provisions a runner.
@@ -102,98 +107,106 @@ class SeedRun:
             config_file.check_settings(config_settings)
 
     def run(self):
-        home_st = safe_files.check_home(self.home)
+        return codex_home.act(self.home_path, codex_home.Target(self.uid, self.gid), self._run)
+
+    def _run(self, context):
+        """As whoever controls CODEX_HOME (codex_home.act)."""
+        self._plan_config(context)
         if self.check_mode:
-            self._configure()
-            return self._plan(home_st)
+            return self._plan(context)
         # Refuse, before anything is written (a repaired CODEX_HOME, config.toml, lock files), what
         # would be refused later: a symlinked, hard-linked or special auth.json, an invalid config.
-        if home_st is not None:
-            safe_files.check_regular(self.path, 'auth')
-        if self.config_settings is not None:
-            config_file.apply_settings(self.home, self.config_settings, self.uid, self.gid, check_mode=True)
-        dir_changes = safe_files.ensure_directory(self.home, self.uid, self.gid)
-        self._configure()
-        with safe_files.codex_lock(self.home, self.uid, self.gid):
-            return self._apply(dir_changes)
+        if context.exists:
+            context.home.check_regular(health.AUTH_FILE, 'auth')
+        dir_changes = context.ensure()
+        return context.as_owner(self._write, dir_changes)
 
-    def _configure(self):
-        """Apply (or, in check mode, predict) the config.toml settings before the seed."""
+    def _write(self, context, dir_changes):
+        """As the user CODEX_HOME belongs to: config.toml, then auth.json under Codex's lock."""
+        if self.config['changes']:
+            # Planned again: the file may have changed since, and a stale plan must not win.
+            self._plan_config(context)
+            uid, gid = context.file_ids
+            config_file.write_settings(context.home, self.config['text'], self.config['stat'], uid, gid)
+        with context.home.codex_lock(*context.file_ids, timeout=self.lock_timeout):
+            return self._apply(context, dir_changes)
+
+    def _plan_config(self, context):
         if self.config_settings is None:
             return
-        changes, _dirs, warnings, text = config_file.apply_settings(
-            self.home, self.config_settings, self.uid, self.gid, check_mode=self.check_mode)
-        self.config = {'changes': changes, 'warnings': warnings, 'text': text}
+        changes, warnings, text, st = config_file.plan_settings(context.home, self.config_settings)
+        self.config = {'changes': changes, 'warnings': warnings, 'text': text, 'stat': st}
 
-    def _predicted_config(self, home_st):
-        if self.config['text'] is not None and (self.config['changes'] or home_st is None):
-            owner = self.uid if self.uid is not None else os.geteuid()
-            return {'state': 'present', 'data': self.config['text'].encode('utf-8'), 'mode': 0o600, 'uid': owner}
-        if home_st is None:
+    def _predicted_config(self, context):
+        if self.config['text'] is not None and (self.config['changes'] or not context.exists):
+            return {'state': 'present', 'data': self.config['text'].encode('utf-8'), 'mode': 0o600,
+                    'uid': context.owner_after()}
+        if not context.exists:
             return {'state': 'missing'}
-        return health.read_file_state(os.path.join(self.home, health.CONFIG_FILE), 'config', health.MAX_CONFIG_BYTES)
+        return health.read_file_state(context.home, health.CONFIG_FILE, 'config', health.MAX_CONFIG_BYTES)
 
-    def _read_existing(self):
-        data, st = safe_files.read_regular(self.path, 'auth', auth_model.MAX_AUTH_BYTES)
+    def _read_existing(self, home):
+        data, st = home.read_regular(health.AUTH_FILE, 'auth', auth_model.MAX_AUTH_BYTES)
         return data, (None if st is None else {'mode': st.st_mode, 'uid': st.st_uid, 'gid': st.st_gid})
 
-    def _ids_for_write(self, existing_st):
+    def _ids_for_write(self, context, existing_st):
         """Owner and group for the new file: as asked, else those of the file it replaces."""
-        uid, gid = self.uid, self.gid
-        if existing_st is not None:
-            uid = existing_st['uid'] if uid is None else uid
+        uid, gid = context.file_ids
+        if existing_st is not None and self.uid is None and context.actor_uid == 0:
+            uid = existing_st['uid']
             gid = existing_st['gid'] if gid is None else gid
         return uid, gid
 
-    def _plan(self, home_st):
+    def _decide(self, existing):
+        return decide(existing, self.seed_data, self.seed, self.policy,
+                      self.verify_options.get('allowed_auth_modes'),
+                      self.verify_options.get('require_refresh_token', True))
+
+    def _plan(self, context):
         """Check mode: everything a real run would do, predicted from a read-only look."""
-        if home_st is None:
+        if not context.exists:
             dir_changes, existing, existing_st, temps = ['created'], None, None, []
         else:
-            dir_changes = safe_files.mode_changes(home_st, self.uid, self.gid, 0o700)
-            existing, existing_st = self._read_existing()
-            temps = safe_files.leftover_temp_files(self.home)
-        replace, reason = decide(existing, self.seed_data, self.seed, self.policy,
-                                 self.verify_options.get('allowed_auth_modes'),
-                                 self.verify_options.get('require_refresh_token', True))
+            dir_changes = context.predicted_changes()
+            existing, existing_st = self._read_existing(context.home)
+            temps = context.home.leftover_temp_files()
+        replace, reason = self._decide(existing)
         file_changes = []
         if existing_st is not None and not replace:
-            file_changes = safe_files.mode_changes(os.lstat(self.path), self.uid, self.gid, 0o600)
+            file_changes = safe_files.mode_changes(context.home.lstat(health.AUTH_FILE), self.uid, self.gid, 0o600)
         result_data = self.seed_data if replace else existing
-        owner = self._ids_for_write(existing_st)[0]
-        owner = os.geteuid() if owner is None else owner
-        after_st = {'mode': 0o600, 'uid': owner}
+        owner = context.owner_after()
+        if existing_st is not None and self.uid is None:
+            owner = existing_st['uid']
         backup_file = None
         if replace and existing is not None and self.backup:
             backup_file = '%s.<timestamp>.bak' % self.path
         snapshot = {
-            'home': {'state': 'present', 'mode': 0o700,
-                     'uid': self.uid if self.uid is not None else (home_st.st_uid if home_st else os.geteuid())},
+            'home': {'state': 'present', 'mode': 0o700, 'uid': context.owner_after()},
             'auth': {'state': 'present', 'data': result_data, 'mode': 0o600, 'uid': owner},
-            'config': self._predicted_config(home_st),
+            'config': self._predicted_config(context),
             'temp_files': [],
         }
         return self._result(existing, existing_st, replace, reason, dir_changes, file_changes, temps,
-                            backup_file, result_data, after_st, snapshot)
+                            backup_file, result_data, {'mode': 0o600, 'uid': owner}, snapshot)
 
-    def _apply(self, dir_changes):
-        temps = safe_files.leftover_temp_files(self.home)
-        safe_files.remove_files(temps)
-        existing, existing_st = self._read_existing()
-        replace, reason = decide(existing, self.seed_data, self.seed, self.policy,
-                                 self.verify_options.get('allowed_auth_modes'),
-                                 self.verify_options.get('require_refresh_token', True))
+    def _apply(self, context, dir_changes):
+        home = context.home
+        temps = home.leftover_temp_files()
+        home.remove(temps)
+        existing, existing_st = self._read_existing(home)
+        replace, reason = self._decide(existing)
         backup_file = None
-        file_changes = []
+        file_changes = list(context.handed_over.get(health.AUTH_FILE, []))
         if replace:
             if existing is not None and self.backup:
-                backup_file = safe_files.write_backup(self.path, existing, self.uid, self.gid)
-            uid, gid = self._ids_for_write(existing_st)
-            safe_files.atomic_write(self.path, self.seed_data, uid, gid)
+                backup_file = home.write_backup(health.AUTH_FILE, existing, *context.file_ids, keep=self.backup_keep)
+            home.atomic_write(health.AUTH_FILE, self.seed_data, *self._ids_for_write(context, existing_st))
         elif existing is not None:
-            file_changes = safe_files.repair_file(self.path, self.uid, self.gid, 0o600)
-        after = os.lstat(self.path)
-        snapshot = health.take_snapshot(self.home)
+            repaired = set(file_changes) | set(home.repair(health.AUTH_FILE, self.uid, self.gid, 0o600))
+            file_changes = [change for change in ('mode', 'owner') if change in repaired]
+        after = home.lstat(health.AUTH_FILE)
+        snapshot = health.take_snapshot(home)
         return self._result(existing, existing_st, replace, reason, dir_changes, file_changes, temps, backup_file,
                             self.seed_data if replace else existing, {'mode': after.st_mode, 'uid': after.st_uid},
                             snapshot)

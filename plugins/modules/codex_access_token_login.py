@@ -24,16 +24,14 @@ extends_documentation_fragment:
   - codexops.runner.codex_home
   - codexops.runner.codex_home.OWNERSHIP
   - codexops.runner.codex_home.VERIFY
+  - codexops.runner.codex_home.CODEX_PROCESS
+  - codexops.runner.codex_home.LOCKS
 options:
   access_token:
     description:
       - The access token. C(at-...) tokens are personal access tokens; anything else is an agent identity JWT.
       - Required with O(state=present).
     type: str
-  codex_path:
-    description:
-      - Path of the C(codex) executable. Default is C(codex) found on the module's C(PATH).
-    type: path
   state:
     description:
       - V(present) logs in with O(access_token); V(absent) logs out.
@@ -120,16 +118,13 @@ auth:
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.codexops.runner.plugins.module_utils import access_login
-from ansible_collections.codexops.runner.plugins.module_utils import codex_process
 from ansible_collections.codexops.runner.plugins.module_utils import module_common
-from ansible_collections.codexops.runner.plugins.module_utils import safe_files
 
 
 def main():
-    argument_spec = module_common.base_argument_spec(ownership=True, verify=True)
+    argument_spec = module_common.base_argument_spec(ownership=True, verify=True, runs_codex=True, locks=True)
     argument_spec.update(
         access_token=dict(type='str', no_log=True),
-        codex_path=dict(type='path'),
         state=dict(type='str', default='present', choices=['present', 'absent']),
         force=dict(type='bool', default=False),
         smoke_test=dict(type='bool', default=False),
@@ -141,20 +136,20 @@ def main():
     if not codex_path:
         module.fail_json(msg='the Codex CLI was not found on PATH; install it (codexops.runner.codex_cli role) or '
                              'set codex_path.')
-    try:
-        uid, gid = module_common.resolve_ids(module)
-        login = access_login.AccessTokenLogin(params['codex_home'], codex_path, uid=uid, gid=gid,
-                                              check_mode=module.check_mode,
-                                              verify_options=module_common.verify_options(params))
-        if params['state'] == 'present':
-            result = login.present(params['access_token'], force=params['force'], smoke_test=params['smoke_test'])
-        else:
-            result = login.absent()
-    except (access_login.LoginError, codex_process.CodexProcessError, safe_files.UnsafePathError) as exc:
-        module.fail_json(msg=str(exc))
-    except OSError as exc:
-        module.fail_json(msg=module_common.os_error_message(exc))
+    result = module_common.guarded(module, _login, module, params, codex_path)
     module_common.exit_checked(module, result, result['auth'], predicted=module.check_mode)
+
+
+def _login(module, params, codex_path):
+    uid, gid = module_common.resolve_ids(module)
+    login = access_login.AccessTokenLogin(params['codex_home'], codex_path, uid=uid, gid=gid,
+                                          check_mode=module.check_mode,
+                                          verify_options=module_common.verify_options(params),
+                                          codex_environment=params['codex_environment'],
+                                          lock_timeout=params['lock_timeout'])
+    if params['state'] == 'present':
+        return login.present(params['access_token'], force=params['force'], smoke_test=params['smoke_test'])
+    return login.absent()
 
 
 if __name__ == '__main__':

@@ -27,6 +27,7 @@ extends_documentation_fragment:
   - codexops.runner.codex_home
   - codexops.runner.codex_home.OWNERSHIP
   - codexops.runner.codex_home.VERIFY
+  - codexops.runner.codex_home.LOCKS
   - codexops.runner.codex_home.ATTRIBUTES
 options:
   content:
@@ -76,8 +77,17 @@ options:
       - Keep a replaced C(auth.json) beside it as a C(0600) timestamped copy (C(auth.json.<UTC time>.bak)).
     type: bool
     default: false
+  backup_keep:
+    description:
+      - How many backups of C(auth.json) to keep when a new one is made; older ones are deleted, so an old
+        credential does not live on in CODEX_HOME. V(0) keeps every backup.
+    type: int
+    default: 3
 notes:
   - Run it with C(become) when O(owner) is another user, like M(ansible.posix.authorized_key).
+  - The runner user is treated as untrusted. Inside a CODEX_HOME the runner controls, everything is done by a
+    process that dropped to the runner's user and groups; root only creates or hands over a CODEX_HOME that
+    sits in a directory only root controls. Links the runner planted on the path are refused, never followed.
   - A check-mode run reports exactly what a real run would do, including the resulting health summary.
 seealso:
   - module: codexops.runner.codex_auth_verify
@@ -180,19 +190,19 @@ import json
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
-from ansible_collections.codexops.runner.plugins.module_utils import config_file
 from ansible_collections.codexops.runner.plugins.module_utils import module_common
 from ansible_collections.codexops.runner.plugins.module_utils import safe_files
 from ansible_collections.codexops.runner.plugins.module_utils import seeding
 
 
 def main():
-    argument_spec = module_common.base_argument_spec(ownership=True, verify=True)
+    argument_spec = module_common.base_argument_spec(ownership=True, verify=True, locks=True)
     argument_spec.update(
         content=dict(type='raw', no_log=True),
         src=dict(type='path'),
         replace=dict(type='str', default='never', choices=list(seeding.REPLACE_POLICIES)),
         backup=dict(type='bool', default=False),
+        backup_keep=dict(type='int', default=safe_files.DEFAULT_BACKUP_KEEP),
         config_settings=dict(type='dict'),
     )
     argument_spec['allowed_auth_modes']['default'] = ['chatgpt']
@@ -208,33 +218,34 @@ def main():
         # seed holding auth_mode "apikey" would return auth_mode VALUE_SPECIFIED_IN_NO_LOG_PARAMETER.
         # Auth mode names are not secrets.
         module.no_log_values.difference_update(auth_model.KNOWN_AUTH_MODES)
-    try:
-        uid, gid = module_common.resolve_ids(module)
-        if isinstance(params['content'], dict):
-            seed_data = json.dumps(params['content'], indent=2).encode('utf-8')
-        elif params['content'] is not None:
-            # surrogatepass: content with a lone surrogate becomes bytes that fail validation as
-            # "not UTF-8", instead of an exception.
-            seed_data = str(params['content']).encode('utf-8', 'surrogatepass')
-        else:
-            seed_data = module_common.read_seed_file(module, params['src'])
-        seed = seeding.load_seed(seed_data, params['allowed_auth_modes'], params['require_refresh_token'])
-        result = seeding.SeedRun(
-            params['codex_home'], seed_data, seed, policy=params['replace'], uid=uid, gid=gid,
-            backup=params['backup'], check_mode=module.check_mode,
-            verify_options=module_common.verify_options(params), config_settings=params['config_settings'],
-        ).run()
-    except (seeding.SeedError, safe_files.UnsafePathError, auth_model.AuthFileError,
-            config_file.ConfigError) as exc:
-        module.fail_json(msg=str(exc))
-    except OSError as exc:
-        module.fail_json(msg=module_common.os_error_message(exc))
+    if params['backup_keep'] < 0:
+        module.fail_json(msg='backup_keep must be 0 (keep every backup) or more.')
+    result = module_common.guarded(module, _seed, module, params)
     for warning in result['config_warnings']:
         module.warn(warning)
     diff = result.pop('diff')
     if module._diff:
         result['diff'] = diff
     module_common.exit_checked(module, result, result['auth'], predicted=module.check_mode)
+
+
+def _seed(module, params):
+    uid, gid = module_common.resolve_ids(module)
+    if isinstance(params['content'], dict):
+        seed_data = json.dumps(params['content'], indent=2).encode('utf-8')
+    elif params['content'] is not None:
+        # surrogatepass: content with a lone surrogate becomes bytes that fail validation as
+        # "not UTF-8", instead of an exception.
+        seed_data = str(params['content']).encode('utf-8', 'surrogatepass')
+    else:
+        seed_data = module_common.read_seed_file(module, params['src'])
+    seed = seeding.load_seed(seed_data, params['allowed_auth_modes'], params['require_refresh_token'])
+    return seeding.SeedRun(
+        params['codex_home'], seed_data, seed, policy=params['replace'], uid=uid, gid=gid,
+        backup=params['backup'], check_mode=module.check_mode,
+        verify_options=module_common.verify_options(params), config_settings=params['config_settings'],
+        lock_timeout=params['lock_timeout'], backup_keep=params['backup_keep'],
+    ).run()
 
 
 if __name__ == '__main__':

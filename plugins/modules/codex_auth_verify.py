@@ -28,6 +28,7 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - codexops.runner.codex_home
   - codexops.runner.codex_home.VERIFY
+  - codexops.runner.codex_home.CODEX_PROCESS
 options:
   owner:
     description:
@@ -52,10 +53,6 @@ options:
       - For personal access tokens Codex checks the token online.
     type: bool
     default: false
-  codex_path:
-    description:
-      - The C(codex) executable for O(login_status). Default is C(codex) on the module's C(PATH).
-    type: path
 attributes:
   check_mode:
     support: full
@@ -211,47 +208,62 @@ codex_login_status:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.codexops.runner.plugins.module_utils import codex_home
 from ansible_collections.codexops.runner.plugins.module_utils import codex_process
 from ansible_collections.codexops.runner.plugins.module_utils import health
 from ansible_collections.codexops.runner.plugins.module_utils import module_common
+from ansible_collections.codexops.runner.plugins.module_utils import privsep
 from ansible_collections.codexops.runner.plugins.module_utils import runner_env
-from ansible_collections.codexops.runner.plugins.module_utils import safe_files
 
 
 def main():
-    argument_spec = module_common.base_argument_spec(verify=True)
+    argument_spec = module_common.base_argument_spec(verify=True, runs_codex=True)
     argument_spec.update(
         owner=dict(type='str'),
         environment_files=dict(type='list', elements='path', default=[]),
         login_status=dict(type='bool', default=False),
-        codex_path=dict(type='path'),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
-    try:
-        uid, gid = safe_files.resolve_ids(params['owner'])
-    except safe_files.UnsafePathError as exc:
-        module.fail_json(msg=exc.message)
-    result = health.evaluate(health.take_snapshot(params['codex_home']), owner_uid=uid,
-                             **module_common.verify_options(params))
-    problems, warnings = runner_env.shadowing_problems(params['environment_files'])
-    result['problems'].extend(problems)
-    result['health_warnings'].extend(warnings)
+    codex_path = None
     if params['login_status']:
         codex_path = params['codex_path'] or module.get_bin_path('codex')
         if not codex_path:
             module.fail_json(msg='login_status needs the Codex CLI: not found on PATH; set codex_path.')
-        try:
-            status = runner_env.login_status(codex_path, params['codex_home'], uid, gid)
-        except codex_process.CodexProcessError as exc:
-            status = {'rc': None, 'message': str(exc)}
-        result['codex_login_status'] = status
-        if status['rc'] != 0:
-            result['problems'].append({'code': 'codex_status_failed',
-                                       'message': 'codex login status failed: %s' % status['message']})
+    uid, _gid = module_common.guarded(module, module_common.resolve_ids, module)
+    module_common.guarded(module, codex_process.check_environment, params['codex_environment'])
+    try:
+        result = codex_home.act(params['codex_home'], codex_home.Target(uid), _verify, params, uid, codex_path)
+    except codex_home.UnsafePathError as exc:
+        result = _evaluate(health.refused_snapshot(exc), params, uid)
+    problems, warnings = runner_env.shadowing_problems(params['environment_files'])
+    result['problems'].extend(problems)
+    result['health_warnings'].extend(warnings)
+    if result.get('codex_login_status', {}).get('rc', 0) != 0:
+        result['problems'].append({'code': 'codex_status_failed',
+                                   'message': 'codex login status failed: %s' % result['codex_login_status']['message']})
     result['healthy'] = not result['problems']
     result['changed'] = False
     module_common.exit_checked(module, result, result)
+
+
+def _evaluate(snapshot, params, uid):
+    return health.evaluate(snapshot, owner_uid=uid, **module_common.verify_options(params))
+
+
+def _verify(context, params, uid, codex_path):
+    """As whoever controls CODEX_HOME: read, evaluate, and ask Codex (as the runner) when asked."""
+    result = _evaluate(health.take_snapshot(context.home), params, uid)
+    if codex_path:
+        # As the user that owns CODEX_HOME (or is meant to): Codex's verdict is the runner's.
+        runner = privsep.Identity(uid if uid is not None else context.owner_after())
+        try:
+            status = codex_process.login_status(codex_path, params['codex_home'], identity=runner,
+                                                extra_env=params['codex_environment'])
+            result['codex_login_status'] = {'rc': status['rc'], 'message': status['message']}
+        except codex_process.CodexProcessError as exc:
+            result['codex_login_status'] = {'rc': None, 'message': exc.message}
+    return result
 
 
 if __name__ == '__main__':

@@ -89,10 +89,10 @@ import os
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.codexops.runner.plugins.module_utils import codex_home
 from ansible_collections.codexops.runner.plugins.module_utils import config_file
 from ansible_collections.codexops.runner.plugins.module_utils import health
 from ansible_collections.codexops.runner.plugins.module_utils import module_common
-from ansible_collections.codexops.runner.plugins.module_utils import safe_files
 
 
 def main():
@@ -101,14 +101,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
     path = os.path.join(params['codex_home'], health.CONFIG_FILE)
-    try:
-        uid, gid = module_common.resolve_ids(module)
-        changes, dir_changes, warnings, _text = config_file.apply_settings(
-            params['codex_home'], params['settings'], uid=uid, gid=gid, check_mode=module.check_mode)
-    except (config_file.ConfigError, safe_files.UnsafePathError) as exc:
-        module.fail_json(msg=str(exc))
-    except OSError as exc:
-        module.fail_json(msg=module_common.os_error_message(exc))
+    changes, dir_changes, warnings, _text = module_common.guarded(module, _apply, module, params)
     for warning in warnings:
         module.warn(warning)
     result = {
@@ -124,6 +117,13 @@ def main():
             'after': ''.join('%s: %s\n' % (key, what) for key, what in sorted(changes.items())),
         }
     module.exit_json(**result)
+
+
+def _apply(module, params):
+    uid, gid = module_common.resolve_ids(module)
+    config_file.check_settings(params['settings'])
+    return codex_home.act(params['codex_home'], codex_home.Target(uid, gid), config_file.apply_settings,
+                          params['settings'], module.check_mode)
 
 
 if __name__ == '__main__':

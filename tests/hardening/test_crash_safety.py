@@ -93,7 +93,7 @@ class Scene:
 
     def verify_and_clean(self, temps, label, via_module=False):
         """Verify names the leftovers; the next seed run removes them and changes nothing else."""
-        summary = health.evaluate(health.take_snapshot(str(self.home)), owner_uid=self.uid)
+        summary = health.evaluate(health.snapshot_path(str(self.home)), owner_uid=self.uid)
         codes = [item['code'] for item in summary['health_warnings']]
         assert 'temp_files_left' in codes, label
         if via_module:

@@ -691,7 +691,7 @@ def test_auth_content_matches_codex(name, scratch, backend):
     make, code = AUTH_CONTENTS[name]
     data = make(ctx)
     home = ctx.make_home(auth=data)
-    summary = health.evaluate(health.take_snapshot(str(home)), owner_uid=ctx.uid)
+    summary = health.evaluate(health.snapshot_path(str(home)), owner_uid=ctx.uid)
     assert code in [item['code'] for item in summary['problems']]
     assert not any(secret in json.dumps(summary) for secret in ctx.secrets)
     try:

@@ -152,7 +152,7 @@ def test_health_summary_of_a_real_home_never_contains_a_secret(tmp_path_factory,
     path.write_text(json.dumps(doc))
     os.chmod(str(path), 0o644)  # a problem of its own, reported with the rest
     (home / 'config.toml').write_text('cli_auth_credentials_store = "file"\nforced_login_method = "api"\n')
-    result = health.evaluate(health.take_snapshot(str(home)), salt=salt)
+    result = health.evaluate(health.snapshot_path(str(home)), salt=salt)
     assert not contains_secret(json.dumps(result), secrets_in + ([salt] if salt else []))
 
 

@@ -64,7 +64,7 @@ def evaluate(snap, **kwargs):
 
 
 def read(home, **kwargs):
-    return evaluate(health.take_snapshot(str(home)), **kwargs)
+    return evaluate(health.snapshot_path(str(home)), **kwargs)
 
 
 @pytest.fixture
@@ -114,7 +114,7 @@ def test_healthy_on_disk(codex_home, chatgpt):
 def test_snapshot_never_writes(codex_home, chatgpt):
     home = codex_home(auth=chatgpt[0], home_mode=0o755, auth_mode=0o644)
     before = sorted(os.listdir(str(home)))
-    health.take_snapshot(str(home))
+    health.snapshot_path(str(home))
     assert sorted(os.listdir(str(home))) == before
     assert oct(os.stat(str(home)).st_mode & 0o777) == oct(0o755)
 

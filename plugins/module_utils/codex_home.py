@@ -1,0 +1,205 @@
+# Copyright (c) codexops.runner contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Who acts inside a CODEX_HOME, and the handle they act through.
+
+Private to this collection; docs/architecture.md ("Privilege model") is the long form. The rule:
+whoever controls CODEX_HOME acts inside it.
+
+- The path is walked from / (trusted_path): no link a non-root user could have made is followed,
+  and the walk learns who controls the directory that holds CODEX_HOME: root alone, or one user.
+- CODEX_HOME in a directory only root controls (e.g. /var/lib/codex/NAME): root may create it,
+  and while CODEX_HOME itself is root's, root works inside it (nobody else can change its
+  entries) and hands it over to the runner user by chown, files first, the directory last.
+- CODEX_HOME owned by the runner user, or to be created in a directory the runner controls (its
+  home): everything, creating it included, is done by a child that dropped to the runner's
+  uid/gid/groups (privsep), so the runner's links and swaps reach only what it could reach itself.
+- Anything else (CODEX_HOME or a directory above it controlled by a third user; a root-owned
+  CODEX_HOME in the runner's directory, which the runner could have swapped in) is refused.
+
+`act(path, target, func)` calls func(context) as the right user; the context carries the HomeDir
+(None while CODEX_HOME is missing) and what creating or repairing it changes or would change.
+"""
+
+import os
+import stat
+
+from ansible_collections.codexops.runner.plugins.module_utils import privsep
+from ansible_collections.codexops.runner.plugins.module_utils import safe_files
+from ansible_collections.codexops.runner.plugins.module_utils import trusted_path
+
+UnsafePathError = trusted_path.UnsafePathError
+HOME_MODE = 0o700
+PARENT_MODE = 0o755
+# The files root takes over (chown to the runner) when it hands a root-owned CODEX_HOME over.
+MANAGED_FILES = ('auth.json', 'config.toml') + safe_files.LOCK_FILES
+ROOT_UID = 0
+
+
+class Target(object):
+    """Who must own CODEX_HOME (uid None: whoever owns it now) and with which group."""
+
+    def __init__(self, uid=None, gid=None):
+        self.uid = uid
+        self.gid = gid
+
+
+class HomeContext(object):
+    """What an actor gets: the path (for messages), the open home (None while missing), the
+    ownership asked for, and whether it acts as root on the runner's behalf."""
+
+    def __init__(self, path, walk, home_fd, target, actor_uid):
+        self.path = path
+        self._walk = walk
+        self.home = None if home_fd is None else safe_files.HomeDir(home_fd, path)
+        self.uid = target.uid
+        self.gid = target.gid
+        self.actor_uid = actor_uid
+        # name -> the changes made to it while root handed CODEX_HOME over (e.g. ['owner']).
+        self.handed_over = {}
+
+    @property
+    def exists(self):
+        return self.home is not None
+
+    @property
+    def file_ids(self):
+        """(uid, gid) to give new files: none needed when the actor already is the owner."""
+        if self.actor_uid == self.uid or self.uid is None:
+            return None, self.gid
+        return self.uid, self.gid
+
+    def stat(self):
+        return None if self.home is None else self.home.stat()
+
+    def predicted_changes(self):
+        """What ensure() would change: ['created'] or a subset of ['mode', 'owner']."""
+        if self.home is None:
+            return ['created']
+        return safe_files.mode_changes(self.home.stat(), self.uid, self.gid, HOME_MODE)
+
+    def owner_after(self):
+        """The uid CODEX_HOME belongs to once ensure() has run."""
+        if self.uid is not None:
+            return self.uid
+        return self.actor_uid if self.home is None else self.home.stat().st_uid
+
+    def ensure(self):
+        """Create CODEX_HOME (and missing parents) or repair its mode and owner. Root hands a home it
+        works in over last: managed files first, then the directory."""
+        changes = []
+        if self.home is None:
+            self._create()
+            changes.append('created')
+        st = self.home.stat()
+        repairs = []
+        if stat.S_IMODE(st.st_mode) != HOME_MODE:
+            os.fchmod(self.home.fd, HOME_MODE)
+            repairs.append('mode')
+        if safe_files.needs_chown(st, self.uid, self.gid):
+            self._hand_over()
+            repairs.append('owner')
+        return changes or repairs
+
+    def _create(self):
+        fd, missing = self._walk.fd, list(self._walk.missing)
+        owned_fd = None
+        try:
+            while missing:
+                name = missing.pop(0)
+                mode = HOME_MODE if not missing else PARENT_MODE
+                try:
+                    os.mkdir(name, mode, dir_fd=fd)
+                except FileExistsError:
+                    pass  # made meanwhile: opened (and judged) below like any existing one
+                child = trusted_path.open_dir(name, fd)
+                if owned_fd is not None:
+                    os.close(owned_fd)
+                owned_fd = fd = child
+        except OSError as exc:
+            if owned_fd is not None:
+                os.close(owned_fd)
+            raise UnsafePathError('codex_home_uncreatable', 'cannot create %s: %s.' % (self.path, exc.strerror))
+        self.home = safe_files.HomeDir(owned_fd, self.path)
+        if self.actor_uid == ROOT_UID and self.uid not in (None, ROOT_UID):
+            st = self.home.stat()
+            if stat.S_IMODE(st.st_mode) != HOME_MODE:
+                os.fchmod(owned_fd, HOME_MODE)
+
+    def _hand_over(self):
+        if self.actor_uid != ROOT_UID:
+            # The runner can give its own files to a group it belongs to, nothing more.
+            os.fchown(self.home.fd, -1, -1 if self.gid is None else self.gid)
+            return
+        for name in MANAGED_FILES:
+            st = self.home.lstat(name)
+            if st is not None and stat.S_ISREG(st.st_mode):
+                self.handed_over[name] = self.home.repair(name, self.uid, self.gid, stat.S_IMODE(st.st_mode),
+                                                          code=_code_of(name))
+        for name in self.home.backups('auth.json'):
+            self.home.repair(name, self.uid, self.gid, 0o600)
+        os.fchown(self.home.fd, -1 if self.uid is None else self.uid, -1 if self.gid is None else self.gid)
+
+    def as_owner(self, func, *args):
+        """Run func(self) as the user CODEX_HOME now belongs to (after ensure()). Root must not go
+        on working in a directory it has just handed to the runner."""
+        owner = self.home.stat().st_uid
+        if self.actor_uid != ROOT_UID or owner == ROOT_UID:
+            return func(self, *args)
+        self.actor_uid = owner
+        # The runner's own groups only: a `group` it is not in is refused by the kernel at chown.
+        return privsep.run_as(privsep.Identity(owner), func, self, *args)
+
+
+def _code_of(name):
+    return {'auth.json': 'auth', 'config.toml': 'config'}.get(name, 'lock')
+
+
+def act(path, target, func, *args):
+    """func(HomeContext, *args) as whoever controls CODEX_HOME; see the module docstring."""
+    where = trusted_path.walk(path)
+    context, home_fd = None, None
+    try:
+        parent_controller = where.controller
+        if not where.missing:
+            home_fd, where.fd = where.fd, None
+            parent_controller = where.parent_controller
+        if parent_controller == 'many':
+            raise UnsafePathError('codex_home_path_shared', 'the directory holding %s can be changed by more than '
+                                  'one user; put CODEX_HOME where only root and the runner control the path.' % path)
+        actor = _choose_actor(path, home_fd, parent_controller, where, target)
+        context = HomeContext(path, where, home_fd, target, actor)
+        if actor == os.geteuid():
+            return func(context, *args)
+        return privsep.run_as(privsep.Identity(actor), func, context, *args)
+    finally:
+        where.close()
+        if context is not None and context.home is not None:
+            os.close(context.home.fd)
+        elif context is None and home_fd is not None:
+            os.close(home_fd)
+
+
+def _choose_actor(path, home_fd, parent_controller, where, target):
+    wanted = target.uid
+    if home_fd is None:
+        # Missing: created by root in root's tree, by the runner in the runner's.
+        creator = ROOT_UID if parent_controller is None else parent_controller
+        if wanted is not None and creator not in (ROOT_UID, wanted):
+            raise UnsafePathError('codex_home_parent_owner', '%s is controlled by %s, not by root or %s; put '
+                                  'CODEX_HOME where nobody else can redirect it.'
+                                  % (where.path, safe_files.user_name(creator), safe_files.user_name(wanted)))
+        return creator
+    owner = os.fstat(home_fd).st_uid
+    if wanted is None or owner == wanted:
+        return owner  # root's own CODEX_HOME included: root works through the descriptor it holds
+    if owner == ROOT_UID and parent_controller is None:
+        return ROOT_UID  # root's, in root's tree: root works in it, then hands it over
+    if owner == ROOT_UID:
+        raise UnsafePathError('codex_home_owner', '%s is owned by root but sits in a directory %s controls, '
+                              'who could have swapped any root directory in; check it and chown it to %s '
+                              'yourself.' % (path, safe_files.user_name(parent_controller),
+                                             safe_files.user_name(wanted)))
+    raise UnsafePathError('codex_home_owner', '%s is owned by %s, not %s; root does not take over another '
+                          "user's directory. chown it after checking it, or choose another codex_home."
+                          % (path, safe_files.user_name(owner), safe_files.user_name(wanted)))

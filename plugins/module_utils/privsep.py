@@ -1,0 +1,167 @@
+# Copyright (c) codexops.runner contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Acting as the runner user: a forked child that dropped to its uid, gid and groups.
+
+Private to this collection. The runner user is untrusted (every CI job runs code as it), and the
+modules run as root. Whatever happens inside a directory the runner controls is done by a child
+that holds the runner's credentials and nothing more, so links, swaps and hard links planted by the
+runner can only ever reach what the runner could reach itself. The child inherits the parent's
+memory and open descriptors (the CODEX_HOME handle), runs one function, and sends back its result
+as JSON; it never execs with root's environment and never writes to the module's stdout.
+
+A child whose credentials changed is not dumpable (the kernel resets the flag on setuid), so the
+runner cannot ptrace it or read its memory or environment through /proc.
+"""
+
+import json
+import os
+import pwd
+import select
+import signal
+import time
+
+from ansible_collections.codexops.runner.plugins.module_utils import errors
+
+# A child that has not answered by then is killed: nothing the runner does may hang the run.
+DEFAULT_CHILD_TIMEOUT = 300.0
+_MAX_RESULT_BYTES = 16 * 1024 * 1024
+
+
+class PrivsepError(errors.CodexOpsError):
+    default_code = 'privsep_failed'
+
+
+class Identity(object):
+    """A user to act as: uid, primary gid, supplementary groups, name and home from the passwd entry."""
+
+    def __init__(self, uid, gid=None, groups=None):
+        self.uid = uid
+        try:
+            entry = pwd.getpwuid(uid)
+            self.name, self.home = entry.pw_name, entry.pw_dir
+            self.gid = entry.pw_gid if gid is None else gid
+            self.groups = sorted(set(os.getgrouplist(entry.pw_name, self.gid))) if groups is None else list(groups)
+        except KeyError:
+            # A uid without a passwd entry (a file owned by a deleted user): no groups, no home.
+            self.name, self.home = str(uid), '/'
+            self.gid = uid if gid is None else gid
+            self.groups = [self.gid] if groups is None else list(groups)
+
+    def __repr__(self):
+        return 'Identity(%s)' % self.name
+
+    def is_current(self):
+        return self.uid == os.geteuid()
+
+    def drop(self):
+        """Become this user for good (real, effective and saved ids), groups first."""
+        os.setgroups(self.groups)
+        os.setresgid(self.gid, self.gid, self.gid)
+        os.setresuid(self.uid, self.uid, self.uid)
+        if os.getresuid() != (self.uid,) * 3 or os.getresgid() != (self.gid,) * 3:
+            raise PrivsepError('could not drop to user %s' % self.name)
+
+
+def current():
+    return Identity(os.geteuid(), os.getegid(), os.getgroups())
+
+
+def run_as(identity, func, *args, **kwargs):
+    """func(*args, **kwargs) as `identity`: in this process when we already are that user, else in a
+    child that dropped to it. The result must be JSON-serialisable; CodexOpsError and OSError
+    raised in the child are raised again here."""
+    timeout = kwargs.pop('child_timeout', DEFAULT_CHILD_TIMEOUT)
+    if identity.is_current():
+        return func(*args, **kwargs)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os.close(read_end)
+        _child(identity, write_end, func, args, kwargs)
+    os.close(write_end)
+    try:
+        payload = _read_all(read_end, pid, timeout)
+    finally:
+        os.close(read_end)
+        _reap(pid)
+    return _unwrap(payload, identity)
+
+
+def _child(identity, write_end, func, args, kwargs):
+    status = 0
+    try:
+        try:
+            identity.drop()
+            outcome = {'ok': func(*args, **kwargs)}
+        except errors.CodexOpsError as exc:
+            outcome = {'error': exc.to_wire()}
+        except OSError as exc:
+            outcome = {'oserror': [exc.errno, exc.strerror, exc.filename if isinstance(exc.filename, str) else None]}
+        except Exception as exc:  # pylint: disable=broad-except
+            # Only the class name: the text of an unexpected error may quote file content.
+            outcome = {'error': {'class': 'PrivsepError', 'code': 'internal_error',
+                                 'message': 'unexpected %s while acting as %s' % (exc.__class__.__name__,
+                                                                                  identity.name)}}
+        data = json.dumps(outcome).encode('utf-8')
+        view = memoryview(data)
+        while view:
+            view = view[os.write(write_end, view):]
+    except BaseException:  # pylint: disable=broad-except
+        status = 1
+    finally:
+        # _exit: no atexit handlers, no flush of the module's buffered stdout a second time.
+        os._exit(status)
+
+
+def _read_all(fd, pid, timeout):
+    deadline = time.monotonic() + timeout
+    chunks, size = [], 0
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            _kill(pid)
+            raise PrivsepError('the runner-user child did not finish within %d seconds and was killed.' % timeout,
+                               code='child_timeout')
+        ready, _w, _x = select.select([fd], [], [], left)
+        if not ready:
+            continue
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return b''.join(chunks)
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > _MAX_RESULT_BYTES:
+            _kill(pid)
+            raise PrivsepError('the runner-user child sent an oversized result.')
+
+
+def _kill(pid):
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def _reap(pid):
+    while True:
+        try:
+            os.waitpid(pid, 0)
+            return
+        except InterruptedError:
+            continue
+        except ChildProcessError:
+            return
+
+
+def _unwrap(payload, identity):
+    try:
+        outcome = json.loads(payload.decode('utf-8'))
+    except ValueError:
+        raise PrivsepError('the child acting as %s ended without a result.' % identity.name)
+    if 'ok' in outcome:
+        return outcome['ok']
+    if 'oserror' in outcome:
+        number, text, filename = outcome['oserror']
+        raise OSError(number, text, filename) if filename else OSError(number, text)
+    raise errors.from_wire(outcome.get('error') or {})
