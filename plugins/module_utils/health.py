@@ -27,6 +27,10 @@ PROBLEM_CODES = {
     'codex_home_relative': 'Give codex_home as an absolute path.',
     'codex_home_symlink': 'Point codex_home at the real directory, or replace the link with a directory.',
     'codex_home_not_dir': 'Remove whatever is at that path and provision again.',
+    'codex_home_path_symlink': 'Give codex_home as the real path; a directory above it is a link a non-root '
+                               'user could have made.',
+    'codex_home_path_shared': 'Move CODEX_HOME out of a directory that several users can change (group or '
+                              'world writable without the sticky bit).',
     'codex_home_mode': 'chmod 0700 the directory (provisioning repairs it).',
     'codex_home_owner': 'chown it to the runner user (provisioning repairs it).',
     'auth_missing': 'Seed auth.json (codex_auth_seed) or log in (codex_access_token_login).',
@@ -79,11 +83,11 @@ def take_snapshot(home):
     return snap
 
 
-def snapshot_path(path, owner_uid=None):
-    """take_snapshot of the CODEX_HOME at `path`, read as whoever controls it (codex_home.act); a
+def snapshot_path(path):
+    """take_snapshot of the CODEX_HOME at `path`, read as whoever owns it now (codex_home.act); a
     path we refuse to open is a refused snapshot, not an error."""
     try:
-        snap = codex_home.act(path, codex_home.Target(owner_uid), lambda context: _portable(take_snapshot(context.home)))
+        snap = codex_home.act(path, codex_home.Target(), lambda context: _portable(take_snapshot(context.home)))
     except safe_files.UnsafePathError as exc:
         return refused_snapshot(exc)
     return _portable(snap, back=True)

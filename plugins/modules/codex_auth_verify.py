@@ -233,7 +233,9 @@ def main():
     uid, _gid = module_common.guarded(module, module_common.resolve_ids, module)
     module_common.guarded(module, codex_process.check_environment, params['codex_environment'])
     try:
-        result = codex_home.act(params['codex_home'], codex_home.Target(uid), _verify, params, uid, codex_path)
+        # Read as whoever owns CODEX_HOME now (Target(None)): reading never takes anything over, and
+        # an owner other than `owner` is a problem to report, not a refusal.
+        result = codex_home.act(params['codex_home'], codex_home.Target(None), _verify, params, uid, codex_path)
     except codex_home.UnsafePathError as exc:
         result = _evaluate(health.refused_snapshot(exc), params, uid)
     problems, warnings = runner_env.shadowing_problems(params['environment_files'])

@@ -27,7 +27,9 @@ class LocalFleet:
         self.inventory = space.root / 'inventory.json'
         hosts = dict((host, {'codex_auth_home': str(self.home(host))}) for host in self.hosts)
         group_vars = {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
-                      'codex_auth_user': runner_owner(), 'codex_auth_report_dir': str(self.report_dir)}
+                      'codex_auth_user': runner_owner(), 'codex_auth_report_dir': str(self.report_dir),
+                      # Codex never inherits the play's environment: the test backend is named explicitly.
+                      'codex_auth_codex_environment': {'CODEX_AUTHAPI_BASE_URL': space.backend.base_url}}
         group_vars.update(host_vars)
         self.inventory.write_text(json.dumps({'codex_runners': {'hosts': hosts, 'vars': group_vars}}))
 
