@@ -44,7 +44,7 @@ from pathlib import Path
 
 import pytest
 
-from hardening_support import COLLECTIONS, module_env, snapshot_diff
+from hardening_support import module_env, snapshot_diff
 from support import fake_credentials
 
 RUNNER = 'nobody'
@@ -126,7 +126,8 @@ def attacker_env(home='/'):
 
 
 def as_runner_argv(*argv):
-    return [require_tool('setpriv'), '--reuid=%s' % RUNNER, '--regid=%s' % runner_group(), '--clear-groups'] + list(argv)
+    return [require_tool('setpriv'), '--reuid=%s' % RUNNER, '--regid=%s' % runner_group(),
+            '--clear-groups'] + list(argv)
 
 
 # -- the attacker ---------------------------------------------------------------------------------
@@ -997,6 +998,11 @@ class World:
         args.update(extra)
         return args
 
+    def export_args(self, home=None, **extra):
+        args = {'codex_home': str(home or self.codex_home), 'return_content': True}
+        args.update(extra)
+        return args
+
     def verify_args(self, home=None, **extra):
         args = {'codex_home': str(home or self.codex_home), 'owner': RUNNER}
         args.update(extra)
@@ -1018,8 +1024,3 @@ def is_denied(reply):
 def mode_of(path):
     st = os.lstat(str(path))
     return stat.S_IMODE(st.st_mode), st.st_uid
-
-
-__all__ = ['other_runner', 'Attacker', 'Swapper', 'Sysctl', 'World', 'ModuleRun', 'run_module', 'outcome', 'problem_codes',
-           'require_tool', 'require_root', 'unavailable', 'in_ci', 'runner_ids', 'RUNNER', 'LOCKS', 'STORE',
-           'b64', 'is_denied', 'mode_of', 'descendants', 'uid_of', 'COLLECTIONS']

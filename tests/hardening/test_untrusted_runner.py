@@ -18,29 +18,34 @@ and another runner's root-owned CODEX_HOME. Every test asserts that every decoy 
 owner, mode and inode, that nothing appears or vanishes outside the runner's home, that nothing
 root-owned appears inside it, and that no module output holds a decoy's bytes.
 
+The modules under attack: codex_auth_seed, codex_config, codex_access_token_login (with a fake
+`codex` script as codex_path), codex_auth_verify and codex_auth_export. Tests marked
+xfail(strict=True) reproduce bugs that were reported with a suggested fix; each reason says which.
+When one is fixed its test XPASSes, which fails the run until the marker is removed. The forged-
+result / fleet-filter part of the threat model is covered elsewhere.
+
 Figures (outcome counts, timings) go to tests/output/hardening-figures.json (report_figures).
 Under CI (CI=true) a missing tool (setpriv, sysctl) or privilege fails the test.
+CODEXOPS_ATTACK_ITERATIONS (default 500) sets the length of the swap-loop races.
 """
 
-import json
+import base64
 import os
 import signal
 import stat
-import subprocess
 import time
-from pathlib import Path
 
 import pytest
 
-from attack_support import (LOCKS, RUNNER, STORE, ModuleRun, other_runner, Swapper, Sysctl, World, b64, in_ci, is_denied,
-                            mode_of, outcome, problem_codes, require_root, require_tool, run_module, runner_ids,
-                            uid_of, descendants)
+from attack_support import (LOCKS, RUNNER, STORE, ModuleRun, Swapper, Sysctl, World, b64, descendants, is_denied,
+                            mode_of, other_runner, outcome, problem_codes, require_root, require_tool, run_module,
+                            runner_ids, uid_of)
 from hardening_support import SeedWorker, TRACEBACK, module_env, report_figures, run_module_forked
 
 ITERATIONS = int(os.environ.get('CODEXOPS_ATTACK_ITERATIONS', '500'))
 BOUND = 10.0  # seconds: no module may take longer, whatever the runner put in CODEX_HOME
 MODULE = {'seed': 'codex_auth_seed', 'config': 'codex_config', 'login': 'codex_access_token_login',
-          'verify': 'codex_auth_verify'}
+          'verify': 'codex_auth_verify', 'export': 'codex_auth_export'}
 WATCHED_SYSCTLS = ('fs/protected_hardlinks', 'fs/protected_symlinks', 'fs/suid_dumpable')
 
 
@@ -127,6 +132,7 @@ def every_module(space, home=None, codex=None):
         ('seed_never_backup', 'codex_auth_seed', space.seed_args(n=1, home=home, replace='never', backup=True)),
         ('config', 'codex_config', space.config_args(home=home)),
         ('login', 'codex_access_token_login', space.login_args(home=home, codex=codex)),
+        ('export', 'codex_auth_export', space.export_args(home=home)),
     ]
 
 
@@ -143,6 +149,8 @@ PARKED = [
     # by SIGSTOPping the child that dropped to its uid, which it is allowed to signal.
     ('config', 'sigstop', 'rootonly'),
     ('config', 'sigstop', 'victim'),
+    # codex_auth_export (write-back reads auth.json through it) never blocks: stopped the same way.
+    ('export', 'sigstop', 'victim'),
 ]
 
 
@@ -153,6 +161,8 @@ def _park_args(space, case):
         return 'codex_auth_seed', space.seed_args(n=1, replace='never', backup=True)
     if case == 'login':
         return 'codex_access_token_login', space.login_args()
+    if case == 'export':
+        return 'codex_auth_export', space.export_args()
     return 'codex_config', space.config_args(value='after-the-swap')
 
 
@@ -178,7 +188,8 @@ def test_parked_module_then_codex_home_swapped(world, case, park, target):
             attacker.send('stop_next', marker=module, timeout=20)
             run = ModuleRun(module, args)
             stopped = attacker.receive(timeout=30)['value']
-            assert stopped, 'no process of %s ran for %s: the module never dropped to the runner user' % (RUNNER, module)
+            assert stopped, ('no process of %s ran for %s: the module never dropped to the runner user'
+                             % (RUNNER, module))
             parked = [stopped]
         else:
             attacker.call('flock', path=str(home / park))
@@ -213,6 +224,9 @@ def test_parked_module_then_codex_home_swapped(world, case, park, target):
         assert mode_of(moved / 'auth.json') == (0o600, world.uid)
     elif case == 'login':
         assert b'personal_access_token' in (moved / 'auth.json').read_bytes()
+    elif case == 'export':
+        # What it exported is the file of the directory it opened, never the decoy it was pointed at.
+        assert base64.b64decode(result['content']) == world.seed_bytes(0)
     else:
         assert b'after-the-swap' in (moved / 'config.toml').read_bytes()
     for path in moved.iterdir():
@@ -274,7 +288,7 @@ def test_hardlinked_root_files(world, forker, hardlinks_allowed, linked):
         if 'auth.json' in HARDLINKED[linked]:
             if module == 'codex_auth_verify':
                 assert set(problem_codes(result)) & {'auth_hardlink', 'auth_unreadable', 'auth_owner'}, result
-            elif module == 'codex_auth_seed':
+            elif module in ('codex_auth_seed', 'codex_auth_export'):
                 assert result.get('failed') and 'hard link' in result['msg'], result
         if 'config.toml' in HARDLINKED[linked] and module == 'codex_config':
             assert result.get('failed') and 'hard link' in result['msg'], result
@@ -329,6 +343,43 @@ def test_missing_parents_in_runner_home_belong_to_runner(world, module):
         assert mode_of(path) == (mode, world.uid), '%s is %04o uid %s' % ((path,) + mode_of(path))
     for path in home.iterdir():
         assert mode_of(path)[1] == world.uid, path
+
+
+READERS_ACT_AS_ROOT = pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
+    'BUG (reported, regression in 3064c3e): verify and export act with Target(None), and '
+    'codex_home._choose_actor returns the owner before it looks at who controls the parent, so a '
+    'root-owned directory the runner renamed to ~/.codex is read by root and its auth.json summarised '
+    '(verify) or returned whole (export). Fix: refuse owner == root with a runner-controlled parent '
+    'before the `wanted is None` shortcut.'))
+
+
+@pytest.mark.parametrize('module', ['seed', 'config', 'login', pytest.param('verify', marks=READERS_ACT_AS_ROOT),
+                                    pytest.param('export', marks=READERS_ACT_AS_ROOT)])
+def test_root_owned_directory_moved_to_codex_home(world, module):
+    """A root-owned directory (0700, a root-only auth.json in it) that some root tool left in the
+    runner's home, or anywhere the runner can rename from, is renamed to ~/.codex by the runner.
+    Root must not work in it: the writers refuse (codex_home_owner), and no module may report or
+    return what is in it."""
+    leftover = world.home / '.cache-made-by-root'
+    leftover.mkdir(mode=0o700)
+    for name in ('auth.json', 'config.toml'):
+        fd = os.open(str(leftover / name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, 'wb') as handle:
+            handle.write(world.decoy_files[name])
+    attacker = world.start_attacker()
+    attacker.call('rename', src=str(leftover), dst=str(world.codex_home))
+    before = {name: (world.codex_home / name).read_bytes() for name in ('auth.json', 'config.toml')}
+    args = {'seed': world.seed_args(), 'config': world.config_args(), 'login': world.login_args(),
+            'verify': world.verify_args(), 'export': world.export_args()}[module]
+    guard = world.guard()
+    run = run_module(MODULE[module], args)
+    report_figures('root_dir_moved_in_%s' % module, {'outcome': outcome(run.result),
+                                                     'problems': problem_codes(run.result)})
+    assert {name: (world.codex_home / name).read_bytes() for name in before} == before
+    assert mode_of(world.codex_home) == (0o700, 0)
+    guard.check([run.out, run.err])
+    if module in ('seed', 'config', 'login'):
+        assert outcome(run.result) == 'refused:codex_home_owner', run.result
 
 
 # -- 4. files root reads for the operator: environment_files, src ------------------------------------
