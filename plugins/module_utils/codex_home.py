@@ -191,6 +191,10 @@ def _choose_actor(path, home_fd, parent_controller, where, target):
                                   % (where.path, safe_files.user_name(creator), safe_files.user_name(wanted)))
         return creator
     owner = os.fstat(home_fd).st_uid
+    if wanted is not None and parent_controller not in (None, wanted):
+        raise UnsafePathError('codex_home_parent_owner', 'the directory holding %s is controlled by %s, who could '
+                              'swap it; put CODEX_HOME in the home of %s or in a root-owned directory.'
+                              % (path, safe_files.user_name(parent_controller), safe_files.user_name(wanted)))
     if wanted is None or owner == wanted:
         return owner  # root's own CODEX_HOME included: root works through the descriptor it holds
     if owner == ROOT_UID and parent_controller is None:

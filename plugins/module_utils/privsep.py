@@ -14,11 +14,13 @@ A child whose credentials changed is not dumpable (the kernel resets the flag on
 runner cannot ptrace it or read its memory or environment through /proc.
 """
 
+import ctypes
 import json
 import os
 import pwd
 import select
 import signal
+import sys
 import time
 
 from ansible_collections.codexops.runner.plugins.module_utils import errors
@@ -26,6 +28,7 @@ from ansible_collections.codexops.runner.plugins.module_utils import errors
 # A child that has not answered by then is killed: nothing the runner does may hang the run.
 DEFAULT_CHILD_TIMEOUT = 300.0
 _MAX_RESULT_BYTES = 16 * 1024 * 1024
+_PR_SET_PDEATHSIG = 1
 
 
 class PrivsepError(errors.CodexOpsError):
@@ -75,10 +78,11 @@ def run_as(identity, func, *args, **kwargs):
     if identity.is_current():
         return func(*args, **kwargs)
     read_end, write_end = os.pipe()
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # the child: never returns
         os.close(read_end)
-        _child(identity, write_end, func, args, kwargs)
+        _child(identity, write_end, func, args, kwargs, parent)
     os.close(write_end)
     try:
         payload = _read_all(read_end, pid, timeout)
@@ -88,11 +92,35 @@ def run_as(identity, func, *args, **kwargs):
     return _unwrap(payload, identity)
 
 
-def _child(identity, write_end, func, args, kwargs):
+def _die_with_parent(parent):
+    """Linux: SIGKILL this child when the module process dies (a killed task leaves no runner-user
+    process behind, and a write dies with its module, as it would without privsep). The kernel
+    clears the setting on a credential change, so it is set after the drop."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:
+        os._exit(1)  # the parent died before the setting took effect
+
+
+def _detach_stdio():
+    """The module's stdout is Ansible's channel for the result: the child must never write to it."""
+    null = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(null, fd)
+    os.close(null)
+    sys.stdout = sys.stderr = open(os.devnull, 'w')
+
+
+def _child(identity, write_end, func, args, kwargs, parent):
     status = 0
     try:
         try:
+            _detach_stdio()
             identity.drop()
+            _die_with_parent(parent)
             outcome = {'ok': func(*args, **kwargs)}
         except errors.CodexOpsError as exc:
             outcome = {'error': exc.to_wire()}
@@ -121,7 +149,7 @@ def _read_all(fd, pid, timeout):
         left = deadline - time.monotonic()
         if left <= 0:
             _kill(pid)
-            raise PrivsepError('the runner-user child did not finish within %d seconds and was killed.' % timeout,
+            raise PrivsepError('the runner-user child did not finish within %g seconds and was killed.' % timeout,
                                code='child_timeout')
         ready, _w, _x = select.select([fd], [], [], left)
         if not ready:

@@ -33,7 +33,7 @@ LOCK_FILES = ('auth.lock', 'auth.json.lock')
 DEFAULT_LOCK_TIMEOUT = 30.0
 DEFAULT_BACKUP_KEEP = 3
 _OPEN_FLAGS = os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0)
-_BACKUP_NAME = r'^%s\.\d{8}T\d{6}\.\d{6}Z(\.\d+)?\.bak$'
+_BACKUP_NAME = r'^%s\.(\d{8}T\d{6}\.\d{6}Z)(?:\.(\d+))?\.bak$'
 
 
 def resolve_ids(owner=None, group=None):
@@ -62,13 +62,7 @@ def user_name(uid):
         return str(uid)
 
 
-def kind_of(st):
-    for test, name in ((stat.S_ISLNK, 'symlink'), (stat.S_ISDIR, 'directory'), (stat.S_ISREG, 'regular file'),
-                       (stat.S_ISFIFO, 'FIFO'), (stat.S_ISSOCK, 'socket'), (stat.S_ISCHR, 'character device'),
-                       (stat.S_ISBLK, 'block device')):
-        if test(st.st_mode):
-            return name
-    return 'special file'
+kind_of = trusted_path.kind_of
 
 
 def needs_chown(st, uid, gid):
@@ -245,7 +239,10 @@ class HomeDir(object):
     def backups(self, name):
         """Our backups of `name`, oldest first (the timestamp sorts as text)."""
         pattern = re.compile(_BACKUP_NAME % re.escape(name))
-        return sorted(entry for entry in os.listdir(self.fd) if pattern.match(entry))
+        found = [(pattern.match(entry), entry) for entry in os.listdir(self.fd)]
+        # By stamp, then by the .N a stamp taken twice gets (numerically: .10 after .2).
+        return [entry for match, entry in sorted(
+            (item for item in found if item[0]), key=lambda item: (item[0].group(1), int(item[0].group(2) or 0)))]
 
     def prune_backups(self, name, keep):
         if not keep:

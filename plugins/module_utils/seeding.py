@@ -226,6 +226,8 @@ class SeedRun:
         options.pop('salt', None)
         return {
             'changed': changed,
+            # The same verdict under a name changed_when cannot overwrite (roles plan in check mode).
+            'pending': changed,
             'action': action,
             'reason': reason,
             'backup_file': backup_file,

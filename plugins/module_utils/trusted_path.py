@@ -32,6 +32,15 @@ class UnsafePathError(errors.CodexOpsError):
         super(UnsafePathError, self).__init__(message, code)
 
 
+def kind_of(st):
+    for test, name in ((stat.S_ISLNK, 'symlink'), (stat.S_ISDIR, 'directory'), (stat.S_ISREG, 'regular file'),
+                       (stat.S_ISFIFO, 'FIFO'), (stat.S_ISSOCK, 'socket'), (stat.S_ISCHR, 'character device'),
+                       (stat.S_ISBLK, 'block device')):
+        if test(st.st_mode):
+            return name
+    return 'special file'
+
+
 def open_dir(name, dir_fd):
     return os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
 
@@ -58,11 +67,12 @@ def controller_of(st, inherited):
     return inherited if inherited is not None else owner
 
 
-def split(path):
+def split(path, code='codex_home'):
     if not isinstance(path, str) or not os.path.isabs(path):
-        raise UnsafePathError('codex_home_relative', 'the path must be absolute, got a relative one.')
+        raise UnsafePathError('%s_relative' % code, '%s must be an absolute path, got a relative one.'
+                              % ('codex_home' if code == 'codex_home' else 'the path'))
     if '\0' in path:
-        raise UnsafePathError('codex_home_not_dir', 'the path contains a NUL byte; no file can have that name.')
+        raise UnsafePathError('%s_not_dir' % code, 'the path contains a NUL byte; no file can have that name.')
     return [part for part in path.split('/') if part and part != '.']
 
 
@@ -84,11 +94,11 @@ class Walk(object):
             self.fd = None
 
 
-def walk(path, code='codex_home'):
+def walk(path, code='codex_home', follow_final=False):
     """Open every existing directory of `path` in turn. Refuses a link anyone but root could have
     made, a non-directory on the way, and a directory several users can change. `code` prefixes
     the problem codes (codex_home_symlink, codex_home_path_symlink, codex_home_not_dir, ...)."""
-    parts = split(path)
+    parts = split(path, code)
     fd = os.open('/', _DIR_FLAGS)
     controller = controller_of(os.fstat(fd), None)
     parent_controller = None
@@ -109,11 +119,12 @@ def walk(path, code='codex_home'):
                 return Walk(fd, controller, [name] + parts, '/' + '/'.join(done), parent_controller)
             if stat.S_ISLNK(st.st_mode):
                 final = not parts
-                if controller is not None or st.st_uid != ROOT_UID or final:
+                if controller is not None or st.st_uid != ROOT_UID or (final and not follow_final):
                     raise UnsafePathError('%s_symlink' % code if final else '%s_path_symlink' % code,
-                                          '%s is a symlink%s; give the real path (a link could redirect '
-                                          'root anywhere on the host).'
-                                          % (here, '' if final else ' that a non-root user could have made'))
+                                          '%s is a symlink%s; %s (a link could redirect root anywhere on the '
+                                          'host).' % (here, '' if final else ' that a non-root user could have made',
+                                                      'point codex_home at the real directory'
+                                                      if code == 'codex_home' else 'give the real path'))
                 links += 1
                 if links > _MAX_LINKS:
                     raise UnsafePathError('%s_path_symlink' % code, 'too many symlinks in %s.' % path)
@@ -127,7 +138,8 @@ def walk(path, code='codex_home'):
                 controller, parent_controller, done = controller_of(os.fstat(fd), None), None, []
                 continue
             if not stat.S_ISDIR(st.st_mode):
-                raise UnsafePathError('%s_not_dir' % code, '%s exists but is not a directory.' % here)
+                raise UnsafePathError('%s_not_dir' % code, '%s exists but is a %s, not a directory.'
+                                      % (here, kind_of(st)))
             try:
                 child = open_dir(name, fd)
             except OSError as exc:
@@ -152,7 +164,8 @@ def read_file(path, code, max_bytes, _hops=0):
     parent, name = os.path.split(path)
     if not name:
         raise UnsafePathError('%s_not_regular' % code, '%s is not a file name.' % path)
-    where = walk(parent, code)
+    split(path, code)
+    where = walk(parent, code, follow_final=True)
     try:
         if where.missing:
             return None, None
@@ -185,7 +198,7 @@ def read_fd_file(dir_fd, name, shown, code, max_bytes, single_link=True):
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
-            raise UnsafePathError('%s_not_regular' % code, '%s is not a regular file.' % shown)
+            raise UnsafePathError('%s_not_regular' % code, '%s is a %s, not a regular file.' % (shown, kind_of(st)))
         if single_link and st.st_nlink > 1:
             raise UnsafePathError('%s_hardlink' % code, '%s has %d hard links; a hard link can make another '
                                   "user's file look like this one. Remove the other links." % (shown, st.st_nlink))

@@ -14,8 +14,8 @@ description:
   - Unlike C(slurp) run as root, it never follows a link, reads only a regular file with a single link, never
     blocks on a FIFO or device, stops at 1 MiB, and reads as the user that owns CODEX_HOME - so a runner user
     cannot make it read another user's credentials or a root-only file.
-  - The content is returned only with O(return_content=true). It is a credential - use C(no_log: true) on the
-    task, as the role does.
+  - "The content is returned only with O(return_content=true). It is a credential - use C(no_log: true) on the
+    task, as the role does."
 author:
   - codexops maintainers (@codexops)
 extends_documentation_fragment:

@@ -131,6 +131,14 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+pending:
+  description:
+    - Whether the run has (or, in check mode, would have) anything to do - the module's own C(changed).
+    - Roles that run the module in check mode as a plan and override C(changed) with C(changed_when) read this
+      key instead of rebuilding the rule.
+  returned: success
+  type: bool
+  sample: false
 action:
   description: What happened to C(auth.json).
   returned: success

@@ -30,6 +30,7 @@ import traceback
 
 from ansible.module_utils.testing import patch_module_args
 
+from ansible_collections.codexops.runner.plugins.module_utils import privsep
 from ansible_collections.codexops.runner.plugins.module_utils import safe_files
 from ansible_collections.codexops.runner.plugins.module_utils import seeding
 from ansible_collections.codexops.runner.plugins.modules import codex_auth_seed
@@ -39,18 +40,24 @@ HOOKED = [(os, name) for name in ('open', 'read', 'write', 'fsync', 'rename', 'r
 HOOKED.append((fcntl, 'flock'))
 
 
-def install_kill_hooks(kill_at, kill_when, calls):
-    """Count file-system calls once SeedRun.run has started; SIGKILL ourselves at call N."""
-    state = {'armed': False, 'n': 0}
+def install_kill_hooks(kill_at, kill_when, log_path):
+    """Count file-system calls once SeedRun.run has started; SIGKILL ourselves at call N.
+
+    The run may go on in a child that dropped to the runner user (privsep.run_as). The count is one
+    sequence across both: each counted call is a line in an O_APPEND log the child inherits, the
+    parent pauses counting while the child works and then goes on from the log's length."""
+    state = {'armed': False, 'paused': False, 'n': 0}
+    log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+    real_write = os.write
 
     def wrap(owner, name):
         real = getattr(owner, name)
 
         def hooked(*args, **kwargs):
-            if not state['armed']:
+            if not state['armed'] or state['paused']:
                 return real(*args, **kwargs)
             state['n'] += 1
-            calls.append(name)
+            real_write(log_fd, (name + '\n').encode('ascii'))
             if kill_at == state['n'] and kill_when == 'before':
                 os.kill(os.getpid(), signal.SIGKILL)
             result = real(*args, **kwargs)
@@ -70,15 +77,43 @@ def install_kill_hooks(kill_at, kill_when, calls):
         finally:
             state['armed'] = False
     seeding.SeedRun.run = run
+    real_run_as = privsep.run_as
+
+    def run_as(identity, func, *args, **kwargs):
+        if identity.is_current() or not state['armed']:
+            return real_run_as(identity, func, *args, **kwargs)
+        state['paused'] = True
+        try:
+            result = real_run_as(identity, func, *args, **kwargs)
+        except privsep.PrivsepError:
+            result = None
+        finally:
+            state['paused'] = False
+            state['n'] = len(logged_calls(log_path))
+        # The runner-user child was killed at call N (even one after it sent its result): the module
+        # dies with it, as a module killed at that moment would (the child dies with its parent,
+        # PR_SET_PDEATHSIG).
+        if kill_at and state['n'] >= kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        if result is None:
+            raise privsep.PrivsepError('the runner-user child ended without a result')
+        return result
+    privsep.run_as = run_as
+    os.register_at_fork(after_in_child=lambda: state.update(paused=False))
+
+
+def logged_calls(log_path):
+    with open(log_path) as handle:
+        return handle.read().splitlines()
 
 
 def child(command, started_fd):
     out = os.open(command['output'], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(out, 1)
     os.dup2(out, 2)
-    calls = []
+    log_path = command['output'] + '.calls'
     if command.get('kill_at') or command.get('count_file'):
-        install_kill_hooks(command.get('kill_at'), command.get('kill_when', 'before'), calls)
+        install_kill_hooks(command.get('kill_at'), command.get('kill_when', 'before'), log_path)
     real_run = seeding.SeedRun.run
 
     def run(self):
@@ -99,7 +134,7 @@ def child(command, started_fd):
     sys.stderr.flush()
     if command.get('count_file'):
         with open(command['count_file'], 'w') as handle:
-            json.dump(calls, handle)
+            json.dump(logged_calls(log_path), handle)
     os._exit(code)
 
 
@@ -169,42 +204,49 @@ def module(command):
 
 
 def seed(command):
+    """One seed run with probes around Codex's lock and the auth.json write. The run may happen in a
+    child that dropped to the runner user (privsep), so the probes report through a pipe the child
+    inherits, with CLOCK_MONOTONIC times that mean the same in every process."""
     with open(command['seed_path'], 'rb') as handle:
         data = handle.read()
     timings = {'start': time.monotonic()}
-    contended = []
-    held = []
+    events_read, events_write = os.pipe()
+    os.set_blocking(events_read, False)
     real_flock = fcntl.flock
-    real_lock = safe_files.codex_lock
-    real_write = safe_files.atomic_write
+    real_lock = safe_files.HomeDir.codex_lock
+    real_write = safe_files.HomeDir.atomic_write
+    held = []
+
+    def event(name):
+        os.write(events_write, ('%s %r\n' % (name, time.monotonic())).encode('ascii'))
 
     def flock(fd, operation):
         try:
             return real_flock(fd, operation)
         except OSError as exc:
             if exc.errno in (errno.EAGAIN, errno.EACCES):
-                contended.append(time.monotonic())
+                event('contended')
             raise
 
     def hold():
         # After the decision, before the write (or the release): the window a seed run without
         # Codex's lock would lose a refresh in; with the lock, Codex has to wait here.
         if command.get('hold') and not held:
-            held.append(time.monotonic())
+            held.append(True)
             time.sleep(command['hold'])
 
-    def atomic_write(path, *args, **kwargs):
-        if os.path.basename(path) == 'auth.json':
+    def atomic_write(self, name, *args, **kwargs):
+        if name == 'auth.json':
             hold()
-        return real_write(path, *args, **kwargs)
+        return real_write(self, name, *args, **kwargs)
 
     @contextlib.contextmanager
-    def codex_lock(*args, **kwargs):
-        with real_lock(*args, **kwargs):
-            timings['locked'] = time.monotonic()
+    def codex_lock(self, *args, **kwargs):
+        with real_lock(self, *args, **kwargs):
+            event('locked')
             yield
             hold()
-            timings['released'] = time.monotonic()
+            event('released')
 
     real_fchown = os.fchown
 
@@ -213,7 +255,7 @@ def seed(command):
         time.sleep(command.get('slow_chown', 0))
         return real_fchown(*args)
 
-    fcntl.flock, safe_files.codex_lock, safe_files.atomic_write = flock, codex_lock, atomic_write
+    fcntl.flock, safe_files.HomeDir.codex_lock, safe_files.HomeDir.atomic_write = flock, codex_lock, atomic_write
     os.fchown = fchown
     try:
         seed_file = seeding.load_seed(data, command.get('allowed_modes', ['chatgpt']), True)
@@ -221,12 +263,36 @@ def seed(command):
                                  gid=command.get('gid'), check_mode=command.get('check', False),
                                  backup=command.get('backup', False)).run()
     finally:
-        fcntl.flock, safe_files.codex_lock, safe_files.atomic_write = real_flock, real_lock, real_write
+        fcntl.flock, safe_files.HomeDir.codex_lock, safe_files.HomeDir.atomic_write = real_flock, real_lock, real_write
         os.fchown = real_fchown
+        os.close(events_write)
     timings['end'] = time.monotonic()
+    contended = 0
+    for line in _drain(events_read).decode('ascii').splitlines():
+        name, when = line.split()
+        if name == 'contended':
+            contended += 1
+        else:
+            timings[name] = float(when)
     return {'action': result['action'], 'reason': result['reason'], 'changed': result['changed'],
             'removed_temp_files': result['removed_temp_files'], 'timings': timings,
-            'contended': len(contended), 'healthy': result['auth']['healthy']}
+            'contended': contended, 'healthy': result['auth']['healthy']}
+
+
+def _drain(fd):
+    chunks = []
+    try:
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except BlockingIOError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b''.join(chunks)
 
 
 def main():

@@ -23,7 +23,7 @@ import pytest
 from hardening_support import report_figures, run_module_process, runner_ids, runner_owner
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from ansible_collections.codexops.runner.plugins.module_utils import health
-from ansible_collections.codexops.runner.plugins.module_utils import safe_files
+from support import home_dir
 from ansible_collections.codexops.runner.plugins.module_utils import seeding
 from ansible_collections.codexops.runner.plugins.module_utils import toml_keys
 from support import fake_credentials
@@ -59,7 +59,7 @@ class Scene:
             if path.name not in ('auth.lock', 'auth.json.lock'):
                 path.unlink()
         for path, data in ((self.auth, self.old), (self.config, CONFIG_OLD.encode())):
-            safe_files.atomic_write(str(path), data, self.uid, self.gid)
+            home_dir.atomic_write(str(path), data, self.uid, self.gid)
 
     def module_args(self, backup=False, config=False):
         args = {'codex_home': str(self.home), 'owner': runner_owner(), 'content': self.new.decode(),
@@ -78,7 +78,7 @@ class Scene:
         st = os.lstat(str(self.auth))
         assert stat.S_IMODE(st.st_mode) == 0o600 and st.st_uid == self.uid, label
         assert self.config.read_bytes() in (CONFIG_OLD.encode(), self.config_new), '%s: config.toml torn' % label
-        temps = safe_files.leftover_temp_files(str(self.home))
+        temps = home_dir.leftover_temp_files(str(self.home))
         for path in self.home.iterdir():
             st = os.lstat(str(path))
             assert stat.S_ISREG(st.st_mode), '%s: %s is not a regular file' % (label, path)
@@ -106,7 +106,7 @@ class Scene:
         seed = seeding.load_seed(self.new, ['chatgpt'], True)
         result = seeding.SeedRun(str(self.home), self.new, seed, policy='never', uid=self.uid, gid=self.gid).run()
         assert result['removed_temp_files'] == len(temps) and result['changed'], label
-        assert safe_files.leftover_temp_files(str(self.home)) == []
+        assert home_dir.leftover_temp_files(str(self.home)) == []
         assert self.auth.read_bytes() == before
         assert 'temp_files_left' not in [w['code'] for w in result['auth']['health_warnings']]
 

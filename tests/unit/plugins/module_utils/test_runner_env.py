@@ -2,8 +2,10 @@
 
 import os
 
+from ansible_collections.codexops.runner.plugins.module_utils import codex_process
 from ansible_collections.codexops.runner.plugins.module_utils import runner_env
 
+NOBODY = 65534
 SECRET = 'sk-proj-FAKE-shadow-value-0123456789'
 
 
@@ -47,6 +49,54 @@ def test_login_status_masks_api_key_tails(tmp_path):
     codex.chmod(0o755)
     home = tmp_path / '.codex'
     home.mkdir()
-    status = runner_env.login_status(str(codex), str(home))
-    assert status == {'rc': 0, 'message': 'API key configured - sk-proj-***'}
+    status = codex_process.login_status(str(codex), str(home))
+    assert status == {'rc': 0, 'message': 'API key configured - sk-proj-***', 'logged_in': True}
     assert os.path.isdir(str(home))
+
+
+def test_runner_made_link_to_a_root_file_is_not_followed(tmp_path):
+    """The runner points a link at root's file that sets a shadowing variable: root does not read
+    through it, so the verdict is an unreadable file, not a finding in root's file."""
+    roots = tmp_path / 'root-only.env'
+    roots.write_text('OPENAI_API_KEY=%s\n' % SECRET)
+    roots.chmod(0o600)
+    assert runner_env.shadowing_problems([str(roots)])[0] != []  # root's own file is read
+    link = tmp_path / 'runner.env'
+    link.symlink_to(roots)
+    os.lchown(str(link), NOBODY, NOBODY)
+    problems, warnings = runner_env.shadowing_problems([str(link)])
+    assert problems == []
+    assert codes(warnings) == ['environment_file_unreadable']
+    assert str(link) in warnings[0]['message'] and SECRET not in warnings[0]['message']
+
+
+def test_hard_link_in_the_runners_directory_is_not_read(tmp_path):
+    runner = tmp_path / 'runner'
+    runner.mkdir()
+    os.chown(str(runner), NOBODY, NOBODY)
+    roots = tmp_path / 'root-only.env'
+    roots.write_text('CODEX_API_KEY=%s\n' % SECRET)
+    os.link(str(roots), str(runner / '.env'))
+    problems, warnings = runner_env.shadowing_problems([str(runner / '.env')])
+    assert problems == [] and codes(warnings) == ['environment_file_unreadable']
+    assert 'hard links' in warnings[0]['message']
+
+
+def test_root_link_in_a_root_directory_is_followed(tmp_path):
+    real = tmp_path / 'environment.d'
+    real.mkdir()
+    (real / 'codex.conf').write_text('CODEX_ACCESS_TOKEN=%s\n' % SECRET)
+    link = tmp_path / 'environment'
+    link.symlink_to(real / 'codex.conf')
+    problems, warnings = runner_env.shadowing_problems([str(link)])
+    assert codes(problems) == ['env_shadowing'] and warnings == []
+    assert 'CODEX_ACCESS_TOKEN is set in %s (line 1)' % link in problems[0]['message']
+
+
+def test_fifo_and_oversized_files_are_warnings(tmp_path):
+    fifo = tmp_path / 'fifo.env'
+    os.mkfifo(str(fifo))
+    big = tmp_path / 'big.env'
+    big.write_bytes(b'#' * (runner_env.MAX_ENV_FILE_BYTES + 1))
+    problems, warnings = runner_env.shadowing_problems([str(fifo), str(big), 'relative.env'])
+    assert problems == [] and codes(warnings) == ['environment_file_unreadable'] * 3

@@ -206,6 +206,14 @@ def check_then_run(home, keys=None, **kwargs):
     return actual
 
 
+def leftover_temp_files(home):
+    fd = os.open(str(home), os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        return safe_files.HomeDir(fd, str(home)).leftover_temp_files()
+    finally:
+        os.close(fd)
+
+
 def test_created(tmp_path):
     home = tmp_path / 'runner' / '.codex'
     result = check_then_run(home)
@@ -220,7 +228,7 @@ def test_created(tmp_path):
     assert result['auth']['auth_mode'] == 'chatgpt'
     assert result['diff']['before'] == {'state': 'absent'}
     assert result['diff']['after']['state'] == 'present'
-    assert safe_files.leftover_temp_files(str(home)) == []
+    assert leftover_temp_files(home) == []
     dumped = json.dumps(result)
     for secret in SEED_SECRETS:
         assert secret not in dumped
@@ -403,21 +411,21 @@ def test_symlinked_home_refused(tmp_path):
 def test_lock_is_held_while_writing(codex_home, monkeypatch):
     home = codex_home(auth=None)
     seen = []
-    real_write = safe_files.atomic_write
+    real_write = safe_files.HomeDir.atomic_write
 
-    def checking_write(path, data, *args, **kwargs):
+    def checking_write(self, name, data, *args, **kwargs):
         import fcntl
-        for name in safe_files.LOCK_FILES:
-            fd = os.open(str(home / name), os.O_RDWR)
+        for lock in safe_files.LOCK_FILES:
+            fd = os.open(str(home / lock), os.O_RDWR)
             try:
                 with pytest.raises(BlockingIOError):
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                seen.append(name)
+                seen.append(lock)
             finally:
                 os.close(fd)
-        return real_write(path, data, *args, **kwargs)
+        return real_write(self, name, data, *args, **kwargs)
 
-    monkeypatch.setattr(safe_files, 'atomic_write', checking_write)
+    monkeypatch.setattr(safe_files.HomeDir, 'atomic_write', checking_write)
     assert seed_run(home)['action'] == 'created'
     assert seen == list(safe_files.LOCK_FILES)
 
