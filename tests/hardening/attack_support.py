@@ -658,27 +658,42 @@ class ModuleRun:
         try:
             out, err = self.proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.kill()
+            self._kill_tree()
             out, err = self.proc.communicate()
             self.elapsed = time.monotonic() - self.started
-            os.unlink(self.args_file)
             raise AssertionError('%s did not finish within %ss (killed); stderr: %s'
                                  % (self.module, timeout, err.decode('utf-8', 'replace')[-2000:]))
+        finally:
+            self._remove_args()
         self.elapsed = time.monotonic() - self.started
-        os.unlink(self.args_file)
         self.rc = self.proc.returncode
         self.out = out.decode('utf-8', 'replace')
         self.err = err.decode('utf-8', 'replace')
         self.result = parse_result(self.out)
         return self
 
-    def kill(self):
+    def _remove_args(self):
+        try:
+            os.unlink(self.args_file)
+        except FileNotFoundError:
+            pass
+
+    def _kill_tree(self):
         for pid in reversed(self.tree()):
             try:
                 os.kill(pid, signal.SIGCONT)
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
+
+    def kill(self):
+        """Kill the run and everything it started (a stopped child included); tidy up."""
+        self._kill_tree()
+        if self.proc.poll() is None:
+            self.proc.wait()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            stream.close()
+        self._remove_args()
 
 
 def parse_result(out):
