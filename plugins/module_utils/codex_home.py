@@ -110,9 +110,15 @@ class HomeContext(object):
                 mode = HOME_MODE if not missing else PARENT_MODE
                 try:
                     os.mkdir(name, mode, dir_fd=fd)
+                    made = True
                 except FileExistsError:
-                    pass  # made meanwhile: opened (and judged) below like any existing one
+                    made = False  # made meanwhile: adopted only if it is the actor's own
                 child = trusted_path.open_dir(name, fd)
+                if not made and os.fstat(child).st_uid != os.geteuid():
+                    os.close(child)
+                    raise UnsafePathError('codex_home_owner', '%s was created by %s while this run was creating '
+                                          'it; check it, remove it, and run again.'
+                                          % (self.path, safe_files.user_name(os.fstat(fd).st_uid)))
                 if owned_fd is not None:
                     os.close(owned_fd)
                 owned_fd = fd = child
@@ -133,6 +139,11 @@ class HomeContext(object):
             return
         for name in MANAGED_FILES:
             st = self.home.lstat(name)
+            if st is not None and st.st_uid not in (ROOT_UID, self.uid):
+                # Made by a third user (a CODEX_HOME others could write): never give it to the runner.
+                raise UnsafePathError('%s_owner' % _code_of(name), '%s belongs to %s; root hands over only what '
+                                      'root made. Check it and remove it.'
+                                      % (self.home.shown(name), safe_files.user_name(st.st_uid)))
             if st is not None and stat.S_ISREG(st.st_mode):
                 self.handed_over[name] = self.home.repair(name, self.uid, self.gid, stat.S_IMODE(st.st_mode),
                                                           code=_code_of(name))
@@ -190,7 +201,16 @@ def _choose_actor(path, home_fd, parent_controller, where, target):
                                   'CODEX_HOME where nobody else can redirect it.'
                                   % (where.path, safe_files.user_name(creator), safe_files.user_name(wanted)))
         return creator
-    owner = os.fstat(home_fd).st_uid
+    st = os.fstat(home_fd)
+    owner = st.st_uid
+    if owner == ROOT_UID and parent_controller is not None:
+        # Also for readers (Target(None)): the runner could have renamed any root directory here.
+        raise UnsafePathError('codex_home_owner', '%s is owned by root but sits in a directory %s controls, '
+                              'who could have moved any root directory there; check it and chown it to the '
+                              'runner yourself.' % (path, safe_files.user_name(parent_controller)))
+    if owner == ROOT_UID and stat.S_IMODE(st.st_mode) & 0o022:
+        raise UnsafePathError('codex_home_path_shared', '%s is root\'s but others can write it; check what is in '
+                              'it, then make it 0700.' % path)
     if wanted is not None and parent_controller not in (None, wanted):
         raise UnsafePathError('codex_home_parent_owner', 'the directory holding %s is controlled by %s, who could '
                               'swap it; put CODEX_HOME in the home of %s or in a root-owned directory.'

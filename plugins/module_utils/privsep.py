@@ -29,6 +29,8 @@ from ansible_collections.codexops.runner.plugins.module_utils import errors
 DEFAULT_CHILD_TIMEOUT = 300.0
 _MAX_RESULT_BYTES = 16 * 1024 * 1024
 _PR_SET_PDEATHSIG = 1
+_PR_SET_DUMPABLE = 4
+ROOT_UID = 0
 
 
 class PrivsepError(errors.CodexOpsError):
@@ -61,6 +63,12 @@ class Identity(object):
         """Become this user for good (real, effective and saved ids), groups first."""
         os.setgroups(self.groups)
         os.setresgid(self.gid, self.gid, self.gid)
+        # Saved uid still root: the runner cannot ptrace us yet (it must match all three uids).
+        os.setresuid(self.uid, self.uid, ROOT_UID)
+        # The euid change reset "dumpable" to fs.suid_dumpable, which may be 1: clear it ourselves.
+        # Dropping the saved uid below changes neither euid nor fsuid, so the kernel keeps it clear.
+        if ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
+            raise PrivsepError('could not make the child acting as %s non-dumpable' % self.name)
         os.setresuid(self.uid, self.uid, self.uid)
         if os.getresuid() != (self.uid,) * 3 or os.getresgid() != (self.gid,) * 3:
             raise PrivsepError('could not drop to user %s' % self.name)
@@ -151,8 +159,18 @@ def _read_all(fd, pid, timeout):
             _kill(pid)
             raise PrivsepError('the runner-user child did not finish within %g seconds and was killed.' % timeout,
                                code='child_timeout')
-        ready, _w, _x = select.select([fd], [], [], left)
+        ready, _w, _x = select.select([fd], [], [], min(left, 0.2))
         if not ready:
+            # The runner may signal its own uid's processes: a stopped child would hold us until the
+            # deadline. Kill it at once instead.
+            try:
+                done, status = os.waitpid(pid, os.WNOHANG | os.WUNTRACED)
+            except ChildProcessError:
+                done, status = 0, 0
+            if done and os.WIFSTOPPED(status):
+                _kill(pid)
+                raise PrivsepError('the runner-user child was stopped by a signal (the runner user may send '
+                                   'it one) and was killed.', code='child_stopped')
             continue
         chunk = os.read(fd, 65536)
         if not chunk:

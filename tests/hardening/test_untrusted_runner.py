@@ -19,10 +19,11 @@ owner, mode and inode, that nothing appears or vanishes outside the runner's hom
 root-owned appears inside it, and that no module output holds a decoy's bytes.
 
 The modules under attack: codex_auth_seed, codex_config, codex_access_token_login (with a fake
-`codex` script as codex_path), codex_auth_verify and codex_auth_export. Tests marked
-xfail(strict=True) reproduce bugs that were reported with a suggested fix; each reason says which.
-When one is fixed its test XPASSes, which fails the run until the marker is removed. The forged-
-result / fleet-filter part of the threat model is covered elsewhere.
+`codex` script as codex_path), codex_auth_verify and codex_auth_export. Five of the cases found real
+bugs of the first privilege-separation design (a root directory moved to ~/.codex read by verify, a
+dumpable child under fs.suid_dumpable=1, a SIGSTOPped child stalling the run, a world-writable root
+CODEX_HOME handed over, a directory made between the walk and mkdir adopted); they stay as
+regression tests. The forged-result / fleet-filter part of the threat model is covered elsewhere.
 
 Figures (outcome counts, timings) go to tests/output/hardening-figures.json (report_figures).
 Under CI (CI=true) a missing tool (setpriv, sysctl) or privilege fails the test.
@@ -345,16 +346,7 @@ def test_missing_parents_in_runner_home_belong_to_runner(world, module):
         assert mode_of(path)[1] == world.uid, path
 
 
-READERS_ACT_AS_ROOT = pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    'BUG (reported, regression in 3064c3e): verify and export act with Target(None), and '
-    'codex_home._choose_actor returns the owner before it looks at who controls the parent, so a '
-    'root-owned directory the runner renamed to ~/.codex is read by root and its auth.json summarised '
-    '(verify) or returned whole (export). Fix: refuse owner == root with a runner-controlled parent '
-    'before the `wanted is None` shortcut.'))
-
-
-@pytest.mark.parametrize('module', ['seed', 'config', 'login', pytest.param('verify', marks=READERS_ACT_AS_ROOT),
-                                    pytest.param('export', marks=READERS_ACT_AS_ROOT)])
+@pytest.mark.parametrize('module', ['seed', 'config', 'login', 'verify', 'export'])
 def test_root_owned_directory_moved_to_codex_home(world, module):
     """A root-owned directory (0700, a root-only auth.json in it) that some root tool left in the
     runner's home, or anywhere the runner can rename from, is renamed to ~/.codex by the runner.
@@ -678,11 +670,6 @@ def test_dropped_child_not_readable_by_runner(world):
     assert not readable, 'the runner can read the module\'s processes:\n' + '\n'.join(readable)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    'BUG (reported): privsep relies on the kernel resetting "dumpable" at setuid, which follows '
-    'fs.suid_dumpable; with suid_dumpable=1 the dropped child (a fork of root, holding root\'s '
-    'environment, memory and descriptors) stays dumpable and the runner reads it. Fix: '
-    'prctl(PR_SET_DUMPABLE, 0) in Identity.drop().'))
 def test_dropped_child_not_readable_with_suid_dumpable_1(world):
     """The same probes with fs.suid_dumpable=1 (a debugging setting some hosts carry): the child
     must make itself non-dumpable, not trust the sysctl."""
@@ -692,10 +679,6 @@ def test_dropped_child_not_readable_with_suid_dumpable_1(world):
     assert not readable, 'the runner can read the module\'s processes:\n' + '\n'.join(readable)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    'BUG (reported): the runner may signal the child that dropped to its uid; a SIGSTOPped child '
-    'stalls the module until privsep.DEFAULT_CHILD_TIMEOUT (300 s), whatever lock_timeout says. '
-    'Fix: poll waitpid(WUNTRACED) in privsep._read_all and kill a stopped child at once.'))
 def test_stopped_child_does_not_stall_the_run(world):
     """The runner SIGSTOPs the module's runner-uid child (parked on its lock) and lets the lock go:
     the run must still end within lock_timeout + 5 seconds (failing is fine)."""
@@ -732,11 +715,6 @@ def _taken_over(path, planted_inode, victim_uid):
     return st.st_ino == planted_inode and st.st_uid == victim_uid
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    'BUG (reported): a root-owned CODEX_HOME others can write (0777, or 1777 like /tmp) is accepted, '
-    'and codex_home._hand_over chowns whatever regular files are in it to the runner, including a '
-    'config.toml another user planted and still holds open. Fix: refuse a CODEX_HOME whose own '
-    'controller is "many"; never hand over a file owned by anyone but root or the target user.'))
 @pytest.mark.parametrize('mode', [0o1777, 0o777], ids=['sticky_1777', 'world_0777'])
 def test_files_planted_in_shared_codex_home_not_handed_over(world, mode):
     """CODEX_HOME is a root-owned directory in a root-only tree that others can write (an operator
@@ -763,11 +741,6 @@ def test_files_planted_in_shared_codex_home_not_handed_over(world, mode):
                        % (victim.pw_name, RUNNER, outcome(run.result), still['ok']))
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    'BUG (reported): codex_home.HomeContext._create ignores EEXIST and opens the directory another '
-    'user made between the walk and mkdir ("opened (and judged) below" - it is not judged), then '
-    'hands that user\'s files over to the runner. Fix: on EEXIST, fstat the opened directory and '
-    'refuse unless the actor owns it (or start act() over).'))
 def test_directory_made_between_walk_and_mkdir_not_adopted(world, monkeypatch):
     """CODEX_HOME of another runner (the victim) is to be created in a sticky world-writable
     directory (/tmp-like, which trusted_path counts as root's). The attacker creates it, with its
