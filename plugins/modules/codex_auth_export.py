@@ -9,8 +9,9 @@ short_description: Read a runner's auth.json for write-back, safely, as the user
 version_added: 0.2.0
 description:
   - Reads C(CODEX_HOME/auth.json) so the refreshed file of an ephemeral runner can go back into the seed
-    store (the M(codexops.runner.codex_auth_verify) summary comes with it). This is what the
-    C(codexops.runner.codex_writeback) role uses instead of M(ansible.builtin.slurp).
+    store (the M(codexops.runner.codex_auth_verify) summary comes with it). This is what
+    M(codexops.runner.codex_auth_writeback) (and so the C(codexops.runner.codex_writeback) role) uses instead
+    of M(ansible.builtin.slurp).
   - Unlike C(slurp) run as root, it never follows a link, reads only a regular file with a single link, never
     blocks on a FIFO or device, stops at 1 MiB, and reads as the user that owns CODEX_HOME - so a runner user
     cannot make it read another user's credentials or a root-only file.
@@ -42,6 +43,7 @@ attributes:
     platforms: posix
 seealso:
   - module: codexops.runner.codex_auth_verify
+  - module: codexops.runner.codex_auth_writeback
 '''
 
 EXAMPLES = r'''

@@ -6,14 +6,16 @@
 The examples address a runner as users will (`codex_home: /home/ci/.codex`, `owner: ci`,
 `become: true`, seeds in `codex_seeds/<inventory_hostname>.json`, vault variables). Here each
 runs on two local hosts with its own scratch CODEX_HOME: the path becomes that host's scratch
-home, `ci` the user running the tests, `become` is dropped, the seeds are fake and per host, and
-the vault variables are set. Nothing else of an example is changed. codex_access_token_login's
+home, `ci` the user running the tests, `become` is dropped, the seeds are fake and per host, the
+vault variables are set, and the play has a vault secret (`--vault-password-file`, as a user's run
+of codex_auth_writeback has). Nothing else of an example is changed. codex_access_token_login's
 examples run the pinned Codex CLI against the loopback backend of tests/support.
 """
 
 import os
 import pwd
 import re
+import secrets as secrets_module
 import shutil
 import subprocess
 import sys
@@ -105,6 +107,11 @@ def _run(kind, name, path, work, backend, secrets):
         home_parent.mkdir(mode=0o700)
         inventory.append('%s ansible_connection=local example_codex_home=%s' % (host, home_parent / '.codex'))
     (work / 'inventory.ini').write_text('\n'.join(inventory) + '\n')
+    vault_password = 'vault-FAKE-examples-%s' % secrets_module.token_hex(8)
+    secrets.append(vault_password)
+    vault_password_file = work / 'vault-password'
+    vault_password_file.write_text(vault_password)
+    vault_password_file.chmod(0o600)
 
     setup = []
     if name == 'codex_access_token_login':
@@ -144,7 +151,8 @@ def _run(kind, name, path, work, backend, secrets):
         ANSIBLE_DEPRECATION_WARNINGS='0',
     )
     proc = subprocess.run([str(Path(sys.executable).parent / 'ansible-playbook'), '-i', 'inventory.ini', '--diff',
-                           '-v', 'examples.yml'], cwd=str(work), env=env, stdout=subprocess.PIPE,
+                           '--vault-password-file', str(vault_password_file), '-v', 'examples.yml'],
+                          cwd=str(work), env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, check=False)
     output = proc.stdout.decode('utf-8', 'replace')
     log_dir = REPO / 'tests' / 'output' / 'logs'

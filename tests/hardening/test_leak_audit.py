@@ -104,14 +104,14 @@ def test_seed_fleet_playbooks_and_roles_leak_nothing(workspace, backend):
     doc['tokens'] = refreshed['tokens']
     doc['last_refresh'] = fake_credentials.rfc3339(fake_credentials.now())
     fleet.auth('runner-1').write_text(json.dumps(doc))  # same inode and mode
-    run('writeback', check=True, extra_args=vault, codex_writeback_vault_password_file=password_file)
-    run('writeback', extra_args=vault, codex_writeback_vault_password_file=password_file)
+    run('writeback', check=True, extra_args=vault)
+    run('writeback', extra_args=vault)
     assert (fleet.seed_dir / 'runner-1.json').read_text().startswith('$ANSIBLE_VAULT;')
 
     # runner-2 breaks: verify and write-back fail on it; reseed (check, then for real) repairs it.
     fleet.auth('runner-2').write_text('{"tokens": {"refresh_token": "%s"' % doc['tokens']['refresh_token'])
     run('verify', expect_failure=True)
-    run('writeback', expect_failure=True, extra_args=vault, codex_writeback_vault_password_file=password_file)
+    run('writeback', expect_failure=True, extra_args=vault)
     run('reseed', check=True, extra_args=vault)
     run('reseed', extra_args=vault)
 

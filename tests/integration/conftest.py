@@ -4,15 +4,20 @@ Every playbook run is made at -vvvv with --diff, and every test ends with a leak
 secret may appear in any output, and every file holding one must be private to its owner.
 """
 
+import errno
+import fcntl
 import json
 import os
 import pwd
+import select
 import shlex
 import shutil
 import stat
 import subprocess
 import sys
 import tempfile
+import termios
+import time
 from pathlib import Path
 
 import pytest
@@ -94,6 +99,9 @@ class Workspace:
 
     def env(self, interpreter=None):
         env = dict(os.environ)
+        # The vault secrets a run has are the ones its test gives it, never the caller's.
+        for name in ('ANSIBLE_VAULT_PASSWORD_FILE', 'ANSIBLE_VAULT_IDENTITY_LIST', 'ANSIBLE_VAULT_ENCRYPT_IDENTITY'):
+            env.pop(name, None)
         env.update(
             ANSIBLE_COLLECTIONS_PATH=str(COLLECTIONS),
             ANSIBLE_COLLECTIONS_SCAN_SYS_PATH='false',
@@ -121,8 +129,11 @@ class Workspace:
                              expect_failure=expect_failure, check=check, interpreter=interpreter, label=target)
 
     def playbook(self, playbook, inventory, variables=None, expect_failure=False, check=False, interpreter=None,
-                 label=None, verbose=True, extra_args=()):
-        """ansible-playbook (at -vvvv --diff unless verbose=False) on any playbook; returns the output."""
+                 label=None, verbose=True, extra_args=(), tty_answers=None):
+        """ansible-playbook (at -vvvv --diff unless verbose=False) on any playbook; returns the output.
+        With tty_answers ([(prompt, answer)]), it runs on a terminal of its own (a pty that is its
+        controlling terminal, as for a person at a shell) and each answer is typed once its prompt shows
+        (as `--ask-vault-pass` needs: getpass reads /dev/tty, with echo off)."""
         self.runs += 1
         vars_file = self.root / ('vars-%d.json' % self.runs)
         # Variables may carry a secret (a fingerprint salt): private, like every file holding one.
@@ -136,18 +147,21 @@ class Workspace:
         if check:
             cmd.append('--check')
         cmd.extend(extra_args)
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self.env(interpreter),
-                              cwd=str(self.root), check=False)
-        output = proc.stdout.decode('utf-8', 'replace')
+        if tty_answers is None:
+            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self.env(interpreter),
+                                  cwd=str(self.root), check=False)
+            returncode, output = proc.returncode, proc.stdout.decode('utf-8', 'replace')
+        else:
+            returncode, output = run_on_a_terminal(cmd, self.env(interpreter), str(self.root), tty_answers)
         self.outputs.append(output)
         log_dir = OUTPUT / 'logs'
         log_dir.mkdir(parents=True, exist_ok=True)
         label = label or Path(playbook).stem
         (log_dir / ('%s-%d-%s.log' % (self.name, self.runs, label))).write_text(output)
         if expect_failure:
-            assert proc.returncode != 0, 'expected %s to fail:\n%s' % (label, output[-3000:])
+            assert returncode != 0, 'expected %s to fail:\n%s' % (label, output[-3000:])
         else:
-            assert proc.returncode == 0, '%s failed:\n%s' % (label, output[-6000:])
+            assert returncode == 0, '%s failed:\n%s' % (label, output[-6000:])
         return output
 
     def leaks(self):
@@ -169,6 +183,52 @@ class Workspace:
             if holds and mode & 0o077:
                 found.append('%s holds a secret and is mode %04o' % (path, mode))
         return found
+
+
+def run_on_a_terminal(cmd, env, cwd, answers, timeout=600):
+    """Run cmd with a new pty as its controlling terminal and stdin/stdout/stderr; type each answer
+    (then Enter) when its prompt has appeared. Returns (returncode, output with \\n line ends)."""
+    try:
+        master, slave = os.openpty()
+    except OSError as exc:
+        if os.environ.get('CI'):
+            pytest.fail('no pseudo-terminal for a prompt test: %s' % exc)
+        pytest.skip('no pseudo-terminal on this machine (%s); CI has one' % exc)
+
+    def take_terminal():  # in the child, after setsid(): the pty becomes its controlling terminal
+        fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+    proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=cwd, close_fds=True,
+                            start_new_session=True, preexec_fn=take_terminal)  # pylint: disable=subprocess-popen-preexec-fn
+    os.close(slave)
+    pending, seen, searched, deadline = list(answers), b'', 0, time.monotonic() + timeout
+    try:
+        while True:
+            if time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail('%s did not finish in %d s on its terminal' % (cmd[0], timeout))
+            ready, _w, _x = select.select([master], [], [], 1.0)
+            if not ready:
+                continue
+            try:
+                chunk = os.read(master, 65536)
+            except OSError as exc:
+                if exc.errno == errno.EIO:  # every copy of the slave side is closed: the command is done
+                    break
+                raise
+            if not chunk:
+                break
+            seen += chunk
+            if pending:
+                at = seen.find(pending[0][0].encode(), searched)
+                if at >= 0:
+                    searched = at + len(pending[0][0])
+                    os.write(master, pending.pop(0)[1].encode() + b'\n')
+    finally:
+        os.close(master)
+    returncode = proc.wait()
+    assert not pending, 'the prompt %r never appeared:\n%s' % (pending[0][0], seen.decode('utf-8', 'replace')[-3000:])
+    return returncode, seen.decode('utf-8', 'replace').replace('\r\n', '\n')
 
 
 @pytest.fixture

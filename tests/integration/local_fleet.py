@@ -60,9 +60,10 @@ class LocalFleet:
             handle.write(fake_credentials.dumps(doc))
         return doc
 
-    def run(self, name, expect_failure=False, check=False, extra_args=(), **variables):
+    def run(self, name, expect_failure=False, check=False, extra_args=(), tty_answers=None, **variables):
         return self.space.playbook('codexops.runner.%s' % name, str(self.inventory), variables,
-                                   expect_failure=expect_failure, check=check, label=name, extra_args=extra_args)
+                                   expect_failure=expect_failure, check=check, label=name, extra_args=extra_args,
+                                   tty_answers=tty_answers)
 
     def report(self, name='fleet-report'):
         return json.loads((self.report_dir / ('%s.json' % name)).read_text())
@@ -82,6 +83,11 @@ class LocalFleet:
         output = proc.stdout.decode('utf-8', 'replace')
         self.space.outputs.append(output)
         return proc.returncode, output
+
+
+def ran_on(output, host):
+    """Whether ansible-playbook -vvv ran anything on host (every command it runs there is logged as EXEC)."""
+    return ('<%s> EXEC ' % host) in output
 
 
 def changed_by_host(output):

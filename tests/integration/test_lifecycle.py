@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import OUTPUT, codex_binary, runner_owner
-from local_fleet import LocalFleet, changed_by_host, file_identity
+from local_fleet import LocalFleet, changed_by_host, file_identity, ran_on
 from support import fake_credentials
 
 SHORT = datetime.timedelta(minutes=1)
@@ -68,8 +68,8 @@ def ci_job(fleet, host, backend):
     return output
 
 
-def vault_password(space):
-    path = space.root / 'vault-password'
+def vault_password(space, name='vault-password'):
+    path = space.root / name
     password = 'vault-' + secrets.token_hex(12)
     space.remember([password])
     fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -78,48 +78,59 @@ def vault_password(space):
     return str(path)
 
 
-def vault_view(path, password_file):
+def vault_view(path, password_file, vault_id=None):
+    """The store file decrypted by ansible-vault itself (with `--vault-id LABEL@FILE` when a label is given)."""
     ansible_vault = os.path.join(os.path.dirname(sys.executable), 'ansible-vault')
-    return subprocess.run([ansible_vault, 'view', '--vault-password-file', password_file, str(path)],
-                          stdout=subprocess.PIPE, check=True).stdout.decode()
+    source = ['--vault-id', '%s@%s' % (vault_id, password_file)] if vault_id else ['--vault-password-file', password_file]
+    return subprocess.run([ansible_vault, 'view'] + source + [str(path)], stdout=subprocess.PIPE,
+                          check=True).stdout.decode()
 
 
-def test_writeback_stores_newer_refuses_older_and_broken_and_restores(workspace, backend):
+def assert_private_store(store, header, refreshed, password_file, vault_id=None):
+    """The store file: vault-encrypted under this header, 0600, and it decrypts to the runner's file."""
+    assert store.read_text().split('\n', 1)[0] == header
+    assert oct(os.stat(str(store)).st_mode & 0o777) == '0o600'
+    assert vault_view(store, password_file, vault_id).strip() == refreshed.strip()
+    assert not [path.name for path in store.parent.iterdir() if path.name.endswith('.tmp')], 'a temp file was left'
+
+
+def refreshed_runner(workspace, backend):
+    """A provisioned runner whose CI job has just refreshed its login: (fleet, host, seed doc, its auth.json)."""
     fleet = LocalFleet(workspace, 1)
     host = 'runner-1'
     doc, tokens = backend.login(access_ttl=SHORT)
     workspace.remember(tokens)
     fleet.seed(host, doc)
-    password_file = vault_password(workspace)
-    vault = ['--vault-password-file', password_file]
     fleet.run('provision')
-
     before = backend.count('/oauth/token', 'rotated')
     ci_job(fleet, host, backend)
     assert backend.count('/oauth/token', 'rotated') == before + 1
-    refreshed = fleet.auth(host).read_text()
     remember_file(workspace, fleet.auth(host))
     assert fleet.auth_doc(host)['tokens']['refresh_token'] != doc['tokens']['refresh_token']
+    return fleet, host, doc, fleet.auth(host).read_text()
+
+
+def test_writeback_stores_newer_refuses_older_and_broken_and_restores(workspace, backend):
+    # README: `ansible-playbook codexops.runner.writeback -i inventory/ --vault-password-file FILE`, nothing more.
+    fleet, host, doc, refreshed = refreshed_runner(workspace, backend)
+    password_file = vault_password(workspace)
+    vault = ['--vault-password-file', password_file]
 
     store = fleet.seed_dir / ('%s.json' % host)
-    output = fleet.run('writeback', extra_args=vault, codex_writeback_vault_password_file=password_file)
-    assert "store: the runner's file is newer" in output
-    assert store.read_text().startswith('$ANSIBLE_VAULT;')
-    assert oct(os.stat(str(store)).st_mode & 0o777) == '0o600'
-    assert vault_view(store, password_file).strip() == refreshed.strip()
+    output = fleet.run('writeback', extra_args=vault)
+    assert "store: the runner's file is newer" in output and ran_on(output, host)
+    assert_private_store(store, '$ANSIBLE_VAULT;1.1;AES256', refreshed, password_file)
 
     stored = file_identity(store)
-    again = fleet.run('writeback', extra_args=vault, codex_writeback_vault_password_file=password_file)
+    again = fleet.run('writeback', extra_args=vault)
     assert 'unchanged: ' in again and changed_by_host(again)[host] == 0 and file_identity(store) == stored
 
     # A runner restored from an old image carries the original seed: older than the store.
     fleet.auth(host).write_text(json.dumps(doc))
-    older = fleet.run('writeback', expect_failure=True, extra_args=vault,
-                      codex_writeback_vault_password_file=password_file)
+    older = fleet.run('writeback', expect_failure=True, extra_args=vault)
     assert "older than the store's" in older and file_identity(store) == stored
     fleet.auth(host).write_text('{"tokens": {')
-    broken = fleet.run('writeback', expect_failure=True, extra_args=vault,
-                       codex_writeback_vault_password_file=password_file)
+    broken = fleet.run('writeback', expect_failure=True, extra_args=vault)
     assert 'is not usable (auth_not_json)' in broken and file_identity(store) == stored
 
     # The ephemeral runner is gone; a fresh one is provisioned from the store and, once its
@@ -133,6 +144,66 @@ def test_writeback_stores_newer_refuses_older_and_broken_and_restores(workspace,
     assert backend.count('/oauth/token', 'rotated') == rotated + 1
     assert backend.count('/oauth/token', 'refresh_token_reused') == reused
     remember_file(workspace, fleet.auth(host))
+
+
+def test_writeback_encrypts_with_the_vault_secret_of_ask_vault_pass_and_vault_id(workspace, backend):
+    fleet, host, _doc, refreshed = refreshed_runner(workspace, backend)
+    password_file = vault_password(workspace)
+    with open(password_file) as handle:
+        password = handle.read()
+    store = fleet.seed_dir / ('%s.json' % host)
+
+    # --ask-vault-pass: ansible-playbook asks on its terminal (getpass reads /dev/tty); typed, not echoed.
+    asked = fleet.run('writeback', extra_args=['--ask-vault-pass'], tty_answers=[('Vault password: ', password)])
+    assert "store: the runner's file is newer" in asked
+    assert_private_store(store, '$ANSIBLE_VAULT;1.1;AES256', refreshed, password_file)
+
+    # --vault-id LABEL@FILE: encrypted with that secret, and the file's header names the label.
+    store.unlink()
+    labelled = ['--vault-id', 'ci@%s' % password_file]
+    output = fleet.run('writeback', extra_args=labelled)
+    assert 'store: the store had no file for this runner' in output
+    assert_private_store(store, '$ANSIBLE_VAULT;1.2;AES256;ci', refreshed, password_file, vault_id='ci')
+    stored = file_identity(store)
+    again = fleet.run('writeback', extra_args=labelled)
+    assert 'unchanged: ' in again and changed_by_host(again)[host] == 0 and file_identity(store) == stored
+
+    # Several secrets: codex_writeback_vault_id picks one by its label; a label the play lacks is refused
+    # before the runner is read.
+    other = vault_password(workspace, 'vault-password-other')
+    store.unlink()
+    fleet.run('writeback', extra_args=['--vault-id', 'other@%s' % other] + labelled, codex_writeback_vault_id='ci')
+    assert_private_store(store, '$ANSIBLE_VAULT;1.2;AES256;ci', refreshed, password_file, vault_id='ci')
+    stored = file_identity(store)
+    unknown = fleet.run('writeback', expect_failure=True, extra_args=labelled, codex_writeback_vault_id='prod')
+    assert 'no vault secret labelled prod (it has: ci)' in unknown and 'vault_id_unknown' in unknown
+    assert not ran_on(unknown, host) and file_identity(store) == stored
+
+    # Deprecated, for one release: a password file given to the role, with no secret in the play.
+    store.unlink()
+    fleet.run('writeback', codex_writeback_vault_password_file=password_file, codex_writeback_vault_id='legacy')
+    assert_private_store(store, '$ANSIBLE_VAULT;1.2;AES256;legacy', refreshed, password_file, vault_id='legacy')
+
+
+def test_writeback_without_a_vault_secret_fails_before_reading_the_runner(workspace, backend):
+    fleet = LocalFleet(workspace, 1)
+    host = 'runner-1'
+    fleet.seed(host)
+    fleet.run('provision')
+    store = fleet.seed_dir / ('%s.json' % host)
+    stored = file_identity(store)
+
+    failed = fleet.run('writeback', expect_failure=True)
+    assert ('This play has no vault secret to encrypt %s with: run ansible-playbook with --vault-password-file, '
+            '--ask-vault-pass or --vault-id, or set codex_writeback_encrypt: false' % store) in failed
+    assert 'Nothing was read from the runner. (vault_secret_missing)' in failed
+    # Nothing ran on the runner at all: no command, no codex_auth_export (-vvvv logs each of them).
+    assert not ran_on(failed, host) and 'AnsiballZ_' not in failed
+    assert file_identity(store) == stored
+
+    # Stored in the clear on request, and then the play needs no secret.
+    plain = fleet.run('writeback', codex_writeback_encrypt=False)
+    assert ran_on(plain, host) and not store.read_text().startswith('$ANSIBLE_VAULT')
 
 
 def test_rotation_switches_on_a_good_token_and_keeps_the_old_login_on_a_bad_one(workspace, backend):

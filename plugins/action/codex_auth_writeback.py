@@ -1,0 +1,278 @@
+# Copyright (c) codexops.runner contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""codex_auth_writeback: a runner's refreshed auth.json back into the controller's seed store.
+
+Runs on the controller. In this order, so that nothing is read from the runner when the file could
+not be stored anyway:
+
+1. the vault secret: one the play was given (--vault-password-file, --ask-vault-pass, --vault-id,
+   ANSIBLE_VAULT_PASSWORD_FILE / vault_identity_list - what Ansible's loader holds), the one labelled
+   vault_id when that is set; or, deprecated, the secret read from vault_password_file;
+2. the store's copy (decrypted with the play's secrets);
+3. the runner's file, read by the codex_auth_export module on the host (as the owner of CODEX_HOME);
+4. the decision (codex_writeback_decision: store only a valid file that is newer);
+5. on `store` only: the file encrypted with that secret, written through a 0600 temp file in the
+   store's directory and renamed over the old one.
+
+The result holds facts only (the decision, the label used); the file's content never leaves this
+plugin: it is not returned, not put in a host variable, and not shown in a diff.
+"""
+
+import base64
+import binascii
+import errno
+import os
+import tempfile
+
+from ansible import constants as C
+from ansible.errors import AnsibleError
+from ansible.module_utils.common.text.converters import to_bytes, to_native, to_text
+from ansible.parsing.vault import VaultLib, get_file_vault_secret, is_encrypted
+from ansible.plugins.action import ActionBase
+from ansible.utils.display import Display
+
+from ansible_collections.codexops.runner.plugins.filter.writeback import codex_writeback_decision
+
+display = Display()
+
+EXPORT_MODULE = 'codexops.runner.codex_auth_export'
+# A vault file is about twice the size of what it holds; a store file larger than this is not a seed.
+MAX_STORE_BYTES = 8 * 1024 * 1024
+MISSING_SECRET_FIX = ('run ansible-playbook with --vault-password-file, --ask-vault-pass or --vault-id, or set '
+                      'codex_writeback_encrypt: false (option encrypt: false) to store it unencrypted')
+
+ARGUMENT_SPEC = dict(
+    # Not type=path: a `~user` CODEX_HOME is the runner's, expanded on the runner by codex_auth_export.
+    codex_home=dict(type='str', required=True),
+    dest=dict(type='path', required=True),
+    encrypt=dict(type='bool', default=True),
+    vault_id=dict(type='str'),
+    vault_password_file=dict(type='path'),
+    allowed_auth_modes=dict(type='list', elements='str', default=['chatgpt']),
+    fingerprint_salt=dict(type='str', no_log=True),
+)
+
+
+class WritebackError(Exception):
+    """A refusal with a stable code and a message that never quotes a file's content or a secret."""
+
+    def __init__(self, code, message):
+        super(WritebackError, self).__init__(message)
+        self.code = code
+        self.message = message
+
+
+def play_secrets(loader):
+    """[(label, VaultSecret)] the play was given, in Ansible's order (--vault-id before
+    --vault-password-file, each in the order given). The loader holds them; ansible-core 2.19+
+    also keeps them in VaultSecretsContext."""
+    vault = getattr(loader, '_vault', None)
+    secrets = list(getattr(vault, 'secrets', None) or [])
+    if not secrets:
+        try:
+            from ansible.parsing.vault import VaultSecretsContext
+        except ImportError:
+            return []
+        context = VaultSecretsContext.current(optional=True)
+        secrets = list(context.secrets or []) if context else []
+    return [(label, secret) for label, secret in secrets if secret is not None]
+
+
+def labels_of(secrets):
+    labels = []
+    for label, _secret in secrets:
+        if label not in labels:
+            labels.append(label)
+    return labels
+
+
+def choose_secret(secrets, vault_id=None, encrypt_identity=None):
+    """(label, secret, why) to encrypt with: the one labelled vault_id, else the one labelled
+    Ansible's vault_encrypt_identity when that is configured (as ansible-vault encrypt does), else
+    the first the play was given. A label that is asked for and missing is an error, never a fallback
+    to another secret, so a file never carries a label its secret does not have."""
+    if not secrets:
+        raise WritebackError('vault_secret_missing', 'no vault secret to encrypt the store file with')
+    wanted = vault_id or encrypt_identity
+    if wanted:
+        for label, secret in secrets:
+            if label == wanted:
+                return label, secret, 'vault_id' if vault_id else 'vault_encrypt_identity'
+        raise WritebackError('vault_id_unknown', 'the play has no vault secret labelled %s (it has: %s); run with '
+                             '--vault-id %s@SOURCE or set codex_writeback_vault_id to one of those labels'
+                             % (wanted, ', '.join(labels_of(secrets)), wanted))
+    label, secret = secrets[0]
+    return label, secret, 'first'
+
+
+def read_store(path):
+    """The store's bytes, or None when it has no file for this runner."""
+    try:
+        with open(path, 'rb') as handle:
+            data = handle.read(MAX_STORE_BYTES + 1)
+    except (IOError, OSError) as exc:
+        if exc.errno == errno.ENOENT:
+            return None
+        raise WritebackError('store_unreadable', 'could not read the store file %s: %s' % (path, exc.strerror))
+    if len(data) > MAX_STORE_BYTES:
+        raise WritebackError('store_too_large', 'the store file %s is larger than %d bytes; it is not a seed'
+                             % (path, MAX_STORE_BYTES))
+    return data
+
+
+def store_plaintext(path, data, secrets):
+    """The store's copy in the clear ('' when there is none)."""
+    if data is None:
+        return ''
+    if is_encrypted(data):
+        if not secrets:
+            raise WritebackError('store_undecryptable', 'the store file %s is vault-encrypted and the play has no '
+                                 'vault secret to read it; %s' % (path, MISSING_SECRET_FIX))
+        try:
+            data = VaultLib(secrets).decrypt(data)
+        except AnsibleError:
+            raise WritebackError('store_undecryptable', 'none of the vault secrets of this play (%s) decrypts the '
+                                 'store file %s; run with the secret it was encrypted with'
+                                 % (', '.join(labels_of(secrets)), path))
+    return to_text(data, errors='replace')
+
+
+def write_atomically(path, data):
+    """data into path: a 0600 temp file in the same directory, flushed to disk, renamed over path."""
+    directory = os.path.dirname(path)
+    fd, temp = tempfile.mkstemp(dir=directory, prefix='.%s.' % os.path.basename(path), suffix='.tmp')
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, 'wb') as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(temp, path)
+    except BaseException:
+        try:
+            os.unlink(temp)
+        except OSError:
+            pass
+        raise
+    try:
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+class ActionModule(ActionBase):
+
+    TRANSFERS_FILES = False
+    _requires_connection = True
+
+    def run(self, tmp=None, task_vars=None):
+        task_vars = task_vars or {}
+        result = super(ActionModule, self).run(tmp, task_vars)
+        del tmp  # the module's temp dir is made and removed by _execute_module / below
+
+        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        try:
+            result.update(self._writeback(args, task_vars))
+        except WritebackError as exc:
+            result.update(failed=True, changed=False, msg=exc.message, error_code=exc.code)
+        finally:
+            self._remove_tmp_path(self._connection._shell.tmpdir)
+        return result
+
+    def _writeback(self, args, task_vars):
+        dest = args['dest']
+        if not os.path.isabs(dest):
+            raise WritebackError('dest_relative', 'dest must be an absolute path on the controller, not %s' % dest)
+        if not os.path.isdir(os.path.dirname(dest)):
+            raise WritebackError('store_dir_missing', 'the store directory %s does not exist on the controller; '
+                                 'create it (0700) or set codex_writeback_store_dir. Nothing was read from the '
+                                 'runner.' % os.path.dirname(dest))
+
+        # 1. The secret, before anything is read.
+        secrets = play_secrets(self._loader)
+        label = secret = None
+        if args['vault_password_file']:
+            label, secret = self._override_secret(args['vault_password_file'], args['vault_id'])
+        elif args['encrypt']:
+            try:
+                label, secret, why = choose_secret(secrets, args['vault_id'], C.DEFAULT_VAULT_ENCRYPT_IDENTITY)
+            except WritebackError as exc:
+                if exc.code == 'vault_secret_missing':
+                    exc.message = ('This play has no vault secret to encrypt %s with: %s. Nothing was read from '
+                                   'the runner.' % (dest, MISSING_SECRET_FIX))
+                else:
+                    exc.message += '. Nothing was read from the runner.'
+                raise
+            if why == 'first' and len(labels_of(secrets)) > 1:
+                display.warning('codex_auth_writeback: the play has several vault secrets (%s); %s is encrypted '
+                                'with the first, %s. Set codex_writeback_vault_id (option vault_id) to choose.'
+                                % (', '.join(labels_of(secrets)), dest, label))
+        decrypting = ([(label, secret)] if secret is not None else []) + secrets
+
+        # 2. The store's copy.
+        store_text = store_plaintext(dest, read_store(dest), decrypting)
+
+        # 3. The runner's file.
+        module_args = {'codex_home': args['codex_home'], 'return_content': True}
+        if args['fingerprint_salt']:
+            module_args['fingerprint_salt'] = args['fingerprint_salt']
+        exported = self._execute_module(module_name=EXPORT_MODULE, module_args=module_args, task_vars=task_vars)
+        content = exported.pop('content', None) or ''
+        if exported.get('failed'):
+            # Only the message and its code: a module failure's stdout/stderr are not passed on.
+            return {'failed': True, 'changed': False, 'error_code': exported.get('error_code'),
+                    'msg': 'reading the runner\'s auth.json failed: %s' % exported.get('msg', 'unknown error')}
+
+        # 4. The decision (facts only).
+        decision = codex_writeback_decision(content, store_text, args['allowed_auth_modes'],
+                                            args['fingerprint_salt'])
+        result = dict(decision, changed=False, dest=dest, encrypted=bool(secret is not None and args['encrypt']),
+                      vault_id=label if args['encrypt'] else None)
+        if decision['action'] != 'store':
+            return result
+
+        # 5. Write (not in check mode), only now.
+        try:
+            plaintext = base64.b64decode(content, validate=True)
+        except (binascii.Error, ValueError, TypeError):
+            raise WritebackError('runner_content_invalid', 'codex_auth_export returned content that is not base64')
+        if args['encrypt']:
+            try:
+                data = to_bytes(VaultLib().encrypt(plaintext, secret, vault_id=label)) + b'\n'
+            except AnsibleError as exc:
+                raise WritebackError('vault_encrypt_failed', 'could not encrypt the store file: %s'
+                                     % exc.__class__.__name__)
+        else:
+            data = plaintext
+        result['changed'] = True
+        if self._task.check_mode:
+            return result
+        try:
+            write_atomically(dest, data)
+        except (IOError, OSError) as exc:
+            raise WritebackError('store_write_failed', 'could not write the store file %s: %s; the old file is '
+                                 'unchanged' % (dest, exc.strerror or exc.__class__.__name__))
+        return result
+
+    def _override_secret(self, path, vault_id):
+        display.deprecated(
+            msg='codex_auth_writeback vault_password_file (role variable codex_writeback_vault_password_file) is '
+                "deprecated: the store file is encrypted with the play's own vault secret. Run with "
+                '--vault-password-file, --ask-vault-pass or --vault-id (and codex_writeback_vault_id to choose '
+                'a label) instead',
+            version='0.3.0', collection_name='codexops.runner')
+        label = vault_id or C.DEFAULT_VAULT_IDENTITY
+        try:
+            secret = get_file_vault_secret(filename=path, vault_id=label, loader=self._loader)
+            secret.load()
+        except AnsibleError as exc:
+            raise WritebackError('vault_password_file_unreadable', 'could not read the vault password file %s (%s). '
+                                 'Nothing was read from the runner.' % (path, to_native(exc.message)))
+        return label, secret

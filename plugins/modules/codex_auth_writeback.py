@@ -1,0 +1,159 @@
+#!/usr/bin/python
+# Copyright (c) codexops.runner contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+# The documentation of the codex_auth_writeback action plugin (plugins/action/codex_auth_writeback.py),
+# which does all the work on the controller; there is no module code.
+
+DOCUMENTATION = r'''
+module: codex_auth_writeback
+short_description: Write a runner's refreshed auth.json back into the seed store, vault-encrypted with the play's secret
+version_added: 0.2.0
+description:
+  - For ephemeral runners - reads C(CODEX_HOME/auth.json) on the host with M(codexops.runner.codex_auth_export)
+    and writes it into the controller's seed store file O(dest) only when
+    P(codexops.runner.codex_writeback_decision#filter) says V(store) - the file is valid and its C(last_refresh)
+    is newer than the store's copy. An identical file, an older one and a broken one are never written. This
+    is what the C(codexops.runner.codex_writeback) role runs.
+  - The file is vault-encrypted with a vault secret the play was given - C(--vault-password-file),
+    C(--ask-vault-pass), C(--vault-id label@source), or C(ANSIBLE_VAULT_PASSWORD_FILE) and the other vault
+    settings of C(ansible.cfg) - the same secrets Ansible decrypts the store's copy with. The one labelled
+    O(vault_id) when that is set; else the one labelled by Ansible's C(vault_encrypt_identity) setting when
+    that is set; else the first one (with a warning when the play has several labels). The store file's header
+    names that label (C($ANSIBLE_VAULT;1.2;AES256;label), or the plain 1.1 header for the C(default) label).
+  - The secret is looked for B(before) anything is read from the runner - a play without one fails at once,
+    naming the fix. So does a missing store directory, and a store copy that none of the play's secrets
+    decrypts.
+  - The store file is written through a temporary file in the same directory (mode 0600), flushed to disk
+    and renamed over the old one, so a reader sees the old file or the new one, never a part of either.
+  - The result holds the decision and the facts of both files, never their content. The content of the
+    runner's file is not returned, not kept in a variable and never shown in a diff. Use C(no_log=true) on
+    the task anyway, as the role does.
+  - Runs on the controller (an action plugin); only the read runs on the host, as the user that owns
+    CODEX_HOME (with C(become) when the connecting user cannot read the runner user's files).
+author:
+  - codexops maintainers (@codexops)
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.flow
+  - codexops.runner.codex_home
+options:
+  dest:
+    description:
+      - The runner's file in the store, on the controller - for the role, C(codex_seeds/<inventory_hostname>.json)
+        beside the inventory. An absolute path; its directory must exist.
+    type: path
+    required: true
+  encrypt:
+    description:
+      - Write the store file vault-encrypted. With V(false) it is written in the clear (still 0600) and the
+        play needs no vault secret, unless the store's copy is encrypted.
+    type: bool
+    default: true
+  vault_id:
+    description:
+      - The label of the play's vault secret to encrypt with (the C(label) of C(--vault-id label@source);
+        C(--vault-password-file) and C(--ask-vault-pass) give the label C(default)). The play must have a
+        secret with this label; there is no fallback to another.
+      - When omitted, Ansible's C(vault_encrypt_identity) setting, else the first secret of the play.
+    type: str
+  vault_password_file:
+    description:
+      - Encrypt with the secret in this file instead of the play's (a password file or a vault password
+        script, as for C(--vault-password-file)), under the label O(vault_id) or C(default).
+      - Deprecated - run the play with the secret instead. Removed in 0.3.0.
+    type: path
+  allowed_auth_modes:
+    description:
+      - Auth modes the runner's file may have to be stored.
+    type: list
+    elements: str
+    default: [chatgpt]
+  fingerprint_salt:
+    description:
+      - Salt for the refresh-token fingerprints in the result; use the fleet's C(fingerprint_salt).
+    type: str
+attributes:
+  action:
+    support: full
+  async:
+    support: none
+  bypass_host_loop:
+    support: none
+  check_mode:
+    support: full
+    details:
+      - Reads both files and decides; reports a change when it would store, and writes nothing.
+  diff_mode:
+    support: none
+    details:
+      - The files are credentials; no diff is ever shown.
+  platform:
+    platforms: posix
+notes:
+  - The role variable C(codex_writeback_vault_password_file) (this module's O(vault_password_file)) was the only
+    way to give the role a secret before 0.2.0; the play's own secret is used now.
+seealso:
+  - module: codexops.runner.codex_auth_export
+  - plugin: codexops.runner.codex_writeback_decision
+    plugin_type: filter
+'''
+
+EXAMPLES = r'''
+# ansible-playbook writeback.yml --vault-id ci@~/.vault-ci  (or --vault-password-file / --ask-vault-pass)
+- name: Write the runner's refreshed auth.json back into the store when it is newer
+  codexops.runner.codex_auth_writeback:
+    codex_home: /home/ci/.codex
+    dest: "{{ playbook_dir }}/codex_seeds/{{ inventory_hostname }}.json"
+    fingerprint_salt: "{{ vault_codex_fingerprint_salt }}"
+  register: writeback
+  no_log: true
+  become: true
+
+- name: Say what it decided (facts only, never a token)
+  ansible.builtin.debug:
+    msg: "{{ writeback.action }}: {{ writeback.reason }} (vault ID {{ writeback.vault_id }})"
+'''
+
+RETURN = r'''
+action:
+  description: What was decided for the runner's file.
+  returned: success
+  type: str
+  choices: [store, unchanged, refuse]
+  sample: store
+reason:
+  description: Why, in words.
+  returned: success
+  type: str
+  sample: the runner's file is newer (runner 2026-11-21T10:22:00Z, store 2026-11-14T09:00:00Z)
+runner:
+  description: Facts of the runner's file - C(valid), C(problems) (codes), C(auth_mode), C(last_refresh),
+    C(refresh_token_fingerprint).
+  returned: success
+  type: dict
+store:
+  description: The same facts of the store's copy (as it was before this run); V(null) when the store had none.
+  returned: success
+  type: dict
+dest:
+  description: The store file.
+  returned: success
+  type: str
+  sample: /srv/ci/inventory/codex_seeds/runner-1.json
+encrypted:
+  description: Whether the store file is (or, for V(unchanged) and V(refuse), would have been) written vault-encrypted.
+  returned: success
+  type: bool
+vault_id:
+  description: The label of the vault secret used; V(null) with O(encrypt=false).
+  returned: success
+  type: str
+  sample: default
+error_code:
+  description: On failure, a stable code for it (C(vault_secret_missing), C(vault_id_unknown),
+    C(store_undecryptable), C(store_dir_missing), ...; see the troubleshooting page).
+  returned: failure
+  type: str
+  sample: vault_secret_missing
+'''
