@@ -114,6 +114,7 @@ def _run(kind, name, path, work, backend, secrets):
     vault_password_file.chmod(0o600)
 
     setup = []
+    module_defaults = {}
     if name == 'codex_access_token_login':
         codex = codex_binary()
         token = fake_credentials.personal_access_token()
@@ -121,7 +122,9 @@ def _run(kind, name, path, work, backend, secrets):
         secrets.append(token)
         variables['vault_codex_access_token'] = token
         env['PATH'] = '%s:%s' % (os.path.dirname(codex), env.get('PATH', ''))
-        env['CODEX_AUTHAPI_BASE_URL'] = backend.base_url
+        # Codex never inherits the play's environment: the test backend is named the way a proxy would be.
+        module_defaults['codexops.runner.codex_access_token_login'] = {
+            'codex_environment': {'CODEX_AUTHAPI_BASE_URL': backend.base_url}}
     elif name not in ('codex_auth_seed', 'codex_config'):
         # Everything else starts from a provisioned runner, each host with its own seed.
         setup.append({
@@ -136,7 +139,7 @@ def _run(kind, name, path, work, backend, secrets):
     tasks = yaml.safe_load(adapt(examples_of(kind, path)))
     assert isinstance(tasks, list) and tasks, '%s: EXAMPLES is not a list of tasks' % name
     play = [{'name': 'EXAMPLES of %s' % name, 'hosts': 'runners', 'gather_facts': False,
-             'vars': variables, 'pre_tasks': setup, 'tasks': tasks}]
+             'vars': variables, 'module_defaults': module_defaults, 'pre_tasks': setup, 'tasks': tasks}]
     playbook = work / 'examples.yml'
     playbook.write_text(yaml.safe_dump(play, sort_keys=False))
 
