@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # Copyright (c) codexops.runner contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
@@ -25,7 +24,6 @@ import concurrent.futures
 import copy
 import json
 import os
-import pprint
 import re
 import subprocess
 import sys
@@ -36,6 +34,12 @@ MODULE = os.path.join(REPO, 'plugins', 'module_utils', 'config_schema.py')
 BEGIN = '# BEGIN GENERATED TABLE (tools/config_schema_table.py; do not edit by hand)\n'
 END = '# END GENERATED TABLE\n'
 
+# The table for Codex 0.169.0 was built from the schema at openai/codex tag rust-v0.149.0-alpha.2
+# (commit ef5cde948dbd5d87c508e7386fcaf8709582415b), the newest release tag whose history was
+# available when it was made; everything 0.169.0 does differently is corrected here, each entry
+# confirmed by --probe against 0.169.0 itself. With the schema of the release being pinned most of
+# these entries should become unnecessary: drop them and let the probe say which must stay.
+#
 # Where the schema and the Codex release differ, the release wins. Each entry replaces (or, with
 # None, removes) the schema node at a JSON pointer before the table is built; the reason says
 # what the probe saw. Keep the list short: an entry that the next schema makes true can go.
@@ -409,7 +413,7 @@ def _render_entry(key, spec, level):
 
 
 def _render(spec, level):
-    """Tables one key a line; everything else as compact as pprint makes it within 120 columns."""
+    """Tables one key a line, long enums wrapped at 120 columns, everything else on one line."""
     if isinstance(spec, tuple) and spec[0] == 'table':
         fields = spec[1]
         inner = ''.join(_render_entry(k, v, level + 1) for k, v in sorted(fields.items()))
@@ -424,8 +428,22 @@ def _render(spec, level):
     if isinstance(spec, tuple) and spec[0] == 'union':
         parts = [_render(alt, level) for alt in spec[1]]
         return "('union', (%s%s))" % (', '.join(parts), ',' if len(parts) == 1 else '')
-    text = pprint.pformat(spec, width=max(40, 118 - 4 * level), compact=True)
-    return text.replace('\n', '\n' + '    ' * level)
+    if isinstance(spec, tuple) and spec[0] == 'enum':
+        values = [repr(value) for value in spec[1]]
+        one_line = "('enum', (%s%s))" % (', '.join(values), ',' if len(values) == 1 else '')
+        if len(one_line) + 4 * level + 40 <= 120:
+            return one_line
+        # A hanging indent, one line per ~100 columns of values.
+        pad = '    ' * (level + 1)
+        lines, line = [], ''
+        for value in values:
+            if line and len(pad) + len(line) + len(value) + 2 > 118:
+                lines.append(line.rstrip())  # ends with a comma
+                line = ''
+            line += value + ', '
+        lines.append(line.rstrip(', '))
+        return "('enum', (\n%s%s))" % (pad, '\n'.join(pad + part for part in lines)[len(pad):])
+    return repr(spec)
 
 
 def write_module(table_text, path=MODULE):
@@ -657,7 +675,7 @@ def probe(codex, module=MODULE, jobs=8, only=None):
     prober = Prober(checker)
     prober.walk(checker['ROOT'], lambda v: v, ())
     cases = [case for case in prober.cases if only is None or case['label'].startswith(only)]
-    homes = [tempfile.mkdtemp(prefix='codex-probe-') for _ in range(jobs)]
+    homes = [tempfile.mkdtemp(prefix='codex-probe-') for _job in range(jobs)]
     for home in homes:
         with open(os.path.join(home, 'auth.json'), 'w', encoding='utf-8') as handle:
             handle.write('{"OPENAI_API_KEY": "sk-test-123", "auth_mode": "apikey"}')
@@ -711,7 +729,7 @@ def probe(codex, module=MODULE, jobs=8, only=None):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n', maxsplit=1)[0])
     parser.add_argument('schema', nargs='?', help="Codex's config.schema.json")
     parser.add_argument('--source', default='', help='where the schema came from (repository, tag, commit)')
     parser.add_argument('--output', default=MODULE, help='the module whose table region is rewritten')

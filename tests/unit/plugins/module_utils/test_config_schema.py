@@ -106,7 +106,7 @@ def test_text_problems_and_parser_absence(monkeypatch):
 def test_deep_documents_are_bounded():
     doc = {'desktop': {}}
     node = doc['desktop']
-    for _ in range(500):
+    for _level in range(500):
         node['x'] = {}
         node = node['x']
     assert config_schema.config_type_problems(doc) == []  # `desktop` is free-form: not descended
@@ -162,9 +162,8 @@ SCHEMA = {
     'definitions': {
         'Mode': {'oneOf': [{'enum': ['a'], 'type': 'string'}, {'enum': ['b'], 'type': 'string'}]},
         'Ids': {'anyOf': [{'type': 'string'}, {'items': {'type': 'string'}, 'type': 'array'}]},
-        'Sub': {'additionalProperties': False, 'properties': {'n': {'format': 'uint16', 'type': 'integer'},
-                                                               'm': {'$ref': '#/definitions/Mode'}},
-                'required': ['n'], 'type': 'object'},
+        'Sub': {'additionalProperties': False, 'required': ['n'], 'type': 'object',
+                'properties': {'n': {'format': 'uint16', 'type': 'integer'}, 'm': {'$ref': '#/definitions/Mode'}}},
         'Toggle': {'anyOf': [{'type': 'boolean'}, {'$ref': '#/definitions/Sub'}]},
     },
     'properties': {
