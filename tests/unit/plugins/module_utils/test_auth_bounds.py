@@ -20,6 +20,9 @@ from support import fake_credentials as fc
 DEPTH = auth_model.MAX_JSON_DEPTH
 DIGITS = auth_model.MAX_JSON_NUMBER_DIGITS
 MiB = 1024 * 1024
+# Seconds. Loose on purpose: these shapes took minutes to hours before the limits (quadratic in a
+# dotted key), and a busy test machine must not fail them; tests/hardening prints the real figures.
+SLOW = 5.0
 
 
 def nested(depth, leaf='1'):
@@ -218,4 +221,4 @@ def test_one_mebibyte_shapes_are_read_quickly(name):
     except AuthFileError as exc:
         assert exc.code in health.PROBLEM_CODES
     elapsed = time.perf_counter() - started
-    assert elapsed < 1.0, '%s took %.2f s' % (name, elapsed)
+    assert elapsed < SLOW, '%s took %.2f s' % (name, elapsed)

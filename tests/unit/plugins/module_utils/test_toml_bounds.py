@@ -260,6 +260,9 @@ def test_type_name(value, name):
 # -- cost ------------------------------------------------------------------------------------------
 
 MiB = 1024 * 1024
+# Seconds. Loose on purpose: these shapes took minutes to hours before the limits (quadratic in a
+# dotted key), and a busy test machine must not fail them; tests/hardening prints the real figures.
+SLOW = 5.0
 
 
 @functools.lru_cache(maxsize=None)
@@ -293,7 +296,7 @@ def test_pathological_shapes_are_refused_quickly(reader, name):
     with pytest.raises(toml_keys.TomlEditError):
         toml_keys.read_settings(text, KEYS, KEYS[0])
     elapsed = time.perf_counter() - started
-    assert elapsed < 1.0, '%s took %.2f s' % (name, elapsed)
+    assert elapsed < SLOW, '%s took %.2f s' % (name, elapsed)
 
 
 @functools.lru_cache(maxsize=None)
@@ -323,7 +326,7 @@ def test_the_worst_documents_within_the_limits_parse_quickly(reader, name):
     started = time.perf_counter()
     assert toml_keys.read_settings(text, KEYS, KEYS[0])[0] == {KEYS[0]: 'file'}
     elapsed = time.perf_counter() - started
-    assert elapsed < 2.0, '%s took %.2f s' % (name, elapsed)
+    assert elapsed < SLOW, '%s took %.2f s' % (name, elapsed)
 
 
 def test_a_key_ending_in_a_line_break_is_quoted():
