@@ -49,8 +49,9 @@ def _summary(value):
         return None
     if not all(value.get(field) is None or isinstance(value[field], str) for field in _TEXT_FIELDS):
         return None
-    if value.get('stale') not in (None, True, False) or not (value.get('age_days') is None
-                                                               or _is_number(value['age_days'])):
+    if value.get('stale') not in (None, True, False):
+        return None
+    if value.get('age_days') is not None and not _is_number(value['age_days']):
         return None
     return value
 

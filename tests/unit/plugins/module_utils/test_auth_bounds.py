@@ -95,8 +95,8 @@ def test_brackets_inside_strings_are_text(text):
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.recursive(st.one_of(st.text(), st.integers(), st.booleans(), st.none(), st.floats(allow_nan=False,
-                                                                                               allow_infinity=False)),
+@given(st.recursive(st.one_of(st.text(), st.integers(), st.booleans(), st.none(),
+                              st.floats(allow_nan=False, allow_infinity=False)),
                     lambda children: st.one_of(st.lists(children, max_size=3),
                                                st.dictionaries(st.text(max_size=5), children, max_size=3)),
                     max_leaves=15))
@@ -191,15 +191,18 @@ def test_claims_that_are_not_strings_are_absent(value):
 @functools.lru_cache(maxsize=None)
 def one_mebibyte_shapes():
     size = auth_model.MAX_AUTH_BYTES
-    pad = lambda text: (text[:-1] + ',"zz":"' + 'p' * (size - len(text) - 10) + '"}').encode()  # noqa: E731
+
+    def pad(text):
+        return (text[:-1] + ',"zz":"' + 'p' * (size - len(text) - 10) + '"}').encode()
+
     half = (size - 100) // 2
     wide_claims = '{"a":[' + ','.join(['{}'] * ((size * 3 // 4 - 400) // 3)) + ']}'
     return {
         'deep at the top': ('[' * half + ']' * half).encode(),
         'deep unknown field': ('{"x":' + '[' * (half - 10) + ']' * (half - 10) + '}').encode(),
         'deep known field, padded': pad('{"last_refresh":%s}' % nested(500)),
-        'deep id_token claims, padded': pad(json.dumps({'tokens': {'id_token': jwt('{"a":%s}' % nested(500)),
-                                                                    'access_token': 'x', 'refresh_token': 'r'}})),
+        'deep id_token claims, padded': pad(json.dumps({'tokens': {
+            'id_token': jwt('{"a":%s}' % nested(500)), 'access_token': 'x', 'refresh_token': 'r'}})),
         'unclosed brackets': ('{"x":' + '[' * (size - 10)).encode(),
         'wide known field': ('{"last_refresh":[' + ','.join(['[]'] * ((size - 100) // 3)) + ']}').encode(),
         'many objects': ('{"zz":[' + ','.join(['{}'] * ((size - 100) // 3)) + ']}').encode(),

@@ -104,6 +104,7 @@ def test_over_the_limit_is_refused_before_parsing(reader, monkeypatch, name, tex
     reason = toml_keys.check_bounds(text)
     assert reason and words in reason and 'the limit of' in reason
     assert toml_keys.validate(text) == reason
+
     # No parser may see the text: make every one of them fail loudly if it is called.
     def no_parser(*_args):
         raise AssertionError('a parser ran on a document over a limit')
@@ -313,8 +314,8 @@ def worst_within_limits():
         'longest multi-line string': STORE + 'x = """\n' + '\n'.join([body] * (4 * MiB // LINE - 1)) + '"""\n',
         # Long bare words and lines at the limit: what a search that may start anywhere would
         # make quadratic (the dotted-key search runs when there are enough dots).
-        'long bare keys': STORE + ''.join('k%d%s = 1\n' % (index, 'a' * (LINE - 20)) for index in range(60))
-                          + ''.join('y%d = 1.5\n' % index for index in range(PARTS)),
+        'long bare keys': (STORE + ''.join('k%d%s = 1\n' % (index, 'a' * (LINE - 20)) for index in range(60))
+                           + ''.join('y%d = 1.5\n' % index for index in range(PARTS))),
         'long numbers': STORE + ''.join('x%d = %s\n' % (index, '1' * 1000) for index in range(4 * MiB // 1010)),
     }
 
