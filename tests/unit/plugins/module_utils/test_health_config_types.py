@@ -7,6 +7,7 @@ always a problem code, never an exception (forced_chatgpt_workspace_id = 5 used 
 import json
 
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from ansible_collections.codexops.runner.plugins.module_utils import health
@@ -146,3 +147,25 @@ def test_recursion_never_escapes_the_reader_without_tomllib(monkeypatch):
     for depth in (500, 5000):
         result = evaluate(FILE_STORE.replace('"file"', '[' * depth + ']' * depth))
         assert codes(result) == ['config_invalid']
+
+
+TOML_ALPHABET = '[]{}=."\'#\\\n\r\t ,:-_+aefilnrstu019\x00\u2028é'
+SETTING_LINES = st.sampled_from([
+    'cli_auth_credentials_store', 'forced_login_method', 'forced_chatgpt_workspace_id', '[profiles.ci]\n',
+    'cli_auth_credentials_store = ', 'forced_chatgpt_workspace_id = [', '"file"', '5', '\n', '{ a = 1 }', '"""',
+    "'''", '.a.a', '[[', ']]'])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.one_of(SETTING_LINES, st.text(alphabet=TOML_ALPHABET, max_size=12)), max_size=25),
+       st.sampled_from(['tomllib', 'fallback']))
+def test_any_config_text_ends_in_a_result_never_an_exception(pieces, which):
+    original = toml_keys._toml
+    try:
+        if which == 'fallback':
+            toml_keys._toml = None
+        result = evaluate(''.join(pieces))
+    finally:
+        toml_keys._toml = original
+    assert all(item['message'] for item in result['problems'])
+    assert result['credentials_store'] is None or isinstance(result['credentials_store'], str)
