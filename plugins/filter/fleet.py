@@ -5,24 +5,61 @@
 
 Input is always {host: health summary}; summaries hold facts and salted fingerprints, never
 secrets, so everything here can be printed and written to a report.
+
+Every value comes from a host, and a host may hand back anything (a failed task, a result of
+some other module, a tampered fact). A value that is not a verify summary makes that host
+unknown; it never stops the aggregation of the others. Every text a host supplies is escaped
+before it lands in the Markdown report, so it cannot end a table row or start another.
 """
 
 import datetime
+import re
+import unicodedata
 
 from ansible.errors import AnsibleFilterError
 
 REPORT_COLUMNS = ('host', 'auth_mode', 'healthy', 'problems', 'last_refresh', 'age_days', 'credentials_store',
                   'refresh_token_fingerprint')
+# Summary fields copied into a report row, with the types a verify summary gives them.
+_TEXT_FIELDS = ('auth_mode', 'last_refresh', 'credentials_store', 'refresh_token_fingerprint', 'owner',
+                'codex_home_mode', 'auth_file_mode')
+UNKNOWN_CODE = 'unreachable_or_unverified'
 
 
 def _codes(items):
-    return [item.get('code') for item in items or [] if isinstance(item, dict)]
+    """Codes of a verify summary's problems or warnings, or None when they are not a list of
+    {code: text} objects."""
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        return None
+    codes = [item.get('code') if isinstance(item, dict) else None for item in items]
+    return codes if all(isinstance(code, str) for code in codes) else None
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _summary(value):
+    """value if it has the shape of a codex_auth_verify summary, else None (the host is unknown)."""
+    if not isinstance(value, dict) or not isinstance(value.get('healthy'), bool):
+        return None  # unreachable, failed before verifying, or not a verify result at all
+    if _codes(value.get('problems')) is None or _codes(value.get('health_warnings')) is None:
+        return None
+    if not all(value.get(field) is None or isinstance(value[field], str) for field in _TEXT_FIELDS):
+        return None
+    if value.get('stale') not in (None, True, False):
+        return None
+    if value.get('age_days') is not None and not _is_number(value['age_days']):
+        return None
+    return value
 
 
 def _summaries(health_by_host):
     if not isinstance(health_by_host, dict):
         raise AnsibleFilterError('codex fleet filters take a dict of {host: codex_auth_verify result}')
-    return dict((str(host), value if isinstance(value, dict) else None) for host, value in health_by_host.items())
+    return dict((str(host), _summary(value)) for host, value in health_by_host.items())
 
 
 def codex_fleet_health(hostvars, hosts, variable='codex_auth_health'):
@@ -33,12 +70,12 @@ def codex_fleet_health(hostvars, hosts, variable='codex_auth_health'):
     ran (a dict, not a skipped result) wins, e.g. a write that ran before the plan it followed."""
     names = [variable] if isinstance(variable, str) else list(variable or [])
     collected = {}
-    for host in hosts or []:
+    for host in [hosts] if isinstance(hosts, str) else list(hosts or []):
         value = None
         for name in names:
             try:
                 candidate = hostvars[host].get(name)
-            except (KeyError, AttributeError):
+            except (KeyError, AttributeError, TypeError):
                 candidate = None
             if isinstance(candidate, dict) and not candidate.get('skipped'):
                 value = candidate
@@ -63,12 +100,17 @@ def codex_seed_conflicts(plans):
     `plans` maps host -> a codex_auth_seed check-mode result. Its `auth` summary is the state after
     seeding (exactly predicted), so a fingerprint on two hosts where at least one would be written is
     a seed about to be shared. Sharing that already exists and that this run does not touch is
-    left to verify. Returns [{fingerprint, hosts, written}].
+    left to verify; so is a host whose plan is not a codex_auth_seed result. Returns
+    [{fingerprint, hosts, written}].
     """
+    plans = {} if plans is None else plans
+    if not isinstance(plans, dict):
+        raise AnsibleFilterError('codex_seed_conflicts takes a dict of {host: codex_auth_seed result}')
+    plans = dict((str(host), plan if isinstance(plan, dict) else {}) for host, plan in plans.items())
     conflicts = []
-    predicted = dict((host, (plan or {}).get('auth')) for host, plan in (plans or {}).items())
+    predicted = dict((host, plan.get('auth')) for host, plan in plans.items())
     for fingerprint, hosts in sorted(codex_shared_fingerprints(predicted).items()):
-        written = [host for host in hosts if (plans[host] or {}).get('action') in ('created', 'replaced')]
+        written = [host for host in hosts if plans[host].get('action') in ('created', 'replaced')]
         if written:
             conflicts.append({'fingerprint': fingerprint, 'hosts': hosts, 'written': written})
     return conflicts
@@ -83,12 +125,12 @@ def codex_fleet_report(health_by_host):
     for host, health in sorted(summaries.items()):
         if health is None:
             unknown.append(host)
-            rows.append({'host': host, 'healthy': None, 'problems': ['unreachable_or_unverified']})
+            rows.append({'host': host, 'healthy': None, 'problems': [UNKNOWN_CODE]})
             continue
         codes = _codes(health.get('problems'))
         for code in codes:
             problems_by_code.setdefault(code, []).append(host)
-        if not health.get('healthy', False):
+        if not health['healthy']:
             broken.append(host)
         if health.get('stale'):
             stale.append(host)
@@ -114,48 +156,117 @@ def codex_fleet_report(health_by_host):
     }
 
 
+# -- Markdown -------------------------------------------------------------------------------------
+
+# Backslash-escaped wherever they appear: each could split a cell ('|'), open a code span, an
+# emphasis, a link or an HTML tag, or combine with an escape ('\\').
+_MARKDOWN_PUNCTUATION = frozenset('\\`*_{}[]()<>#+!|~&')
+# Shown as \\xNN / \\uNNNN: controls (a line break ends the row), format characters (a right-to-left
+# override reorders what is shown), lone surrogates (no UTF-8 for them) and line separators.
+_INVISIBLE = frozenset(('Cc', 'Cf', 'Cs', 'Co', 'Zl', 'Zp'))
+# Matched with fullmatch: '$' would also match before a final line break.
+_PLAIN = re.compile(r'[A-Za-z0-9 ,:./=@-]*')
+_CODE = re.compile(r'[A-Za-z0-9_.:-]+')
+# A cell shows this much of a value; the JSON report keeps all of it.
+MAX_CELL_CHARS = 200
+
+
+def _escape_char(char):
+    if char in _MARKDOWN_PUNCTUATION:
+        return '\\' + char
+    if unicodedata.category(char) in _INVISIBLE:
+        point = ord(char)
+        return '\\x%02x' % point if point < 0x100 else ('\\u%04x' % point if point < 0x10000 else '\\U%08x' % point)
+    return char
+
+
+def _text(value):
+    """Any value as Markdown text that renders as itself within one table cell."""
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > MAX_CELL_CHARS:
+        text = text[:MAX_CELL_CHARS] + '...'
+    if _PLAIN.fullmatch(text):
+        return text  # the common case: nothing to escape
+    return ''.join(_escape_char(char) for char in text)
+
+
+def _code(value):
+    """A code in a code span when it is made of the characters codes have; escaped text otherwise
+    (in a code span a backslash escapes nothing, so nothing else may go in one)."""
+    text = value if isinstance(value, str) else str(value)
+    return '`%s`' % text if _CODE.fullmatch(text) and len(text) <= MAX_CELL_CHARS else _text(text)
+
+
 def _cell(value):
     if value is None:
         return '-'
     if isinstance(value, bool):
         return 'yes' if value else 'no'
     if isinstance(value, list):
-        return ', '.join('`%s`' % item for item in value) if value else '-'
-    return str(value).replace('|', '\\|')
+        return ', '.join(_code(item) for item in value) if value else '-'
+    return _text(value)
+
+
+def _count(totals, name):
+    value = totals.get(name) if isinstance(totals, dict) else None
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _row(row):
+    """One table row; a row that is not a report row is shown as an unknown host."""
+    if not isinstance(row, dict):
+        row = {'host': row, 'healthy': None, 'problems': [UNKNOWN_CODE]}
+    healthy = row.get('healthy')
+    health = 'unknown' if not isinstance(healthy, bool) else ('healthy' if healthy else '**BROKEN**')
+    if healthy is True and row.get('stale') is True:
+        health = 'stale'
+    fingerprint = _cell(row.get('refresh_token_fingerprint'))
+    if row.get('shared_token') is True:
+        fingerprint += ' **SHARED**'
+    problems = row.get('problems')
+    return '| %s |' % ' | '.join([
+        _cell(row.get('host')), _cell(row.get('auth_mode')), health,
+        _cell(problems if isinstance(problems, list) else [problems]),
+        _cell(row.get('last_refresh')), _cell(row.get('age_days')), _cell(row.get('credentials_store')),
+        fingerprint])
+
+
+def _hosts_by(mapping):
+    """`- key: host, host` lines of a {key: [hosts]} section."""
+    lines = []
+    for key, hosts in (mapping.items() if isinstance(mapping, dict) else []):
+        hosts = hosts if isinstance(hosts, list) else [hosts]
+        lines.append('- %s: %s' % (_code(key), ', '.join(_text(host) for host in hosts)))
+    return lines
 
 
 def codex_fleet_markdown(report):
     """The fleet report as Markdown: a summary line, then one table row per host."""
-    totals = report['totals']
+    if not isinstance(report, dict):
+        raise AnsibleFilterError('codex_fleet_markdown takes the dict codex_fleet_report returns')
+    totals = report.get('totals')
+    rows = report.get('hosts') if isinstance(report.get('hosts'), list) else []
     lines = [
         '# Codex credentials: fleet report',
         '',
         'Generated %s. **%d hosts: %d healthy, %d broken, %d stale, %d unknown, %d shared refresh token(s).**'
-        % (report['generated_at'], totals['hosts'], totals['healthy'], totals['broken'], totals['stale'],
-           totals['unknown'], totals['shared_tokens']),
+        % ((_text(report.get('generated_at')),) + tuple(_count(totals, name) for name in (
+            'hosts', 'healthy', 'broken', 'stale', 'unknown', 'shared_tokens'))),
         '',
         '| host | mode | health | problems | last refresh | age (days) | store | fingerprint |',
         '|---|---|---|---|---|---|---|---|',
     ]
-    for row in report['hosts']:
-        health = 'unknown' if row.get('healthy') is None else ('healthy' if row['healthy'] else '**BROKEN**')
-        if row.get('healthy') and row.get('stale'):
-            health = 'stale'
-        fingerprint = _cell(row.get('refresh_token_fingerprint'))
-        if row.get('shared_token'):
-            fingerprint += ' **SHARED**'
-        lines.append('| %s |' % ' | '.join([
-            row['host'], _cell(row.get('auth_mode')), health, _cell(row.get('problems')),
-            _cell(row.get('last_refresh')), _cell(row.get('age_days')), _cell(row.get('credentials_store')),
-            fingerprint]))
-    if report['shared_fingerprints']:
+    lines += [_row(row) for row in rows]
+    shared = _hosts_by(report.get('shared_fingerprints'))
+    if shared:
         lines += ['', '## One refresh token on several hosts', '',
                   'The first host to refresh rotates the token; the others then fail with `refresh_token_reused`. '
                   'Give each host its own seed and run the reseed playbook.', '']
-        lines += ['- `%s`: %s' % (fp, ', '.join(hosts)) for fp, hosts in report['shared_fingerprints'].items()]
-    if report['problems_by_code']:
+        lines += shared
+    by_code = _hosts_by(report.get('problems_by_code'))
+    if by_code:
         lines += ['', '## Problems by code', '']
-        lines += ['- `%s`: %s' % (code, ', '.join(hosts)) for code, hosts in report['problems_by_code'].items()]
+        lines += by_code
     return '\n'.join(lines) + '\n'
 
 

@@ -16,12 +16,20 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 
 
+# base64 of the largest auth.json the model reads: anything longer is too large before decoding.
+_MAX_B64_CHARS = 4 * (auth_model.MAX_AUTH_BYTES // 3 + 1) + 64
+
+
+def _refused(code):
+    return {'valid': False, 'problems': [code], 'auth_mode': None, 'last_refresh': None,
+            'refresh_token_fingerprint': None, '_when': None}
+
+
 def _facts(data, allowed_modes, salt):
     try:
         parsed = auth_model.AuthFile(data)
     except auth_model.AuthFileError as exc:
-        return {'valid': False, 'problems': [exc.code], 'auth_mode': None, 'last_refresh': None,
-                'refresh_token_fingerprint': None, '_when': None}
+        return _refused(exc.code)
     problems = [item['code'] for item in parsed.credential_problems(allowed_modes, True)]
     return {'valid': not problems, 'problems': problems, 'auth_mode': parsed.mode,
             'last_refresh': auth_model.isoformat(parsed.last_refresh) if parsed.last_refresh else None,
@@ -32,13 +40,15 @@ def codex_writeback_decision(runner_content_b64, store_content, allowed_auth_mod
     """Decide what to do with a runner's auth.json (base64, as slurp returns it) given the store's
     copy (text, '' when the store has none). Returns {action: store|unchanged|refuse, reason,
     runner, store} where runner and store are facts (mode, last_refresh, fingerprint, problems)."""
-    allowed = list(allowed_auth_modes or ['chatgpt'])
-    try:
-        runner_data = base64.b64decode(runner_content_b64 or '', validate=True)
-    except (binascii.Error, ValueError, TypeError):
-        raise AnsibleFilterError('codex_writeback_decision expects the base64 content slurp returns')
-    runner = _facts(runner_data, allowed, salt)
-    store_data = (store_content or '').encode('utf-8')
+    allowed = _auth_modes(allowed_auth_modes)
+    if salt is not None and not isinstance(salt, str):
+        raise AnsibleFilterError('codex_writeback_decision: salt must be a string')
+    if store_content is not None and not isinstance(store_content, str):
+        raise AnsibleFilterError("codex_writeback_decision: the store's copy must be text ('' when there is none)")
+    runner_data = _runner_file(runner_content_b64)
+    runner = _refused('auth_too_large') if runner_data is None else _facts(runner_data, allowed, salt)
+    # surrogatepass: text from a lookup may hold a lone surrogate; the model refuses it as not UTF-8.
+    store_data = (store_content or '').encode('utf-8', 'surrogatepass')
     store = _facts(store_data, allowed, salt) if store_data.strip() else None
 
     def decided(action, reason):
@@ -64,6 +74,29 @@ def codex_writeback_decision(runner_content_b64, store_content, allowed_auth_mod
         return decided('unchanged', 'the runner and the store were last refreshed at the same time')
     return decided('refuse', "the runner's file is older than the store's (runner %s, store %s); an older file "
                    'never replaces a newer one' % (runner['last_refresh'], store['last_refresh']))
+
+
+def _runner_file(content_b64):
+    """The runner's auth.json from slurp's base64, or None when it is too long to be one (the
+    runner user chooses its size: it is not decoded then)."""
+    if content_b64 is not None and not isinstance(content_b64, str):
+        raise AnsibleFilterError('codex_writeback_decision expects the base64 content slurp returns')
+    if len(content_b64 or '') > _MAX_B64_CHARS:
+        return None
+    try:
+        return base64.b64decode(content_b64 or '', validate=True)
+    except (binascii.Error, ValueError):
+        raise AnsibleFilterError('codex_writeback_decision expects the base64 content slurp returns')
+
+
+def _auth_modes(value):
+    """allowed_auth_modes as a list of names; one name alone is a list of one, not of its letters."""
+    if value is None or value == []:
+        return ['chatgpt']
+    modes = [value] if isinstance(value, str) else value
+    if not isinstance(modes, (list, tuple)) or not all(isinstance(mode, str) for mode in modes):
+        raise AnsibleFilterError('codex_writeback_decision: allowed_auth_modes must be a list of auth mode names')
+    return list(modes)
 
 
 class FilterModule(object):

@@ -13,6 +13,7 @@ import binascii
 import datetime
 import hashlib
 import hmac
+import itertools
 import json
 import re
 
@@ -23,6 +24,14 @@ KNOWN_AUTH_MODES = (
 # Modes whose credential is the refreshable `tokens` object.
 TOKEN_MODES = ('chatgpt', 'chatgptAuthTokens')
 MAX_AUTH_BYTES = 1024 * 1024
+# The runner user writes auth.json and root parses it (and the JWT payloads inside it), so the
+# structure is measured before json.loads runs. A real auth.json nests two levels and a JWT payload
+# three or four; 64 is generous, and keeps json.loads, json.dumps and every walk of the document
+# far from Python's recursion limit (about 1000 frames; a recursive walk failed at 450 levels).
+MAX_JSON_DEPTH = 64
+# Python before 3.9.14 / 3.10.7 converts a long integer in quadratic time (a million digits: 4 s);
+# newer Pythons refuse more than 4300 digits on their own. A real file has at most ten.
+MAX_JSON_NUMBER_DIGITS = 4300
 DEFAULT_FINGERPRINT_SALT = 'codexops.runner'
 # Codex refreshes proactively this long before the access token expires.
 REFRESH_MARGIN = datetime.timedelta(minutes=5)
@@ -38,6 +47,15 @@ _JWT_SEGMENT = re.compile(r'^[A-Za-z0-9_-]+$')
 # chrono's DateTime<Utc> FromStr: RFC 3339 with 'T' or a space, an offset is mandatory.
 _RFC3339 = re.compile(
     r'^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?([Zz]|[+-]\d{2}:\d{2})$')
+
+
+# JSON strings, each to be replaced by one '"' before brackets and digits are counted. The body
+# never fails to match (an unterminated string runs to the end), so nothing backtracks.
+_JSON_STRING = re.compile(r'"(?:[^"\\]+|\\[\s\S]?)*"?')
+_NOT_BRACKET = re.compile(r'[^\[\]{}]+')
+_BRACKET_STEP = {'[': 1, '{': 1, ']': -1, '}': -1}
+# A match starts only where no digit precedes it, so each run of digits is scanned once.
+_LONG_NUMBER = re.compile(r'(?<![0-9])[0-9]{%d}' % (MAX_JSON_NUMBER_DIGITS + 1))
 
 
 def problem(code, message):
@@ -92,6 +110,24 @@ def parse_rfc3339(value):
         return None
 
 
+def json_bounds_problem(text):
+    """None when json.loads may run on text, else which limit it breaks (never its content).
+    Linear, and made of regular expressions and str.count: no Python loop per character."""
+    code = _JSON_STRING.sub('"', text)
+    if _nested_too_deep(code):
+        return 'arrays or objects are nested deeper than the limit of %d' % MAX_JSON_DEPTH
+    if _LONG_NUMBER.search(code):
+        return 'a number is longer than the limit of %d digits' % MAX_JSON_NUMBER_DIGITS
+    return None
+
+
+def _nested_too_deep(code):
+    if code.count('[') + code.count('{') <= MAX_JSON_DEPTH:
+        return False  # too few openers to get there
+    brackets = _NOT_BRACKET.sub('', code)
+    return max(itertools.accumulate(map(_BRACKET_STEP.__getitem__, brackets))) > MAX_JSON_DEPTH
+
+
 def decode_jwt_claims(token):
     """Claims of a JWT the way Codex reads them: no signature check, three non-empty parts,
     an unpadded base64url JSON object as payload. None when Codex would refuse it."""
@@ -102,8 +138,10 @@ def decode_jwt_claims(token):
         return None
     payload = parts[1]
     try:
-        raw = base64.urlsafe_b64decode(payload + '=' * (-len(payload) % 4))
-        claims = json.loads(raw.decode('utf-8'), parse_constant=_refuse_constant)
+        text = base64.urlsafe_b64decode(payload + '=' * (-len(payload) % 4)).decode('utf-8')
+        if json_bounds_problem(text):
+            return None
+        claims = json.loads(text, parse_constant=_refuse_constant)
     except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
         return None
     if not isinstance(claims, dict) or has_lone_surrogate(claims):
@@ -126,25 +164,33 @@ class _JsonObject(dict):
 
 
 def _json_object(pairs):
-    obj = _JsonObject(pairs)
+    # Called for every object in the file: a plain dict unless a key repeats (the common case
+    # stays cheap when an auth.json holds hundreds of thousands of objects).
+    obj = dict(pairs)
     if len(obj) != len(pairs):
         seen = set()
+        obj = _JsonObject(obj)
         obj.duplicates = frozenset(key for key, _value in pairs if key in seen or seen.add(key))
     return obj
 
 
 def has_lone_surrogate(value):
-    """True for text holding a lone UTF-16 surrogate (from a \\ud800 escape): not valid Unicode."""
-    if isinstance(value, str):
-        try:
-            value.encode('utf-8')
-        except UnicodeEncodeError:
-            return True
-        return False
-    if isinstance(value, dict):
-        return any(has_lone_surrogate(key) or has_lone_surrogate(item) for key, item in value.items())
-    if isinstance(value, list):
-        return any(has_lone_surrogate(item) for item in value)
+    """True for text holding a lone UTF-16 surrogate (from a \\ud800 escape): not valid Unicode.
+    Nested lists and dicts are walked with a list of pending items, not by recursion, so that no
+    nesting can raise RecursionError here."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            try:
+                item.encode('utf-8')
+            except UnicodeEncodeError:
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
     return False
 
 
@@ -169,6 +215,10 @@ def load_document(data):
         raise AuthFileError('auth_not_json', 'auth.json is not UTF-8 text.')
     if not text.strip():
         raise AuthFileError('auth_not_json', 'auth.json is empty.')
+    reason = json_bounds_problem(text)
+    if reason:
+        raise AuthFileError('auth_not_json', 'auth.json was not parsed: %s; a real one is a small, flat JSON '
+                            'object.' % reason)
     try:
         doc = json.loads(text, object_pairs_hook=_json_object, parse_constant=_refuse_constant)
     except _NotJson:
@@ -224,13 +274,14 @@ def resolve_auth_mode(doc):
 
 
 def _check_types(doc):
-    """Shape errors that make Codex refuse to load the file."""
+    """Shape errors that make Codex refuse to load the file. Returns the id_token's claims (None
+    without tokens), so that the token is decoded once."""
     for key in ('OPENAI_API_KEY', 'personal_access_token', 'agent_identity'):
         if doc.get(key) is not None and not isinstance(doc[key], str):
             raise AuthFileError('auth_invalid', '%s must be a string or null.' % key)
     tokens = doc.get('tokens')
     if tokens is None:
-        return
+        return None
     if not isinstance(tokens, dict):
         raise AuthFileError('auth_invalid', 'tokens must be a JSON object.')
     for key in ('access_token', 'refresh_token'):
@@ -240,9 +291,11 @@ def _check_types(doc):
         raise AuthFileError('auth_invalid', 'tokens has no access_token field.')
     if tokens.get('account_id') is not None and not isinstance(tokens['account_id'], str):
         raise AuthFileError('auth_invalid', 'tokens.account_id must be a string or null.')
-    if decode_jwt_claims(tokens.get('id_token')) is None:
+    claims = decode_jwt_claims(tokens.get('id_token'))
+    if claims is None:
         raise AuthFileError('id_token_invalid', 'tokens.id_token is not a JWT Codex can read '
                             '(three non-empty base64url parts with a JSON object payload).')
+    return claims
 
 
 class AuthFile:
@@ -251,7 +304,7 @@ class AuthFile:
     def __init__(self, data):
         self._doc = load_document(data)
         self.mode = resolve_auth_mode(self._doc)
-        _check_types(self._doc)
+        id_claims = _check_types(self._doc)
         self.last_refresh = None
         raw_refresh = self._doc.get('last_refresh')
         if raw_refresh is not None:
@@ -261,7 +314,7 @@ class AuthFile:
                                     'time zone (e.g. 2026-11-21T10:22:00Z).')
         tokens = self._doc.get('tokens') or {}
         self._tokens = tokens
-        self.id_claims = decode_jwt_claims(tokens.get('id_token')) or {}
+        self.id_claims = id_claims or {}
         self.access_claims = decode_jwt_claims(tokens.get('access_token') or self._doc.get('agent_identity')) or {}
 
     # -- facts ------------------------------------------------------------------------------
@@ -283,23 +336,24 @@ class AuthFile:
             self._tokens.get('access_token'), self._doc.get('personal_access_token'),
             self._doc.get('agent_identity')))
 
+    def _auth_claim(self, name):
+        """A string claim of the id_token's auth section, or None: claims are whatever JSON the
+        token holds, and a list or an object where a string belongs must not reach a summary."""
+        auth = self.id_claims.get(_AUTH_CLAIMS)
+        value = auth.get(name) if isinstance(auth, dict) else None
+        return value if isinstance(value, str) else None
+
     @property
     def account_id(self):
-        auth = self.id_claims.get(_AUTH_CLAIMS)
-        from_claims = auth.get('chatgpt_account_id') if isinstance(auth, dict) else None
-        return self._tokens.get('account_id') or from_claims
+        return self._tokens.get('account_id') or self._auth_claim('chatgpt_account_id')
 
     @property
     def user_id(self):
-        auth = self.id_claims.get(_AUTH_CLAIMS)
-        if not isinstance(auth, dict):
-            return None
-        return auth.get('chatgpt_user_id') or auth.get('user_id')
+        return self._auth_claim('chatgpt_user_id') or self._auth_claim('user_id')
 
     @property
     def plan_type(self):
-        auth = self.id_claims.get(_AUTH_CLAIMS)
-        return auth.get('chatgpt_plan_type') if isinstance(auth, dict) else None
+        return self._auth_claim('chatgpt_plan_type')
 
     @property
     def access_token_expires_at(self):

@@ -214,6 +214,7 @@ def _evaluate_config(config, auth_file, require_file_store, problems, warnings, 
         settings = _read_settings(config['data'], problems, warnings)
         if settings is None:
             return
+    # Every setting present has a type Codex accepts (_read_settings refuses the file otherwise).
     store = settings.get('cli_auth_credentials_store')
     result['credentials_store'] = store
     result['forced_login_method'] = settings.get('forced_login_method')
@@ -235,29 +236,44 @@ def _evaluate_config(config, auth_file, require_file_store, problems, warnings, 
 
 
 def _read_settings(data, problems, warnings):
+    """The top-level settings verify checks, or None (with a config_invalid problem) when Codex
+    would refuse the file: not UTF-8, over a parse limit, not TOML, or one of them of the wrong type."""
+    # The types each one may have; Codex refuses the whole file otherwise (e.g.
+    # forced_chatgpt_workspace_id = 5: "data did not match any variant of untagged enum Repr").
+    expected = {
+        'cli_auth_credentials_store': ('a string',),
+        'forced_login_method': ('a string',),
+        'forced_chatgpt_workspace_id': ('a string', 'an array of strings'),
+    }
     try:
         text = data.decode('utf-8')
     except UnicodeDecodeError:
         problems.append(auth_model.problem('config_invalid', 'config.toml is not UTF-8 text.'))
         return None
-    reason = toml_keys.validate(text)
-    if reason:
-        problems.append(auth_model.problem('config_invalid', 'config.toml is not valid TOML: %s.' % reason))
-        return None
     try:
-        settings = toml_keys.read_top_level(text)
-        misplaced = toml_keys.tables_holding(text, 'cli_auth_credentials_store')
+        settings, misplaced = toml_keys.read_settings(text, tuple(expected), 'cli_auth_credentials_store')
+    except toml_keys.TomlLimitError as exc:
+        problems.append(auth_model.problem('config_invalid', 'config.toml was not parsed: %s.' % exc))
+        return None
     except (toml_keys.TomlEditError, ValueError) as exc:
-        problems.append(auth_model.problem('config_invalid', 'config.toml could not be read: %s.' % exc))
+        problems.append(auth_model.problem('config_invalid', 'config.toml is not valid TOML: %s.' % exc))
         return None
     if misplaced:
         warnings.append(auth_model.problem('store_key_in_table', 'cli_auth_credentials_store appears inside '
                                            '[%s], where Codex ignores it.' % '], ['.join(misplaced)))
-    return settings
+    wrong = [key for key in expected if key in settings and toml_keys.type_name(settings[key]) not in expected[key]]
+    for key in wrong:
+        problems.append(auth_model.problem('config_invalid', '%s must be %s, not %s; Codex refuses to start with '
+                                           'this config.toml.' % (key, ' or '.join(expected[key]),
+                                                                  toml_keys.type_name(settings[key]))))
+    return None if wrong else settings
 
 
 def forced_login_conflict(settings, auth_file):
-    """Why Codex would log out (and delete auth.json) with these settings, or None."""
+    """Why Codex would log out (and delete auth.json) with these settings, or None.
+
+    Settings of the wrong type are not a conflict (Codex refuses the whole file for them, which
+    _read_settings reports); they are ignored here rather than trusted to be strings."""
     method = settings.get('forced_login_method')
     mode = auth_file.mode
     if method == 'api' and mode != 'apikey':
@@ -265,8 +281,8 @@ def forced_login_conflict(settings, auth_file):
     if method == 'chatgpt' and mode == 'apikey':
         return 'forced_login_method = "chatgpt" but auth.json holds an API key; Codex logs out.'
     workspaces = settings.get('forced_chatgpt_workspace_id')
-    if workspaces and mode in auth_model.TOKEN_MODES:
-        allowed = [workspaces] if isinstance(workspaces, str) else list(workspaces)
+    allowed = [workspaces] if isinstance(workspaces, str) else workspaces
+    if allowed and isinstance(allowed, list) and mode in auth_model.TOKEN_MODES:
         if auth_file.account_id not in allowed:
             return ('forced_chatgpt_workspace_id does not include the account of auth.json (%s); Codex logs '
                     'out.' % (auth_file.account_id or 'no account id'))
