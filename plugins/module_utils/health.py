@@ -12,12 +12,15 @@ import stat
 
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from ansible_collections.codexops.runner.plugins.module_utils import codex_home
+from ansible_collections.codexops.runner.plugins.module_utils import config_schema
 from ansible_collections.codexops.runner.plugins.module_utils import safe_files
 from ansible_collections.codexops.runner.plugins.module_utils import toml_keys
 
 AUTH_FILE = 'auth.json'
 CONFIG_FILE = 'config.toml'
 MAX_CONFIG_BYTES = 4 * 1024 * 1024
+# Codex stops at its first error; a report lists the first few and counts the rest.
+MAX_CONFIG_TYPE_PROBLEMS = 10
 STORE_VALUES = ('file', 'keyring', 'auto', 'ephemeral')
 LOGIN_METHODS = ('chatgpt', 'api')
 
@@ -266,7 +269,19 @@ def _read_settings(data, problems, warnings):
         problems.append(auth_model.problem('config_invalid', '%s must be %s, not %s; Codex refuses to start with '
                                            'this config.toml.' % (key, ' or '.join(expected[key]),
                                                                   toml_keys.type_name(settings[key]))))
-    return None if wrong else settings
+    if wrong:
+        return None
+    # Every other key Codex knows, against its type table (where this Python can parse TOML). The
+    # two settings checked below with their allowed values are left to those checks.
+    found = [(path, message) for path, message in config_schema.config_text_problems(text)
+             if path not in ('cli_auth_credentials_store', 'forced_login_method')]
+    for path, message in found[:MAX_CONFIG_TYPE_PROBLEMS]:
+        problems.append(auth_model.problem('config_invalid', 'config.toml: %s: %s; Codex refuses to load it.'
+                                           % (path, message)))
+    if len(found) > MAX_CONFIG_TYPE_PROBLEMS:
+        problems.append(auth_model.problem('config_invalid', 'config.toml: %d more keys of the wrong type.'
+                                           % (len(found) - MAX_CONFIG_TYPE_PROBLEMS)))
+    return None if found else settings
 
 
 def forced_login_conflict(settings, auth_file):

@@ -9,6 +9,7 @@ import os
 
 import pytest
 
+from ansible_collections.codexops.runner.plugins.module_utils import config_schema
 from ansible_collections.codexops.runner.plugins.module_utils import health
 from support import fake_credentials as fc
 
@@ -479,3 +480,34 @@ def test_problem_and_warning_codes_are_documented():
         for code, fix in table.items():
             assert code == code.lower() and ' ' not in code
             assert fix.endswith('.') or fix.endswith(')')
+
+
+# -- config.toml against Codex's type table (config_schema) --------------------------------------
+
+@pytest.mark.skipif(not config_schema.has_type_check(), reason='needs tomllib (Python 3.11+) or tomli')
+@pytest.mark.parametrize('text,key', [
+    ('[profile.x]\nmodel = "o3"\n', 'profile'),
+    ('model = 5\n', 'model'),
+    ('sandbox_mode = "bogus"\n', 'sandbox_mode'),
+    ('[profiles.ci]\nmodel = 5\n', 'profiles.ci.model'),
+])
+def test_config_key_of_the_wrong_type_is_config_invalid(chatgpt, text, key):
+    """Codex refuses to load these (tests/integration/test_config_schema_oracle.py asks it), so
+    verify must not call the runner healthy."""
+    result = evaluate(snapshot(chatgpt[0], config=FILE_STORE + text))
+    assert codes(result) == ['config_invalid']
+    assert ('config.toml: %s:' % key) in result['problems'][0]['message']
+    assert not result['healthy']
+
+
+def test_config_type_problems_are_capped(chatgpt):
+    if not config_schema.has_type_check():
+        pytest.skip('needs tomllib (Python 3.11+) or tomli')
+    keys = ['model', 'model_provider', 'sandbox_mode', 'model_reasoning_effort', 'model_reasoning_summary',
+            'model_verbosity', 'chatgpt_base_url', 'model_catalog_json', 'web_search']
+    profiles = ''.join('[profiles.p%d]\n%s' % (n, ''.join('%s = 5\n' % key for key in keys)) for n in range(2))
+    result = evaluate(snapshot(chatgpt[0], config=FILE_STORE + profiles))
+    messages = [item['message'] for item in result['problems']]
+    assert len(messages) == health.MAX_CONFIG_TYPE_PROBLEMS + 1
+    assert messages[-1] == 'config.toml: %d more keys of the wrong type.' % (2 * len(keys) - health.MAX_CONFIG_TYPE_PROBLEMS)
+    assert all(item['code'] == 'config_invalid' for item in result['problems'])
