@@ -24,6 +24,10 @@ REPORT_COLUMNS = ('host', 'auth_mode', 'healthy', 'problems', 'last_refresh', 'a
 _TEXT_FIELDS = ('auth_mode', 'last_refresh', 'credentials_store', 'refresh_token_fingerprint', 'owner',
                 'codex_home_mode', 'auth_file_mode')
 UNKNOWN_CODE = 'unreachable_or_unverified'
+# An unknown host whose result says Ansible could not reach it: never reseeded, never counted broken.
+UNREACHABLE_CODE = 'unreachable'
+# A dead refresh token (the keepalive or a probe saw the refresh fail): reseed replaces auth.json.
+REFRESH_FAILED_CODE = 'refresh_failed'
 
 
 def _codes(items):
@@ -116,16 +120,23 @@ def codex_seed_conflicts(plans):
     return conflicts
 
 
+def _unknown_code(value):
+    return UNREACHABLE_CODE if isinstance(value, dict) and value.get('unreachable') is True else UNKNOWN_CODE
+
+
 def codex_fleet_report(health_by_host):
     """Aggregate {host: codex_auth_verify result} into the fleet report."""
     summaries = _summaries(health_by_host)
     shared = codex_shared_fingerprints(summaries)
     sharing_hosts = sorted(set(host for hosts in shared.values() for host in hosts))
-    rows, problems_by_code, broken, stale, unknown = [], {}, [], [], []
+    rows, problems_by_code, broken, stale, unknown, unreachable = [], {}, [], [], [], []
     for host, health in sorted(summaries.items()):
         if health is None:
+            code = _unknown_code(health_by_host.get(host))
             unknown.append(host)
-            rows.append({'host': host, 'healthy': None, 'problems': [UNKNOWN_CODE]})
+            if code == UNREACHABLE_CODE:
+                unreachable.append(host)
+            rows.append({'host': host, 'healthy': None, 'problems': [code]})
             continue
         codes = _codes(health.get('problems'))
         for code in codes:
@@ -140,18 +151,26 @@ def codex_fleet_report(health_by_host):
                    owner=health.get('owner'), codex_home_mode=health.get('codex_home_mode'),
                    auth_file_mode=health.get('auth_file_mode'))
         rows.append(row)
+    # A host with a valid file whose token another host also holds is not healthy: one of them is
+    # about to fail with refresh_token_reused.
+    sharing_only = [host for host in sharing_hosts if host not in broken]
     return {
         'generated_at': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'),
         'ok': not (broken or shared or unknown),
-        'totals': {'hosts': len(rows), 'healthy': len(rows) - len(broken) - len(unknown), 'broken': len(broken),
-                   'stale': len(stale), 'unknown': len(unknown), 'shared_tokens': len(shared)},
+        'totals': {'hosts': len(rows), 'healthy': len(rows) - len(broken) - len(unknown) - len(sharing_only),
+                   'broken': len(broken), 'sharing': len(sharing_hosts), 'stale': len(stale),
+                   'unknown': len(unknown), 'unreachable': len(unreachable), 'shared_tokens': len(shared)},
         'hosts': rows,
         'broken': broken,
         'stale': stale,
         'unknown': unknown,
+        'unreachable': unreachable,
+        'sharing': sharing_hosts,
+        'refresh_failed': sorted(problems_by_code.get(REFRESH_FAILED_CODE, [])),
         'problems_by_code': dict(sorted(problems_by_code.items())),
         'shared_fingerprints': dict(sorted(shared.items())),
-        # What reseed replaces: broken runners, and every runner of a shared refresh token.
+        # What reseed replaces: broken runners (a dead refresh token is a problem, so broken) and every
+        # runner of a shared refresh token; never an unknown (unreachable or unverified) one.
         'needs_reseed': sorted(set(broken) | set(sharing_hosts)),
     }
 
@@ -218,7 +237,9 @@ def _row(row):
         row = {'host': row, 'healthy': None, 'problems': [UNKNOWN_CODE]}
     healthy = row.get('healthy')
     health = 'unknown' if not isinstance(healthy, bool) else ('healthy' if healthy else '**BROKEN**')
-    if healthy is True and row.get('stale') is True:
+    if healthy is True and row.get('shared_token') is True:
+        health = '**SHARED**'
+    elif healthy is True and row.get('stale') is True:
         health = 'stale'
     fingerprint = _cell(row.get('refresh_token_fingerprint'))
     if row.get('shared_token') is True:
@@ -249,9 +270,10 @@ def codex_fleet_markdown(report):
     lines = [
         '# Codex credentials: fleet report',
         '',
-        'Generated %s. **%d hosts: %d healthy, %d broken, %d stale, %d unknown, %d shared refresh token(s).**'
+        'Generated %s. **%d hosts: %d healthy, %d broken, %d sharing a refresh token, %d stale, %d unknown '
+        '(%d unreachable).**'
         % ((_text(report.get('generated_at')),) + tuple(_count(totals, name) for name in (
-            'hosts', 'healthy', 'broken', 'stale', 'unknown', 'shared_tokens'))),
+            'hosts', 'healthy', 'broken', 'sharing', 'stale', 'unknown', 'unreachable'))),
         '',
         '| host | mode | health | problems | last refresh | age (days) | store | fingerprint |',
         '|---|---|---|---|---|---|---|---|',

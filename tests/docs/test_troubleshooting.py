@@ -14,7 +14,7 @@ from ansible_collections.codexops.runner.plugins.module_utils import health
 REPO = Path(docs_support.REPO)
 PAGE = (REPO / 'docs' / 'troubleshooting.md').read_text()
 # Findings of the fleet report (plugins/filter/fleet.py), not of a single runner.
-REPORT_CODES = {'unreachable_or_unverified'}
+REPORT_CODES = {'unreachable', 'unreachable_or_unverified'}
 ALL_CODES = dict(health.PROBLEM_CODES, **health.WARNING_CODES)
 
 

@@ -295,7 +295,7 @@ def test_shared_token_incident_flagged_reproduced_and_repaired_by_reseed(workspa
     assert '%s and %s' % (first, second) in refused
     # The documented, unsafe override writes the shared seed; provision's own report still says so.
     shared = fleet.run('provision', codex_auth_allow_shared_refresh_token=True, codex_auth_report_fail=False)
-    assert 'shared refresh token' in shared
+    assert '2 sharing a refresh token' in shared
 
     flagged = fleet.run('verify', expect_failure=True)
     assert 'shared refresh token' in flagged

@@ -20,7 +20,8 @@ def test_report_counts_and_groups():
         'c': health(fingerprint='f3', stale=True, warnings=['stale']),
         'd': None,
     })
-    assert report['totals'] == {'hosts': 4, 'healthy': 2, 'broken': 1, 'stale': 1, 'unknown': 1, 'shared_tokens': 0}
+    assert report['totals'] == {'hosts': 4, 'healthy': 2, 'broken': 1, 'sharing': 0, 'stale': 1, 'unknown': 1,
+                                'unreachable': 0, 'shared_tokens': 0}
     assert report['broken'] == ['b'] and report['unknown'] == ['d'] and report['stale'] == ['c']
     assert report['problems_by_code'] == {'auth_mode_bits': ['b'], 'store_not_file': ['b']}
     assert report['needs_reseed'] == ['b'] and not report['ok']
@@ -83,9 +84,12 @@ def test_fleet_health_takes_the_first_result_of_a_task_that_ran():
 def test_markdown_has_one_row_per_host_and_flags():
     report = fleet.codex_fleet_report({'a': health(fingerprint='same'), 'b': health(False, 'same', ['auth_owner'])})
     markdown = fleet.codex_fleet_markdown(report)
-    assert '| a | chatgpt | healthy | - |' in markdown
+    # A valid file whose token another host holds is not healthy: one of the two is about to fail.
+    assert '| a | chatgpt | **SHARED** | - |' in markdown
     assert '| b | chatgpt | **BROKEN** | `auth_owner` |' in markdown
-    assert markdown.count('**SHARED**') == 2
+    assert markdown.count('**SHARED**') == 3  # a's health, and both fingerprints
+    assert '**2 hosts: 0 healthy, 1 broken, 2 sharing a refresh token, 0 stale, 0 unknown (0 unreachable).**' \
+        in markdown
     assert '## One refresh token on several hosts' in markdown and '- `auth_owner`: b' in markdown
 
 
@@ -98,3 +102,24 @@ def test_filters_are_registered():
     names = set(fleet.FilterModule().filters())
     assert names == {'codex_fleet_health', 'codex_fleet_report', 'codex_fleet_markdown', 'codex_shared_fingerprints',
                      'codex_seed_conflicts'}
+
+
+def test_an_unreachable_host_is_unknown_with_its_own_code_and_never_reseeded():
+    report = fleet.codex_fleet_report({
+        'down': {'unreachable': True, 'changed': False, 'msg': 'Failed to connect to the host via ssh'},
+        'odd': {'failed': True, 'msg': 'MODULE FAILURE'},
+        'ok': health(),
+    })
+    rows = dict((row['host'], row) for row in report['hosts'])
+    assert rows['down'] == {'host': 'down', 'healthy': None, 'problems': ['unreachable']}
+    assert rows['odd']['problems'] == ['unreachable_or_unverified']
+    assert report['unknown'] == ['down', 'odd'] and report['unreachable'] == ['down']
+    assert report['broken'] == [] and report['needs_reseed'] == []
+    assert report['totals']['healthy'] == 1 and report['totals']['unreachable'] == 1
+    assert not report['ok']
+
+
+def test_refresh_failed_hosts_are_broken_listed_and_queued():
+    report = fleet.codex_fleet_report({'dead': health(False, 'fp-dead', ['refresh_failed']), 'ok': health()})
+    assert report['refresh_failed'] == ['dead']
+    assert report['broken'] == ['dead'] and report['needs_reseed'] == ['dead']
