@@ -7,9 +7,9 @@ PYTHON ?= python3
 # everything Make itself tracks (targets, prerequisites) is named relative to the checkout, where make
 # runs; absolute paths, which may hold a space, go only into the environment and quoted shell words.
 # A checkout path with ':' cannot work (PATH and ANSIBLE_COLLECTIONS_PATH are ':'-separated), nor one
-# with a quote, '$', '`' or '\\' (recipes quote it with "..."): refuse those at once, saying why.
+# with a quote, '$', '`' or a backslash (recipes quote it with "..."): refuse those at once, saying why.
 ifneq ($(shell pwd | LC_ALL=C grep -c '[:"$$`\\]'),0)
-$(error the checkout path "$(CURDIR)" contains one of : " $$ ` \\, which cannot go into PATH/ANSIBLE_COLLECTIONS_PATH or a quoted shell word; clone it to a path without them)
+$(error the checkout path "$(CURDIR)" contains one of : " $$ ` or a backslash, which cannot go into PATH/ANSIBLE_COLLECTIONS_PATH or a quoted shell word; clone it to a path without them)
 endif
 VENV ?= .venv
 ABS_VENV := $(if $(filter /%,$(VENV)),$(VENV),$(CURDIR)/$(VENV))
