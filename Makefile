@@ -2,22 +2,38 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3
-VENV ?= .venv
-BIN := $(abspath $(VENV))/bin
-BUILD := $(abspath .build)
-COLLECTIONS := $(BUILD)/collections
-COLLECTION_LINK := $(COLLECTIONS)/ansible_collections/codexops/runner
-CODEX_VERSION := 0.169.0
-CODEX_PREFIX := $(abspath .cache)/codex-$(CODEX_VERSION)
-CODEX := $(CODEX_PREFIX)/node_modules/.bin/codex
 
-export ANSIBLE_COLLECTIONS_PATH := $(COLLECTIONS)
+# The checkout may live anywhere, a path with a space included. Make splits file names at spaces, so
+# everything Make itself tracks (targets, prerequisites) is named relative to the checkout, where make
+# runs; absolute paths, which may hold a space, go only into the environment and quoted shell words.
+# A checkout path with ':' cannot work (PATH and ANSIBLE_COLLECTIONS_PATH are ':'-separated), nor one
+# with a quote, '$', '`' or a backslash (recipes quote it with "..."): refuse those at once, saying why.
+ifneq ($(shell pwd | LC_ALL=C grep -c '[:"$$`\\]'),0)
+$(error the checkout path "$(CURDIR)" contains one of : " $$ ` or a backslash, which cannot go into PATH/ANSIBLE_COLLECTIONS_PATH or a quoted shell word; clone it to a path without them)
+endif
+VENV ?= .venv
+ABS_VENV := $(if $(filter /%,$(VENV)),$(VENV),$(CURDIR)/$(VENV))
+BIN := $(ABS_VENV)/bin
+COLLECTION_LINK := .build/collections/ansible_collections/codexops/runner
+CODEX_VERSION := 0.169.0
+# The tests run the pinned Codex CLI as an unprivileged runner user (`nobody` when they run as root),
+# who cannot reach a CLI inside a checkout under a 0700 directory (/root/..., a `mktemp -d`). As root
+# it is installed once into a shared, root-owned 0755 prefix outside every checkout - a cache: remove
+# it any time, `make codex` reinstalls it. Without root the runner user is you: it stays in .cache/.
+ifeq ($(shell id -u),0)
+CODEX_PREFIX ?= /var/cache/codexops/codex-$(CODEX_VERSION)
+else
+CODEX_PREFIX ?= .cache/codex-$(CODEX_VERSION)
+endif
+ABS_CODEX_PREFIX := $(if $(filter /%,$(CODEX_PREFIX)),$(CODEX_PREFIX),$(CURDIR)/$(CODEX_PREFIX))
+
+export ANSIBLE_COLLECTIONS_PATH := $(CURDIR)/.build/collections
 export ANSIBLE_COLLECTIONS_SCAN_SYS_PATH := false
-export CODEXOPS_CODEX := $(CODEX)
+export CODEXOPS_CODEX := $(ABS_CODEX_PREFIX)/node_modules/.bin/codex
 export PATH := $(BIN):$(PATH)
 
 
-.PHONY: bench help demo test units integration molecule sanity lint venv codex codex-tarball fleet-deps collection clean
+.PHONY: bench help demo test units integration pytest molecule sanity lint venv codex codex-tarball fleet-deps collection clean
 
 help:
 	@echo "make demo   - install everything, provision a 3-runner local fleet, print its health"
@@ -25,97 +41,107 @@ help:
 	@echo "make bench  - the fleet benchmark against the hand-written playbook (N=25 and N=100)"
 	@echo "make test-matrix - unit + integration subset on ansible-core 2.19/Py3.11 and newest/Py3.13"
 
-venv: $(BIN)/.installed
-$(BIN)/.installed: requirements-dev.txt
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	touch $@
+# The stamp is named relative to the checkout (Make splits file names at spaces); VENV must have none.
+venv: $(VENV)/bin/.installed
+$(VENV)/bin/.installed: requirements-dev.txt
+	$(PYTHON) -m venv "$(ABS_VENV)"
+	"$(BIN)/pip" install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch "$@"
 
 # Ansible finds the collection through a link: <collections>/ansible_collections/codexops/runner -> here.
 collection: $(COLLECTION_LINK)
 $(COLLECTION_LINK):
-	mkdir -p $(dir $@)
-	ln -sfn ../../../.. $@
+	mkdir -p "$(@D)"
+	ln -sfn ../../../.. "$@"
 
-# The real Codex CLI, pinned: the oracle for "does Codex accept what we provisioned".
-codex: $(CODEX)
-$(CODEX):
-	npm install --silent --no-audit --no-fund --prefix $(CODEX_PREFIX) @openai/codex@$(CODEX_VERSION)
-	$(CODEX) --version
+# The real Codex CLI, pinned: the oracle for "does Codex accept what we provisioned". Always run: once
+# installed it only asks `codex --version` and checks that the runner user can run it (fails early, saying
+# which directory is in the way, when it cannot).
+codex:
+	tests/support/install-codex.sh "$(ABS_CODEX_PREFIX)" $(CODEX_VERSION)
 
 # The air-gapped install artifact for the codex_cli role: a tarball of the installed npm prefix.
-CODEX_TARBALL := $(abspath .cache)/codex-cli-$(CODEX_VERSION)-linux-x64.tar.gz
-export CODEXOPS_CODEX_TARBALL := $(CODEX_TARBALL)
+# Only root reads it (the role installs as root), so it stays in the checkout.
+CODEX_TARBALL := .cache/codex-cli-$(CODEX_VERSION)-linux-x64.tar.gz
+export CODEXOPS_CODEX_TARBALL := $(CURDIR)/$(CODEX_TARBALL)
 codex-tarball: $(CODEX_TARBALL)
-$(CODEX_TARBALL): $(CODEX)
-	tar -C $(CODEX_PREFIX) -cf - node_modules | gzip -1 > $@.tmp
-	mv $@.tmp $@
-	sha256sum $@ | cut -d' ' -f1 > $@.sha256
+$(CODEX_TARBALL): | codex
+	mkdir -p "$(@D)"
+	tar -C "$(ABS_CODEX_PREFIX)" -cf - node_modules | gzip -1 > "$@.tmp"
+	mv "$@.tmp" "$@"
+	sha256sum "$@" | cut -d' ' -f1 > "$@.sha256"
 
 # openssh-server, iproute2 and sudo for the SSH fleet in network namespaces (tests/fleet).
 fleet-deps:
 	tests/fleet/install-deps.sh
 
 demo: venv collection
-	$(BIN)/python demo/run_demo.py
+	"$(BIN)/python" demo/run_demo.py
 
 test: units integration hardening molecule sanity lint docs-check changelog-lint galaxy-import-check
 
 units: venv collection
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/unit
+	"$(BIN)/python" -m pytest -q -p no:cacheprovider tests/unit
 
 integration: venv collection codex codex-tarball fleet-deps
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/integration tests/fleet
+	"$(BIN)/python" -m pytest -q -p no:cacheprovider tests/integration tests/fleet
+
+# pytest on chosen tests, set up as for `make integration` (venv, collection link, the pinned Codex CLI, the
+# environment above) but without the CLI tarball and the fleet's packages:
+#   make pytest PYTEST_ARGS='-n 2 tests/integration/test_targets.py::test_codex_access_token_login'
+PYTEST_ARGS ?= tests/unit
+pytest: venv collection codex
+	"$(BIN)/python" -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # Crash safety (SIGKILL), races with the real Codex, hostile input, leak audit, property tests.
 hardening: venv collection codex
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/hardening
+	"$(BIN)/python" -m pytest -q -p no:cacheprovider tests/hardening
 
 # Molecule scenarios (default driver, no containers), run from the collection root as molecule expects.
 MOLECULE_SCENARIOS ?= local_fleet ssh_fleet
 molecule: venv collection codex codex-tarball fleet-deps
-	for scenario in $(MOLECULE_SCENARIOS); do $(BIN)/molecule test -s $$scenario; done
+	for scenario in $(MOLECULE_SCENARIOS); do "$(BIN)/molecule" test -s $$scenario; done
 
 sanity: venv
-	tests/sanity/run-offline.sh $(BIN)
+	tests/sanity/run-offline.sh "$(BIN)"
 
 lint: venv collection
-	$(BIN)/ansible-lint --profile production
+	"$(BIN)/ansible-lint" --profile production
 
 # The fleet benchmark against the hand-written baseline (README: Performance).
 BENCH_ARGS ?= --hosts 25 100
 bench: venv collection
-	$(BIN)/python benchmarks/run_bench.py $(BENCH_ARGS)
+	"$(BIN)/python" benchmarks/run_bench.py $(BENCH_ARGS)
 
 .PHONY: docs docs-check changelog changelog-lint galaxy-import-check ee-context test-matrix
 
 # Regenerate role docs (roles/<role>/README.md, docs/roles/<role>.md) from meta/argument_specs.yml.
 docs: venv
-	$(BIN)/python tests/docs/role_docs.py --write
+	"$(BIN)/python" tests/docs/role_docs.py --write
 
 # Role docs current; ansible-doc on every module/filter/role; antsibull-docs lint; troubleshooting page
 # covers every code; every EXAMPLES block and the docs/awx.md recipe run.
 docs-check: venv collection codex
-	tests/docs/docs-check.sh $(BIN) docs
+	tests/docs/docs-check.sh "$(BIN)" docs
 
 # antsibull-changelog lint + lint-changelog-yaml, CHANGELOG.rst current, galaxy.yml version.
 changelog-lint: venv collection
-	tests/docs/docs-check.sh $(BIN) changelog
+	tests/docs/docs-check.sh "$(BIN)" changelog
 
 changelog: venv collection
 	PATH="$$(tests/docs/tools-venv.sh docs requirements-docs.txt):$$PATH" antsibull-changelog generate
 
 # ansible-galaxy collection build, then galaxy-importer on the tarball; fails on any warning.
 galaxy-import-check: venv
-	tests/docs/galaxy-import-check.sh $(BIN)
+	tests/docs/galaxy-import-check.sh "$(BIN)"
 
 # EE build context (.build/ee/context, offline); then podman build (docs/awx.md).
 ee-context: venv
-	tests/docs/ee-context.sh $(BIN)
+	tests/docs/ee-context.sh "$(BIN)"
 
 # Units + integration subset on ansible-core 2.19/Py3.11 and newest ansible-core/Py3.13; modules on a Py3.9 target.
 test-matrix: venv collection codex
 	tests/matrix/run.sh
 
 clean:
-	rm -rf $(BUILD) tests/output
+	rm -rf .build tests/output

@@ -32,7 +32,9 @@ from support.backend_fixture import backend  # noqa: F401 pylint: disable=unused
 
 REPO = Path(docs_support.REPO)
 COLLECTIONS = Path(docs_support.COLLECTIONS)
-DEFAULT_CODEX = REPO / '.cache' / 'codex-0.169.0' / 'node_modules' / '.bin' / 'codex'
+# Where `make codex` installs it (the Makefile exports CODEXOPS_CODEX): the shared prefix as root.
+DEFAULT_CODEX = ((Path('/var/cache/codexops') if os.geteuid() == 0 else REPO / '.cache')
+                 / 'codex-0.169.0' / 'node_modules' / '.bin' / 'codex')
 HOSTS = ('runner-1', 'runner-2')
 
 

@@ -7,6 +7,7 @@ Needs root (network namespaces, mounts). The fleet is brought up once for the mo
 import hashlib
 import os
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -19,7 +20,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 FLEET = REPO / 'tests' / 'fleet' / 'fleet.sh'
 CODEX_VERSION = '0.169.0'
-DEFAULT_CODEX = REPO / '.cache' / ('codex-%s' % CODEX_VERSION) / 'node_modules' / '.bin' / 'codex'
+# Where `make codex` installs it (the Makefile exports CODEXOPS_CODEX): the shared prefix as root.
+DEFAULT_CODEX = ((Path('/var/cache/codexops') if os.geteuid() == 0 else REPO / '.cache')
+                 / ('codex-%s' % CODEX_VERSION) / 'node_modules' / '.bin' / 'codex')
 HOSTS = 3
 NAME = 'ptf%d' % os.getpid()  # unique per run: never tears down someone else's fleet
 HOST_NAMES = ['%s-%d' % (NAME, i) for i in range(1, HOSTS + 1)]
@@ -149,9 +152,9 @@ def test_runner_user_exists_only_on_the_host(fleet, index):
     assert out[0].startswith('uid=1001(ci) gid=1001(ci)'), out
     assert out[1] == 'ci:x:1001:1001::/home/ci:/bin/bash', out
     assert fleet.ssh(HOST_NAMES[index], 'stat -c %U /home/ci').stdout.strip() == 'ci'
-    # The real machine's account files are untouched.
+    # The real machine's account files are untouched (whatever accounts it has, a `ci` of its own included:
+    # test_hosts_get_their_own_runner_user_whatever_the_controller_has).
     assert file_digest('/etc/passwd') == fleet.passwd_before
-    assert not any(line.startswith('ci:') for line in Path('/etc/passwd').read_text().splitlines())
     assert os.path.exists('/root/.ssh') == fleet.root_ssh_before
 
 
@@ -170,7 +173,7 @@ def test_python(fleet, index):
 
 @pytest.mark.parametrize('index', range(HOSTS), ids=HOST_NAMES)
 def test_codex_runs_on_the_host(fleet, index):
-    out = fleet.ssh(HOST_NAMES[index], '%s --version' % fleet.codex).stdout.strip()
+    out = fleet.ssh(HOST_NAMES[index], '%s --version' % shlex.quote(str(fleet.codex))).stdout.strip()
     assert out == 'codex-cli %s' % CODEX_VERSION
 
 
@@ -193,6 +196,60 @@ def test_ansible_become_runner_user(fleet):
     out = ansible(fleet, '-m', 'ansible.builtin.command', '-a', 'id -un', '--become', '--become-user', 'ci')
     for host in fleet.hosts:
         assert re.search(r'^%s \| CHANGED \| rc=0 >>\nci$' % re.escape(host), out, re.M), out
+
+
+CONTROLLER_ACCOUNTS = {
+    # A controller with accounts of its own where the fleet puts its runner user: a `ci` with another
+    # uid, home and shell, and another user on the runner's uid 1001.
+    'passwd': ['ci:x:1500:1500:controller ci:/srv/ci-controller:/bin/sh', 'alice:x:1001:1001::/home/alice:/bin/bash'],
+    'group': ['ci:x:1500:', 'alice:x:1001:'],
+    'shadow': ['ci:!:19000:0:99999:7:::', 'alice:!:19000:0:99999:7:::'],
+    'gshadow': ['ci:!::', 'alice:!::'],
+}
+# Runs inside `unshare --mount`: the controller's account files, with CONTROLLER_ACCOUNTS added, are bound
+# over /etc/* in that mount namespace only, so the real files never change. fleet.sh copies them into the
+# host from there.
+WITH_CONTROLLER_ACCOUNTS = r'''
+set -eu
+fake=$1 fleet=$2 name=$3 dir=$4
+for f in passwd group shadow gshadow; do
+    [ -e "/etc/$f" ] || continue
+    mount --bind "$fake/$f" "/etc/$f"
+done
+getent passwd ci alice | sed 's/^/controller: /'
+"$fleet" up --name "$name" --hosts 1 --dir "$dir"
+ip=$(sed -n 's/^ *ansible_host: //p' "$dir/inventory.yml")
+ssh -F "$dir/ssh_config" "root@$ip" 'id ci; getent passwd ci; getent passwd 1001; getent group ci; stat -c %U:%G /home/ci; sudo -u ci id -un'
+'''
+
+
+def test_hosts_get_their_own_runner_user_whatever_the_controller_has(tmp_path):
+    name = 'ptfacct%d' % os.getpid()
+    directory = tempfile.mkdtemp(prefix='fleet-acct-', dir='/tmp')
+    fake = tmp_path / 'etc'
+    fake.mkdir()
+    for base, lines in CONTROLLER_ACCOUNTS.items():
+        if os.path.exists('/etc/' + base):
+            original = Path('/etc/' + base).read_text()
+            kept = [line for line in original.splitlines() if line.split(':')[0] not in ('ci', 'alice')]
+            (fake / base).write_text('\n'.join(kept + lines) + '\n')
+            (fake / base).chmod(os.stat('/etc/' + base).st_mode & 0o777)
+    before = {base: file_digest('/etc/' + base) for base in CONTROLLER_ACCOUNTS if os.path.exists('/etc/' + base)}
+    try:
+        result = run(['unshare', '--mount', '--propagation', 'private', 'bash', '-c', WITH_CONTROLLER_ACCOUNTS, 'bash',
+                      fake, FLEET, name, directory], timeout=300)
+        assert result.returncode == 0, result.stdout + result.stderr
+        out = result.stdout.splitlines()
+        assert 'controller: ci:x:1500:1500:controller ci:/srv/ci-controller:/bin/sh' in out, out
+        host = out[out.index('controller: alice:x:1001:1001::/home/alice:/bin/bash') + 1:]
+        assert host == ['uid=1001(ci) gid=1001(ci) groups=1001(ci)', 'ci:x:1001:1001::/home/ci:/bin/bash',
+                        'ci:x:1001:1001::/home/ci:/bin/bash', 'ci:x:1001:', 'ci:ci', 'ci'], out
+    finally:
+        down = run([FLEET, 'down', '--name', name, '--dir', directory], timeout=120)
+        shutil.rmtree(directory, ignore_errors=True)
+    assert down.returncode == 0, down.stdout + down.stderr
+    assert not {'%s-1' % name} & namespaces()
+    assert {base: file_digest('/etc/' + base) for base in before} == before
 
 
 def test_zz_down_removes_everything(fleet):

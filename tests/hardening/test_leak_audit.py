@@ -21,8 +21,6 @@ from hardening_support import (COLLECTIONS, REPO, ProcessSampler, codex_binary, 
                                runner_ids, secret_needles)
 from support import fake_credentials
 
-CODEX_PREFIX = REPO / '.cache' / 'codex-0.169.0'
-
 
 def private_file(path, text):
     fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -66,7 +64,7 @@ def keepalive_and_cli_vars(space):
         'codex_keepalive_script_dir': str(space.root / 'libexec' / '{{ inventory_hostname }}'),
         'codex_keepalive_systemd_dir': str(space.root / 'systemd' / '{{ inventory_hostname }}'),
         # The pinned CLI is already in this prefix: the codex_cli role checks it and links it.
-        'codex_install_cli': True, 'codex_cli_prefix': str(CODEX_PREFIX),
+        'codex_install_cli': True, 'codex_cli_prefix': str(Path(codex_binary()).parents[2]),
         'codex_cli_link': str(space.root / 'bin' / '{{ inventory_hostname }}' / 'codex'),
     }
 

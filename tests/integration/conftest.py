@@ -25,21 +25,42 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / 'tests'))
 
-from support import fake_credentials  # noqa: E402
+from support import fake_credentials, runner_access  # noqa: E402
 # `backend` is a pytest fixture; importing it is how this suite gets it.
 from support.backend_fixture import backend  # noqa: E402,F401 pylint: disable=unused-import
 
 COLLECTIONS = REPO / '.build' / 'collections'
 TARGETS = REPO / 'tests' / 'integration' / 'targets'
 OUTPUT = REPO / 'tests' / 'output'
-DEFAULT_CODEX = REPO / '.cache' / 'codex-0.169.0' / 'node_modules' / '.bin' / 'codex'
+# Where `make codex` installs the pinned CLI (the Makefile exports CODEXOPS_CODEX): as root a shared
+# root-owned 0755 prefix the runner user can reach wherever the checkout is, otherwise the checkout's .cache.
+DEFAULT_CODEX = ((Path('/var/cache/codexops') if os.geteuid() == 0 else REPO / '.cache')
+                 / 'codex-0.169.0' / 'node_modules' / '.bin' / 'codex')
 
 
 def codex_binary():
     path = os.environ.get('CODEXOPS_CODEX') or str(DEFAULT_CODEX)
     if not os.access(path, os.X_OK):
         pytest.fail('the pinned Codex CLI is not installed at %s; `make integration` installs it' % path)
+    reason = runner_problem('execute', path)
+    if reason:
+        pytest.fail('%s. The tests run Codex as that user: `make codex` installs the pinned CLI into '
+                    '/var/cache/codexops (root-owned, 0755) for this reason; point CODEXOPS_CODEX only at a '
+                    'CLI every user can reach.' % reason)
     return path
+
+
+_RUNNER_PROBLEMS = {}
+
+
+def runner_problem(need, path):
+    """Why the runner user cannot `need` (execute, read, traverse) `path`, or None; asked once per path."""
+    if os.geteuid() != 0:
+        return None  # the runner user is the user running the tests
+    key = (need, os.path.abspath(path))
+    if key not in _RUNNER_PROBLEMS:
+        _RUNNER_PROBLEMS[key] = runner_access.problem(runner_owner(), need, path)
+    return _RUNNER_PROBLEMS[key]
 
 
 def python39():
@@ -235,6 +256,11 @@ def run_on_a_terminal(cmd, env, cwd, answers, timeout=600):
 def workspace(request, backend):
     root = tempfile.mkdtemp(prefix='codexops-it-')
     os.chmod(root, 0o755)  # the runner user (nobody) must be able to reach its CODEX_HOME
+    reason = runner_problem('traverse', os.path.dirname(root))
+    if reason:
+        os.rmdir(root)
+        pytest.fail('%s. Each test\'s CODEX_HOME lives there: set TMPDIR to a directory every user can '
+                    'traverse (e.g. TMPDIR=/tmp).' % reason)
     space = Workspace(root, request.node.name, backend)
     yield space
     leaks = space.leaks()

@@ -352,8 +352,12 @@ def test_config_warns_about_key_in_table(codex_home, capsys):
 
 # -- codex_access_token_login ---------------------------------------------------------------------
 
+# sh runs the second line (a shebang cannot name an interpreter whose path holds a space, as a venv in a
+# checkout under "/tmp/x y/" does); Python reads it as a string.
 FAKE_CODEX = '''\
-#!{python}
+#!/bin/sh
+"""exec" "{python}" "$0" "$@"
+" """
 """A stand-in for `codex` 0.169.0: login --with-access-token and logout, offline."""
 import json, os, sys
 LOG = {log!r}
