@@ -17,7 +17,9 @@ values that passed validation are ever shown. Stdlib only, Python 3.9+.
 """
 
 import datetime
+import hashlib
 import json
+import os
 import re
 
 from ansible_collections.codexops.runner.plugins.module_utils import safe_files
@@ -63,6 +65,26 @@ EMPTY_FACTS = {
 
 _TIMESTAMP = re.compile(r'^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$')
 _VERSION = re.compile(r'^[0-9A-Za-z.+-]{1,64}$')
+
+
+# Where the codex_keepalive role installs its script by default, and what it names it.
+DEFAULT_SCRIPT_DIR = '/usr/local/libexec/codexops'
+
+
+def keepalive_name(user, home, default_home=None):
+    """The codex_keepalive role's default codex_keepalive_name: codex-keepalive-USER for the default
+    CODEX_HOME (`~USER/.codex`, or `default_home`, the same path expanded), else with the first 8
+    hex digits of the SHA-256 of `home` as given appended."""
+    legacy = 'codex-keepalive-%s' % user
+    if home == '~%s/.codex' % user or (default_home and os.path.normpath(home) == os.path.normpath(default_home)):
+        return legacy
+    return '%s-%s' % (legacy, hashlib.sha256(home.encode('utf-8')).hexdigest()[:8])
+
+
+def default_script(user, home, user_home=None):
+    """The path of the keepalive script the role installs for `user` and CODEX_HOME `home` by default."""
+    default_home = os.path.join(user_home, '.codex') if user_home else None
+    return os.path.join(DEFAULT_SCRIPT_DIR, keepalive_name(user, home, default_home))
 
 
 class StatusError(ValueError):
