@@ -22,7 +22,7 @@ import sys
 
 import pytest
 
-from conftest import codex_binary
+from conftest import codex_binary, runner_owner
 from test_keepalive import (SYSTEMD_RUNNING, Layout, changed, keepalive_name, run_role, scheduled_command,
                             seed_codex_home)
 
@@ -349,3 +349,35 @@ def test_script_refuses_to_run_as_another_user(workspace, fake_crontab):
     run = subprocess.run([str(layout.script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
     assert run.returncode == 2 and b'run this as %s' % layout.owner.encode() in run.stdout
     assert not (layout.codex_home / 'codexops-keepalive.json').exists()
+
+
+def test_reseed_replaces_a_runner_whose_keepalive_found_a_dead_refresh_token(workspace):
+    """auth.json looks valid, so `replace: invalid` would keep it: refresh_failed makes reseed replace
+    it, and the failure recorded before the new seed no longer counts."""
+    from local_fleet import LocalFleet, file_identity
+    fleet = LocalFleet(workspace, 2)
+    for host in fleet.hosts:
+        fleet.seed(host)
+    fleet.run('provision')
+    dead = 'runner-2'
+    owner = pwd.getpwnam(runner_owner())
+    past = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=2)
+    os.utime(str(fleet.auth(dead)), (past.timestamp(), past.timestamp()))  # provisioned before the failed run
+    finished = (past + datetime.timedelta(hours=1)).strftime('%Y-%m-%dT%H:%M:%SZ')
+    status_file = fleet.home(dead) / 'codexops-keepalive.json'
+    status_file.write_text(json.dumps({'format': 1, 'started': finished, 'finished': finished, 'exit_status': 1,
+                                       'result': 'failed', 'reason': 'refresh_token_reused', 'refreshed': False,
+                                       'codex_version': '0.169.0', 'interval_seconds': 604800}) + '\n')
+    os.chown(str(status_file), owner.pw_uid, owner.pw_gid)
+    status_file.chmod(0o600)
+    untouched = file_identity(fleet.auth('runner-1'))
+
+    fleet.run('verify', expect_failure=True)
+    assert fleet.report()['problems_by_code'] == {'refresh_failed': [dead]}
+    new_seed = fleet.seed(dead)  # a fresh login from a trusted machine
+    fleet.run('reseed')
+    assert fleet.auth_doc(dead)['tokens']['refresh_token'] == new_seed['tokens']['refresh_token']
+    assert file_identity(fleet.auth('runner-1')) == untouched
+    assert fleet.report('after-reseed')['ok']
+    fleet.run('verify')
+    assert fleet.report()['ok']
