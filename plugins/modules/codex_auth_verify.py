@@ -396,8 +396,8 @@ def _verify(context, params, uid, codex_path, probe=False):
 def _probe(context, params, uid):
     """Run the keepalive script now as the runner: (report, when it started)."""
     runner = privsep.Identity(uid if uid is not None else context.owner_after())
-    command = params['probe_command'] or keepalive_status.default_script(runner.name, params['codex_home'],
-                                                                           runner.home)
+    command = params['probe_command'] or keepalive_status.default_script(
+        runner.name, params['codex_home'], runner.home)
     started = datetime.datetime.now(datetime.timezone.utc)
     try:
         rc, timed_out = codex_process.run_keepalive(command, params['codex_home'], identity=runner,

@@ -270,7 +270,10 @@ def test_verify_unknown_owner(codex_home, capsys):
 PROBE_SCRIPT = """#!/bin/sh
 # Stands in for the installed keepalive: records a run as the real script does, then exits.
 now=$(date -u +%%Y-%%m-%%dT%%H:%%M:%%SZ)
-printf '{"format": 1, "started": "%%s", "finished": "%%s", "exit_status": %(rc)d, "result": "%(result)s", "reason": %(reason)s, "refreshed": false, "codex_version": "0.169.0", "interval_seconds": 604800}\\n' "$now" "$now" > "$CODEX_HOME/codexops-keepalive.json"
+printf '{"format": 1, "started": "%%s", "finished": "%%s", "exit_status": %(rc)d, "result": "%(result)s", ' "$now" "$now" \\
+  > "$CODEX_HOME/codexops-keepalive.json"
+printf '"reason": %(reason)s, "refreshed": false, "codex_version": "0.169.0", "interval_seconds": 604800}\\n' \\
+  >> "$CODEX_HOME/codexops-keepalive.json"
 echo "codex output that must not be returned: sk-FAKE-probe-output"
 exit %(rc)d
 """
