@@ -166,8 +166,13 @@ def _code_of(name):
     return {'auth.json': 'auth', 'config.toml': 'config'}.get(name, 'lock')
 
 
-def act(path, target, func, *args):
-    """func(HomeContext, *args) as whoever controls CODEX_HOME; see the module docstring."""
+def act(path, target, func, *args, **options):
+    """func(HomeContext, *args) as whoever controls CODEX_HOME; see the module docstring.
+    `child_timeout` (seconds) bounds a runner-user child longer than privsep's default, for a func
+    that itself waits on something bounded (the keepalive probe)."""
+    run_options = {}
+    if options.get('child_timeout'):
+        run_options['child_timeout'] = options['child_timeout']
     where = trusted_path.walk(path)
     context, home_fd = None, None
     try:
@@ -182,7 +187,7 @@ def act(path, target, func, *args):
         context = HomeContext(path, where, home_fd, target, actor)
         if actor == os.geteuid():
             return func(context, *args)
-        return privsep.run_as(privsep.Identity(actor), func, context, *args)
+        return privsep.run_as(privsep.Identity(actor), func, context, *args, **run_options)
     finally:
         where.close()
         if context is not None and context.home is not None:

@@ -14,6 +14,7 @@ needs beyond the list (proxy settings, test endpoints) the operator names explic
 
 import os
 import re
+import signal
 import subprocess
 
 from ansible_collections.codexops.runner.plugins.module_utils import errors
@@ -93,6 +94,47 @@ def login_status(codex_path, home, identity=None, secrets=(), extra_env=None):
     rc, output = run_codex(codex_path, ['login', 'status'], home, identity=identity, secrets=secrets, timeout=60,
                            extra_env=extra_env)
     return {'rc': rc, 'message': output, 'logged_in': rc == 0}
+
+
+# After the script's own timeout(1) has stopped Codex, it writes its status file: a few seconds.
+KEEPALIVE_GRACE_SECONDS = 30
+
+
+def run_keepalive(command, home, identity=None, timeout=120, extra_env=None):
+    """Run the keepalive wrapper script `command` now, as `identity`, the way its schedule does (no
+    arguments, no stdin, working directory /), with the allow-listed environment. Returns (exit
+    status, timed_out). Its output is Codex's and is discarded unread: what the run did is in the
+    status file it writes. The script bounds Codex by `timeout` (CODEXOPS_KEEPALIVE_TIMEOUT); if the
+    script itself is still running `KEEPALIVE_GRACE_SECONDS` later, its process group is stopped."""
+    identity = identity or privsep.current()
+    env = child_environment(home, identity, extra_env)
+    env['CODEXOPS_KEEPALIVE_TIMEOUT'] = str(int(timeout))
+    kwargs = {}
+    if not identity.is_current():
+        kwargs.update(user=identity.uid, group=identity.gid, extra_groups=identity.groups)
+    try:
+        proc = subprocess.Popen([command], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env=env, cwd='/', start_new_session=True, **kwargs)
+    except OSError as exc:
+        raise CodexProcessError('cannot run the keepalive %s as %s: %s. Install it with the codex_keepalive role, '
+                                'or give its path in probe_command.' % (command, identity.name, exc.strerror),
+                                code='keepalive_probe_failed')
+    except ValueError:  # a NUL byte
+        raise CodexProcessError('cannot run %r: it is not a valid file name (probe_command).' % command,
+                                code='keepalive_probe_failed')
+    try:
+        return proc.wait(timeout=timeout + KEEPALIVE_GRACE_SECONDS), False
+    except subprocess.TimeoutExpired:
+        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, None)):
+            try:
+                os.killpg(proc.pid, sig)
+            except OSError:
+                pass
+            try:
+                return proc.wait(timeout=wait), True
+            except subprocess.TimeoutExpired:
+                continue
+    return proc.wait(), True
 
 
 def mask(text, secrets):

@@ -13,6 +13,7 @@ import stat
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from ansible_collections.codexops.runner.plugins.module_utils import codex_home
 from ansible_collections.codexops.runner.plugins.module_utils import config_schema
+from ansible_collections.codexops.runner.plugins.module_utils import keepalive_status
 from ansible_collections.codexops.runner.plugins.module_utils import safe_files
 from ansible_collections.codexops.runner.plugins.module_utils import toml_keys
 
@@ -60,6 +61,8 @@ PROBLEM_CODES = {
     'env_shadowing': 'Remove CODEX_ACCESS_TOKEN / OPENAI_API_KEY / CODEX_API_KEY from the file named; '
                      'Codex prefers them over auth.json.',
     'codex_status_failed': "Read Codex's message in codex_login_status; it names what it cannot load.",
+    'refresh_failed': 'Reseed the runner from a trusted machine (reseed playbook); for refresh_token_reused, also '
+                      'find the other copy of this auth.json (one auth.json per runner).',
 }
 WARNING_CODES = {
     'stale': 'Run the keepalive (codex_keepalive role) so Codex refreshes the tokens.',
@@ -68,6 +71,13 @@ WARNING_CODES = {
                           'top-level key counts.',
     'temp_files_left': 'A provisioning run was interrupted; the next codex_auth_seed run removes them.',
     'environment_file_unreadable': 'Check the path in environment_files, or run verify with become.',
+    'keepalive_failed': "Run the keepalive script by hand as the runner user to see Codex's message; fix the "
+                        'network, the proxy (codex_keepalive_environment) or config.toml.',
+    'keepalive_overdue': 'Check the keepalive timer (systemctl list-timers) or cron job, and that the runner was up.',
+    'keepalive_status_invalid': 'Remove codexops-keepalive.json from CODEX_HOME; the next keepalive run writes it '
+                                'again.',
+    'keepalive_probe_failed': 'Install the keepalive (codex_keepalive role) or point probe_command at its script; '
+                              'run it by hand as the runner user to see why it recorded nothing.',
 }
 
 
@@ -75,7 +85,7 @@ def take_snapshot(home):
     """Read everything evaluate() needs from the open HomeDir `home` (None: CODEX_HOME is missing).
     Never writes, never follows a link."""
     snap = {'home': {'state': 'missing'}, 'auth': {'state': 'missing'}, 'config': {'state': 'missing'},
-            'temp_files': []}
+            'temp_files': [], 'keepalive': {'state': 'missing'}}
     if home is None:
         return snap
     st = home.stat()
@@ -83,6 +93,8 @@ def take_snapshot(home):
     snap['temp_files'] = home.leftover_temp_files()
     snap['auth'] = read_file_state(home, AUTH_FILE, 'auth', auth_model.MAX_AUTH_BYTES)
     snap['config'] = read_file_state(home, CONFIG_FILE, 'config', MAX_CONFIG_BYTES)
+    # What the last keepalive run recorded (already parsed: the record is JSON-safe as it is).
+    snap['keepalive'] = keepalive_status.read(home, AUTH_FILE)
     return snap
 
 
@@ -134,6 +146,7 @@ def evaluate(snap, owner_uid=None, allowed_auth_modes=None, require_refresh_toke
     result = dict(auth_model.EMPTY_FACTS)
     result.update(codex_home_mode=None, auth_file_mode=None, owner=None, credentials_store=None,
                   forced_login_method=None)
+    result.update(keepalive_status.EMPTY_FACTS)
     home, auth, config = snap['home'], snap['auth'], snap['config']
 
     if home['state'] == 'refused':
@@ -163,6 +176,12 @@ def evaluate(snap, owner_uid=None, allowed_auth_modes=None, require_refresh_toke
         auth_file = _evaluate_auth(auth, owner_uid, allowed_auth_modes, require_refresh_token, max_age_days,
                                    salt, now, problems, warnings, result)
         _evaluate_config(config, auth_file, require_file_store, problems, warnings, result)
+        # Snapshots predicted by a writing module may carry no keepalive record.
+        facts, keepalive_problems, keepalive_warnings = keepalive_status.evaluate(
+            snap.get('keepalive'), owner_uid=owner_uid, now=now, user_name=safe_files.user_name)
+        result.update(facts)
+        problems.extend(keepalive_problems)
+        warnings.extend(keepalive_warnings)
 
     result['healthy'] = not problems
     result['problems'] = problems

@@ -10,12 +10,14 @@ and every policy re-reads the file under Codex's lock before it decides.
 
 import os
 import stat
+import time
 
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from ansible_collections.codexops.runner.plugins.module_utils import codex_home
 from ansible_collections.codexops.runner.plugins.module_utils import config_file
 from ansible_collections.codexops.runner.plugins.module_utils import errors
 from ansible_collections.codexops.runner.plugins.module_utils import health
+from ansible_collections.codexops.runner.plugins.module_utils import keepalive_status
 from ansible_collections.codexops.runner.plugins.module_utils import safe_files
 
 REPLACE_POLICIES = ('never', 'invalid', 'older', 'different', 'always')
@@ -181,11 +183,16 @@ class SeedRun:
         backup_file = None
         if replace and existing is not None and self.backup:
             backup_file = '%s.<timestamp>.bak' % self.path
+        keepalive = keepalive_status.read(context.home) if context.exists else {'state': 'missing'}
+        if replace and keepalive.get('state') == 'present':
+            # The write replaces the credentials a recorded failure was about.
+            keepalive = dict(keepalive, auth_mtime=time.time())
         snapshot = {
             'home': {'state': 'present', 'mode': 0o700, 'uid': context.owner_after()},
             'auth': {'state': 'present', 'data': result_data, 'mode': 0o600, 'uid': owner},
             'config': self._predicted_config(context),
             'temp_files': [],
+            'keepalive': keepalive,
         }
         return self._result(existing, existing_st, replace, reason, dir_changes, file_changes, temps,
                             backup_file, result_data, {'mode': 0o600, 'uid': owner}, snapshot)

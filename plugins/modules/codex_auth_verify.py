@@ -19,9 +19,18 @@ description:
     V(auth_invalid), V(auth_mode_invalid), V(auth_mode_unexpected), V(id_token_invalid),
     V(last_refresh_invalid), V(refresh_token_missing), V(credential_missing), V(store_not_file),
     V(config_invalid), V(config_unreadable), V(forced_login_conflict), V(env_shadowing),
-    V(codex_status_failed). The README's troubleshooting section gives the fix for each.
+    V(codex_status_failed), V(refresh_failed). The README's troubleshooting section gives the fix for each.
   - Warning codes (in RV(health_warnings)) - V(stale), V(access_token_expired), V(store_key_in_table),
-    V(temp_files_left), V(environment_file_unreadable).
+    V(temp_files_left), V(environment_file_unreadable), V(keepalive_failed), V(keepalive_overdue),
+    V(keepalive_status_invalid), V(keepalive_probe_failed).
+  - A failed refresh leaves C(auth.json) byte-identical and valid-looking. What the last run of the keepalive
+    (the R(codexops.runner.codex_keepalive, ansible_collections.codexops.runner.codex_keepalive_role) role) recorded in
+    C(CODEX_HOME/codexops-keepalive.json) is reported as facts (RV(keepalive_last_run), RV(keepalive_result),
+    RV(keepalive_reason), RV(keepalive_refreshed)) and codes - V(refresh_failed) when the reason says the
+    credential is dead (V(refresh_token_reused), V(refresh_token_expired), V(refresh_token_invalidated),
+    V(unauthorized)), V(keepalive_failed) for a transient one (V(network), V(timeout), V(config), V(other)), and
+    V(keepalive_overdue) when the scheduled run is late. The file is the runner user's and is parsed under
+    bounds; anything odd in it is V(keepalive_status_invalid), never an error.
 author:
   - codexops maintainers (@codexops)
 extends_documentation_fragment:
@@ -53,11 +62,39 @@ options:
       - For personal access tokens Codex checks the token online.
     type: bool
     default: false
+  probe:
+    description:
+      - Run the keepalive now, as the runner user (O(owner), else the owner of CODEX_HOME), before reading
+        CODEX_HOME, and report its fresh outcome. This is a real Codex request - one tiny C(codex exec) per
+        runner, like the scheduled keepalive, which may refresh and rotate C(auth.json) - so the task reports
+        C(changed) when the probe ran.
+      - The command runs with the allow-listed environment (plus O(codex_environment)), never the play's, with no
+        stdin and no arguments. Its output is Codex's and is discarded; RV(keepalive_probe) says whether it ran.
+        A probe that records no outcome is a V(keepalive_probe_failed) warning.
+      - Skipped in check mode (a probe can change C(auth.json)); the last recorded outcome is reported.
+    type: bool
+    default: false
+  probe_command:
+    description:
+      - The keepalive wrapper script to run for O(probe).
+      - Default is the path the codex_keepalive role installs it at with its defaults,
+        C(/usr/local/libexec/codexops/codex-keepalive-USER) for the default CODEX_HOME (C(~USER/.codex)), and
+        C(codex-keepalive-USER-HASH) for another, HASH being the first 8 hex digits of the SHA-256 of
+        O(codex_home). That matches the role when its C(codex_keepalive_home) was given as this same absolute
+        path; the codex_auth role computes the path from C(codex_auth_home) as given (C(codex_auth_probe_command)).
+    type: path
+  probe_timeout:
+    description:
+      - Seconds Codex may take in the probe (passed to the script, which stops Codex with C(timeout(1)) and
+        records V(timeout)). The script itself is stopped 30 seconds after that. Offline, a run takes about
+        25 seconds; Codex gives up on a token endpoint that does not answer after 20.
+    type: int
+    default: 120
 attributes:
   check_mode:
     support: full
     details:
-      - The module never changes anything, so check mode runs it as usual.
+      - The module never changes anything, so check mode runs it as usual, except O(probe), which is skipped.
   diff_mode:
     support: none
   platform:
@@ -83,6 +120,20 @@ EXAMPLES = r'''
       {{ inventory_hostname }}: healthy={{ codex_health.healthy }}
       mode={{ codex_health.auth_mode }} refresh_token={{ codex_health.has_refresh_token }}
       age={{ codex_health.age_days }}d problems={{ codex_health.problems | map(attribute='code') | list }}
+
+- name: Run the installed keepalive now and report what it did (one small Codex request)
+  codexops.runner.codex_auth_verify:
+    codex_home: /home/ci/.codex
+    owner: ci
+    probe: true
+  become: true
+  register: codex_probe
+
+- name: Say whether the refresh token still works
+  ansible.builtin.debug:
+    msg: >-
+      {{ codex_probe.keepalive_result }} ({{ codex_probe.keepalive_reason }}),
+      refreshed={{ codex_probe.keepalive_refreshed }}
 
 - name: Fail the play on a broken runner
   codexops.runner.codex_auth_verify:
@@ -204,13 +255,54 @@ codex_login_status:
   returned: when O(login_status=true)
   type: dict
   sample: {rc: 0, message: Logged in using ChatGPT}
+keepalive_last_run:
+  description: When the last keepalive run finished (UTC, RFC 3339), from C(codexops-keepalive.json); null without one.
+  returned: always
+  type: str
+  sample: '2026-11-30T03:12:31Z'
+keepalive_result:
+  description:
+    - V(ok) when the last keepalive run did its job (Codex exited 0, or it rotated C(auth.json) and then failed,
+      e.g. offline at the model call), V(failed) otherwise; null without a status file.
+  returned: always
+  type: str
+  sample: failed
+keepalive_reason:
+  description:
+    - The classified failure of the last run - V(refresh_token_reused), V(refresh_token_expired),
+      V(refresh_token_invalidated), V(unauthorized), V(network), V(timeout), V(config), V(other) - also on an
+      V(ok) run that refreshed and then failed; null when Codex exited 0.
+  returned: always
+  type: str
+  sample: refresh_token_reused
+keepalive_refreshed:
+  description: Whether the last keepalive run rotated C(auth.json); null without a status file.
+  returned: always
+  type: bool
+  sample: false
+keepalive_codex_version:
+  description: The Codex version the last keepalive run used (C(codex --version)).
+  returned: always
+  type: str
+  sample: 0.169.0
+keepalive_probe:
+  description:
+    - With O(probe=true) - whether the probe ran (C(ran)), the command, its exit status (C(rc), 0 when the run did
+      its job), whether it was stopped at its deadline (C(timed_out)), and C(msg) when it did not run (check mode,
+      a command that cannot be run).
+  returned: when O(probe=true)
+  type: dict
+  sample: {ran: true, command: /usr/local/libexec/codexops/codex-keepalive-ci, rc: 0, timed_out: false}
 '''
+
+import datetime
 
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.codexops.runner.plugins.module_utils import codex_home
 from ansible_collections.codexops.runner.plugins.module_utils import codex_process
 from ansible_collections.codexops.runner.plugins.module_utils import health
+from ansible_collections.codexops.runner.plugins.module_utils import keepalive_status
 from ansible_collections.codexops.runner.plugins.module_utils import module_common
 from ansible_collections.codexops.runner.plugins.module_utils import privsep
 from ansible_collections.codexops.runner.plugins.module_utils import runner_env
@@ -222,6 +314,9 @@ def main():
         owner=dict(type='str'),
         environment_files=dict(type='list', elements='path', default=[]),
         login_status=dict(type='bool', default=False),
+        probe=dict(type='bool', default=False),
+        probe_command=dict(type='path'),
+        probe_timeout=dict(type='int', default=120),
     )
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
@@ -230,14 +325,27 @@ def main():
         codex_path = params['codex_path'] or module.get_bin_path('codex')
         if not codex_path:
             module.fail_json(msg='login_status needs the Codex CLI: not found on PATH; set codex_path.')
+    if params['probe'] and not 1 <= params['probe_timeout'] <= 3600:
+        module.fail_json(msg='probe_timeout must be between 1 and 3600 seconds.')
+    probe = params['probe'] and not module.check_mode
     uid, _gid = module_common.guarded(module, module_common.resolve_ids, module)
     module_common.guarded(module, codex_process.check_environment, params['codex_environment'])
+    options = {}
+    if probe:
+        # The runner-user child waits for the probe: give it the probe's own bound and some.
+        options['child_timeout'] = privsep.DEFAULT_CHILD_TIMEOUT + params['probe_timeout']
     try:
         # Read as whoever owns CODEX_HOME now (Target(None)): reading never takes anything over, and
         # an owner other than `owner` is a problem to report, not a refusal.
-        result = codex_home.act(params['codex_home'], codex_home.Target(None), _verify, params, uid, codex_path)
+        result = codex_home.act(params['codex_home'], codex_home.Target(None), _verify, params, uid, codex_path,
+                                probe, **options)
     except codex_home.UnsafePathError as exc:
         result = _evaluate(health.refused_snapshot(exc), params, uid)
+        if probe:
+            result['keepalive_probe'] = {'ran': False, 'msg': 'not run: CODEX_HOME was refused.'}
+    if params['probe'] and not probe:
+        result['keepalive_probe'] = {'ran': False, 'msg': 'not run in check mode: a probe sends a request to Codex '
+                                     'and may rotate auth.json; the last recorded outcome is reported.'}
     problems, warnings = runner_env.shadowing_problems(params['environment_files'])
     result['problems'].extend(problems)
     result['health_warnings'].extend(warnings)
@@ -245,7 +353,9 @@ def main():
         result['problems'].append({'code': 'codex_status_failed',
                                    'message': 'codex login status failed: %s' % result['codex_login_status']['message']})
     result['healthy'] = not result['problems']
-    result['changed'] = False
+    # Reading changes nothing; a probe that ran sent a request and rewrote the status file (and
+    # maybe auth.json).
+    result['changed'] = bool(result.get('keepalive_probe', {}).get('ran'))
     module_common.exit_checked(module, result, result)
 
 
@@ -253,9 +363,24 @@ def _evaluate(snapshot, params, uid):
     return health.evaluate(snapshot, owner_uid=uid, **module_common.verify_options(params))
 
 
-def _verify(context, params, uid, codex_path):
-    """As whoever controls CODEX_HOME: read, evaluate, and ask Codex (as the runner) when asked."""
-    result = _evaluate(health.take_snapshot(context.home), params, uid)
+def _verify(context, params, uid, codex_path, probe=False):
+    """As whoever controls CODEX_HOME: run the keepalive probe and ask Codex (as the runner) when asked,
+    read, evaluate."""
+    report = None
+    if probe:
+        report, started = _probe(context, params, uid)
+    snapshot = health.take_snapshot(context.home)
+    result = _evaluate(snapshot, params, uid)
+    if report is not None:
+        result['keepalive_probe'] = report
+        if not report['ran']:
+            result['health_warnings'].append({'code': 'keepalive_probe_failed', 'message': report['msg']})
+        elif not keepalive_status.recorded_since(snapshot.get('keepalive'), started):
+            result['health_warnings'].append({
+                'code': 'keepalive_probe_failed',
+                'message': 'the probe ran %s (exit status %s%s), but %s records no run that started then.'
+                           % (report['command'], report['rc'], ', stopped at its deadline' if report['timed_out']
+                              else '', keepalive_status.STATUS_FILE)})
     if codex_path:
         # As the user that owns CODEX_HOME (or is meant to): Codex's verdict is the runner's.
         runner = privsep.Identity(uid if uid is not None else context.owner_after())
@@ -266,6 +391,21 @@ def _verify(context, params, uid, codex_path):
         except codex_process.CodexProcessError as exc:
             result['codex_login_status'] = {'rc': None, 'message': exc.message}
     return result
+
+
+def _probe(context, params, uid):
+    """Run the keepalive script now as the runner: (report, when it started)."""
+    runner = privsep.Identity(uid if uid is not None else context.owner_after())
+    command = params['probe_command'] or keepalive_status.default_script(
+        runner.name, params['codex_home'], runner.home)
+    started = datetime.datetime.now(datetime.timezone.utc)
+    try:
+        rc, timed_out = codex_process.run_keepalive(command, params['codex_home'], identity=runner,
+                                                    timeout=params['probe_timeout'],
+                                                    extra_env=params['codex_environment'])
+    except codex_process.CodexProcessError as exc:
+        return {'ran': False, 'command': command, 'msg': exc.message}, started
+    return {'ran': True, 'command': command, 'rc': rc, 'timed_out': timed_out}, started
 
 
 if __name__ == '__main__':

@@ -8,6 +8,7 @@ the tests that would enable a scratch unit are skipped. Runs as root; the runner
 """
 
 import datetime
+import hashlib
 import json
 import os
 import pwd
@@ -45,8 +46,9 @@ class Layout:
     def __init__(self, workspace):
         root = workspace.root
         self.owner = runner_owner()
-        self.name = 'codex-keepalive-%s' % self.owner
         self.codex_home = root / 'home' / '.codex'
+        # Not the user's default CODEX_HOME: the name carries a hash of it (two runners, one user).
+        self.name = keepalive_name(self.owner, str(self.codex_home))
         self.script_dir = root / 'usr' / 'local' / 'libexec' / 'codexops'
         self.script = self.script_dir / self.name
         self.systemd_dir = root / 'etc' / 'systemd' / 'system'
@@ -69,6 +71,12 @@ class Layout:
 
     def installed(self):
         return [path for path in (self.script, self.service, self.timer, self.cron_file) if path.exists()]
+
+
+def keepalive_name(user, home):
+    if home == '~%s/.codex' % user:
+        return 'codex-keepalive-%s' % user
+    return 'codex-keepalive-%s-%s' % (user, hashlib.sha256(home.encode()).hexdigest()[:8])
 
 
 def run_role(workspace, variables, check=False, expect_failure=False):
@@ -116,8 +124,11 @@ def test_role_check_apply_idempotent_check_remove(workspace, scheduler, request)
     assert mode_and_owner(layout.script) == (0o755, 'root', 0)
     script = layout.script.read_text()
     assert 'CODEX_HOME=%s\n' % layout.codex_home in script and UNSET_LINE in script
-    assert script.rstrip().endswith("\nexec timeout 30m /usr/local/bin/codex exec --skip-git-repo-check --sandbox "
-                                    "read-only --ephemeral -- 'Reply with the single word OK.' </dev/null")
+    assert "\nCODEX=/usr/local/bin/codex\n" in script and "\nTIMEOUT=30m\n" in script
+    assert ("\noutput=$(run_codex exec --skip-git-repo-check --sandbox read-only --ephemeral -- "
+            "'Reply with the single word OK.' </dev/null 2>&1) || rc=$?\n") in script
+    # weekly, for verify's keepalive_overdue
+    assert '\nINTERVAL_SECONDS=604800\n' in script
 
     if scheduler == 'systemd':
         assert layout.installed() == [layout.script, layout.service, layout.timer]
@@ -167,12 +178,14 @@ def test_script_expands_tilde_home_and_quotes_environment(workspace, fake_cronta
     values reach Codex byte for byte; shadowing variables are dropped."""
     layout = Layout(workspace)
     weird = "it's $HOME `id` \"quoted\" \\ ;"
-    variables = layout.variables(scheduler='cron', home='~%s/dir with space/.codex' % layout.owner,
+    home = '~%s/dir with space/.codex' % layout.owner
+    variables = layout.variables(scheduler='cron', home=home,
                                  environment={'HTTPS_PROXY': 'http://proxy.invalid:3128', 'CODEXOPS_WEIRD': weird})
     run_role(workspace, variables)
-    script = layout.script.read_text()
-    # Everything but the final exec: the environment the run gets.
-    prelude = script[:script.index('\nexec ')]
+    # The name hashes codex_keepalive_home as given, tilde and all.
+    script = (layout.script_dir / keepalive_name(layout.owner, home)).read_text()
+    # Everything up to the unset line: the environment the run gets.
+    prelude = script[:script.index(UNSET_LINE) + len(UNSET_LINE)]
     probe = prelude + '\nprintf "%s\\n%s\\n%s\\n%s" "$CODEX_HOME" "$HTTPS_PROXY" "$CODEXOPS_WEIRD" "${CODEX_ACCESS_TOKEN-unset}"\n'
     result = subprocess.run(['/bin/sh', '-c', probe], env={'PATH': '/usr/bin:/bin', 'CODEX_ACCESS_TOKEN': 'x'},
                             stdout=subprocess.PIPE, check=True)
@@ -257,3 +270,8 @@ def test_installed_unit_refreshes_real_codex_credentials(workspace, backend, req
     assert mode_and_owner(layout.codex_home)[:2] == (0o700, layout.owner)
     script = layout.script.read_text()
     assert not [secret for secret in workspace.secrets if secret in script]
+    # The run did its job (refreshed; the model call after it failed offline): recorded, and exit 0.
+    status = json.loads((layout.codex_home / 'codexops-keepalive.json').read_text())
+    assert (status['result'], status['refreshed'], status['codex_version']) == ('ok', True, '0.169.0'), output[-3000:]
+    assert run.returncode == 0 and status['exit_status'] != 0
+    assert mode_and_owner(layout.codex_home / 'codexops-keepalive.json')[:2] == (0o600, layout.owner)

@@ -8,6 +8,9 @@ Only what cannot run here is mocked, and it behaves like the real thing:
 - the whoami endpoint used by `codex login --with-access-token` (reached through
   CODEX_AUTHAPI_BASE_URL) answers 200 with account metadata for known personal access tokens and
   401 otherwise.
+A login can be made to fail the way the real endpoint fails (`fail_refresh`): 401 with
+`refresh_token_expired` / `refresh_token_invalidated` / `refresh_token_reused`, a plain 401 without an
+error code (`unauthorized`), or an answer that takes longer than Codex waits (`slow`).
 Every request is logged with a fingerprint of the token, never the token.
 """
 
@@ -42,6 +45,8 @@ class CodexBackend:
         self.logins = {}          # login id -> {'current', 'used', 'revoked', 'account_id', 'user_id', 'plan'}
         self.login_of = {}        # refresh token -> login id
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self.slow_seconds = 90
         self._server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -54,6 +59,7 @@ class CodexBackend:
         return self
 
     def stop(self):
+        self._stopping.set()
         self._server.shutdown()
         self._server.server_close()
 
@@ -96,6 +102,23 @@ class CodexBackend:
                'tokens': dict(tokens, account_id=account_id), 'last_refresh': fake_credentials.rfc3339(moment)}
         return doc, [tokens['id_token'], tokens['access_token'], tokens['refresh_token']]
 
+    def fail_refresh(self, refresh_token, failure, seconds=None):
+        """Make every refresh of the login `refresh_token` belongs to fail: `failure` is an error code
+        of ERROR_MESSAGES, 'unauthorized' (401 without a code) or 'slow' (no answer for `seconds`,
+        default `slow_seconds`, then 503); None makes it work again."""
+        assert failure in FAILURES or failure is None, failure
+        with self._lock:
+            login = self.logins[self.login_of[refresh_token]]
+            login['failure'] = failure
+            login['slow'] = seconds if seconds is not None else self.slow_seconds
+
+    def refresh_elsewhere(self, refresh_token):
+        """Refresh `refresh_token` as another runner holding the same auth.json would: its copies are
+        then refresh_token_reused. Returns the new tokens."""
+        status, body, outcome, _delay = self._refresh(refresh_token)
+        assert status == 200, outcome
+        return body
+
     def revoke_login(self, refresh_token):
         with self._lock:
             self.logins[self.login_of[refresh_token]]['revoked'] = True
@@ -120,22 +143,29 @@ class CodexBackend:
         }
 
     def _refresh(self, token):
-        """(status, body, outcome) for one refresh request."""
+        """(status, body, outcome, seconds to wait before answering) for one refresh request."""
         with self._lock:
             login_id = self.login_of.get(token)
             login = self.logins.get(login_id)
             if login is None:
-                return 401, _error('refresh_token_invalidated'), 'unknown'
+                return 401, _error('refresh_token_invalidated'), 'unknown', 0
+            failure = login.get('failure')
+            if failure == 'slow':
+                return 503, {'error': {'code': 'unavailable', 'message': 'try later'}}, 'slow', login['slow']
+            if failure == 'unauthorized':
+                return 401, {'error': {'message': 'Unauthorized'}}, 'unauthorized', 0
+            if failure:
+                return 401, _error(failure), failure, 0
             if login['revoked']:
-                return 401, _error('refresh_token_invalidated'), 'refresh_token_invalidated'
+                return 401, _error('refresh_token_invalidated'), 'refresh_token_invalidated', 0
             if token in login['used']:
-                return 401, _error('refresh_token_reused'), 'refresh_token_reused'
+                return 401, _error('refresh_token_reused'), 'refresh_token_reused', 0
             login['used'].add(token)
         tokens = self._issue(login_id, login['account_id'], login['user_id'], login['plan'])
         with self._lock:
             login['current'] = tokens['refresh_token']
             self.login_of[tokens['refresh_token']] = login_id
-        return 200, tokens, 'rotated'
+        return 200, tokens, 'rotated', 0
 
     def _handler_class(self):
         backend = self
@@ -164,9 +194,14 @@ class CodexBackend:
                     request = {}
                 token = request.get('refresh_token')
                 if self.path.endswith(TOKEN_PATH) and request.get('grant_type') == 'refresh_token':
-                    status, body, outcome = backend._refresh(token)
+                    status, body, outcome, delay = backend._refresh(token)
                     backend._log('POST', self.path, status, token, outcome)
-                    self._reply(status, body)
+                    if delay and backend._stopping.wait(delay):
+                        return  # the server is stopping: no answer at all
+                    try:
+                        self._reply(status, body)
+                    except OSError:
+                        pass  # Codex gave up waiting and closed the connection
                     return
                 backend._log('POST', self.path, 400, token, 'bad_request')
                 self._reply(400, {'error': {'code': 'invalid_request', 'message': 'unsupported grant'}})
@@ -184,6 +219,9 @@ class CodexBackend:
                 self._reply(404, {'error': {'code': 'not_found'}})
 
         return Handler
+
+
+FAILURES = tuple(ERROR_MESSAGES) + ('unauthorized', 'slow')
 
 
 def _error(code):

@@ -281,3 +281,72 @@ def test_mask_drops_noise_and_blank_lines():
             'Logged in using ChatGPT\n')
     assert codex_process.mask(text, []) == 'Logged in using ChatGPT'
     assert codex_process.mask('', ['x']) == ''
+
+
+# -- run_keepalive: the verify probe --------------------------------------------------------------
+
+def keepalive_script(directory, body):
+    """A stand-in keepalive script; its output is discarded, so it reports through a file."""
+    path = os.path.join(directory, 'codex-keepalive-test')
+    with open(path, 'w') as handle:
+        handle.write('#!/bin/sh\n' + body)
+    os.chmod(path, 0o755)
+    return path
+
+
+def test_run_keepalive_runs_as_the_runner_with_the_allow_list(shared_dir, root_environment):
+    report = os.path.join(shared_dir, 'report')
+    script = keepalive_script(shared_dir, 'exec >%s 2>&1\necho "CWD:$(pwd)"\necho "ID:$(id -u)"\n'
+                                          'env | sed "s/^/ENV:/"\nsed "s/^/STDIN:/"\necho "ARGS:$*"\n'
+                                          'exit 3\n' % report)
+    os.chmod(shared_dir, 0o777)  # the runner writes its report here
+    nobody = privsep.Identity(NOBODY)
+    rc, timed_out = codex_process.run_keepalive(script, '/srv/codex/r1', identity=nobody, timeout=42,
+                                                extra_env={'HTTPS_PROXY': 'http://proxy.internal:3128'})
+    assert (rc, timed_out) == (3, False)
+    with open(report) as handle:
+        seen = parse(handle.read())
+    env = {name: value for name, value in seen['env'].items() if name not in SHELL_ADDED}
+    assert env == dict(expected_environment(nobody, '/srv/codex/r1', {'HTTPS_PROXY': 'http://proxy.internal:3128'}),
+                       CODEXOPS_KEEPALIVE_TIMEOUT='42')
+    assert seen['cwd'] == '/' and seen['id'] == str(NOBODY) and seen['args'] == '' and seen['stdin'] == []
+
+
+def test_run_keepalive_output_never_reaches_the_module(shared_dir, capfd):
+    script = keepalive_script(shared_dir, 'echo "%s"\necho "%s" >&2\n' % (SECRET, SECRET))
+    assert codex_process.run_keepalive(script, '/h', timeout=5) == (0, False)
+    out, err = capfd.readouterr()
+    assert SECRET not in out and SECRET not in err
+
+
+def test_run_keepalive_stops_a_script_past_its_deadline(shared_dir, monkeypatch):
+    """The script's own timeout(1) should have stopped Codex; if the script still runs after the grace
+    period, its whole process group is stopped (TERM, then KILL for what ignores TERM)."""
+    monkeypatch.setattr(codex_process, 'KEEPALIVE_GRACE_SECONDS', 0)
+    pid_file = os.path.join(shared_dir, 'pid')
+    script = keepalive_script(shared_dir, 'sleep 300 &\necho $! > %s\nwait\n' % pid_file)
+    started = time.monotonic()
+    rc, timed_out = codex_process.run_keepalive(script, '/h', timeout=1)
+    assert timed_out is True and rc != 0 and time.monotonic() - started < 8
+    with open(pid_file) as handle:
+        child = int(handle.read())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail('the script left its child running')
+    stubborn = keepalive_script(shared_dir, "trap '' TERM\nsleep 300\n")
+    started = time.monotonic()
+    assert codex_process.run_keepalive(stubborn, '/h', timeout=1)[1] is True
+    assert time.monotonic() - started < 20
+
+
+@pytest.mark.parametrize('command', ['/nonexistent/codex-keepalive', '/etc/hostname', 'bad\0name'])
+def test_run_keepalive_that_cannot_run(command):
+    with pytest.raises(CodexProcessError) as info:
+        codex_process.run_keepalive(command, '/h', timeout=5)
+    assert info.value.code == 'keepalive_probe_failed'

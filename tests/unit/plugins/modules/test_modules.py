@@ -3,6 +3,7 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The four modules, run in-process through main() with patch_module_args."""
 
+import hashlib
 import json
 import os
 import stat
@@ -264,6 +265,79 @@ def test_verify_unknown_owner(codex_home, capsys):
     rc, result, _out = run_module(codex_auth_verify, {'codex_home': str(codex_home()),
                                                       'owner': 'no-such-user-codexops'}, capsys)
     assert rc == 1 and 'does not exist' in result['msg']
+
+
+PROBE_SCRIPT = """#!/bin/sh
+# Stands in for the installed keepalive: records a run as the real script does, then exits.
+now=$(date -u +%%Y-%%m-%%dT%%H:%%M:%%SZ)
+printf '{"format": 1, "started": "%%s", "finished": "%%s", "exit_status": %(rc)d, "result": "%(result)s", ' "$now" "$now" \\
+  > "$CODEX_HOME/codexops-keepalive.json"
+printf '"reason": %(reason)s, "refreshed": false, "codex_version": "0.169.0", "interval_seconds": 604800}\\n' \\
+  >> "$CODEX_HOME/codexops-keepalive.json"
+echo "codex output that must not be returned: sk-FAKE-probe-output"
+exit %(rc)d
+"""
+
+
+def probe_script(tmp_path, rc=1, result='failed', reason='"refresh_token_reused"', body=None):
+    path = tmp_path / 'codex-keepalive-probe'
+    path.write_text(body if body is not None else PROBE_SCRIPT % {'rc': rc, 'result': result, 'reason': reason})
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_verify_probe_reports_the_fresh_run(tmp_path, codex_home, capsys, seed):
+    home = codex_home(auth=seed[0])
+    script = probe_script(tmp_path)
+    rc, result, out = run_module(codex_auth_verify, {'codex_home': str(home), 'probe': True,
+                                                     'probe_command': script}, capsys)
+    assert rc == 0 and result['changed'] is True
+    assert result['keepalive_probe'] == {'ran': True, 'command': script, 'rc': 1, 'timed_out': False}
+    assert [p['code'] for p in result['problems']] == ['refresh_failed']
+    assert (result['keepalive_result'], result['keepalive_reason']) == ('failed', 'refresh_token_reused')
+    assert 'sk-FAKE-probe-output' not in out
+
+
+def test_verify_probe_is_skipped_in_check_mode(tmp_path, codex_home, capsys, seed):
+    home = codex_home(auth=seed[0])
+    rc, result, _out = run_module(codex_auth_verify, {'codex_home': str(home), 'probe': True,
+                                                      'probe_command': probe_script(tmp_path),
+                                                      '_ansible_check_mode': True}, capsys)
+    assert rc == 0 and result['changed'] is False
+    assert result['keepalive_probe']['ran'] is False and 'check mode' in result['keepalive_probe']['msg']
+    assert not (home / 'codexops-keepalive.json').exists() and result['healthy'] is True
+
+
+def test_verify_probe_that_records_nothing_is_a_warning(tmp_path, codex_home, capsys, seed):
+    home = codex_home(auth=seed[0])
+    script = probe_script(tmp_path, body='#!/bin/sh\nexit 0\n')
+    rc, result, _out = run_module(codex_auth_verify, {'codex_home': str(home), 'probe': True,
+                                                      'probe_command': script}, capsys)
+    assert rc == 0 and result['healthy'] is True
+    assert [w['code'] for w in result['health_warnings']] == ['keepalive_probe_failed']
+    assert script in result['health_warnings'][0]['message']
+    rc, result, _out = run_module(codex_auth_verify, {'codex_home': str(home), 'probe': True,
+                                                      'probe_command': str(tmp_path / 'absent')}, capsys)
+    assert result['keepalive_probe']['ran'] is False and result['changed'] is False
+    assert [w['code'] for w in result['health_warnings']] == ['keepalive_probe_failed']
+
+
+def test_verify_probe_default_command_is_the_roles(codex_home, capsys, seed, monkeypatch):
+    seen = []
+    monkeypatch.setattr(codex_process, 'run_keepalive', lambda command, *a, **k: seen.append(command) or (0, False))
+    home = codex_home(auth=seed[0])
+    run_module(codex_auth_verify, {'codex_home': str(home), 'probe': True}, capsys)
+    assert seen == ['/usr/local/libexec/codexops/codex-keepalive-root-%s'
+                    % hashlib.sha256(str(home).encode()).hexdigest()[:8]]
+    seen[:] = []
+    run_module(codex_auth_verify, {'codex_home': os.path.expanduser('~root/.codex'), 'probe': True}, capsys)
+    assert seen == ['/usr/local/libexec/codexops/codex-keepalive-root']
+
+
+def test_verify_probe_timeout_is_bounded(codex_home, capsys):
+    rc, result, _out = run_module(codex_auth_verify, {'codex_home': str(codex_home()), 'probe': True,
+                                                      'probe_timeout': 0}, capsys)
+    assert rc == 1 and 'probe_timeout' in result['msg']
 
 
 # -- codex_config ---------------------------------------------------------------------------------
