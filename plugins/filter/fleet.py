@@ -22,7 +22,7 @@ REPORT_COLUMNS = ('host', 'auth_mode', 'healthy', 'problems', 'last_refresh', 'a
                   'refresh_token_fingerprint')
 # Summary fields copied into a report row, with the types a verify summary gives them.
 _TEXT_FIELDS = ('auth_mode', 'last_refresh', 'credentials_store', 'refresh_token_fingerprint', 'owner',
-                'codex_home_mode', 'auth_file_mode')
+                'codex_home_mode', 'auth_file_mode', 'keepalive_last_run', 'keepalive_result', 'keepalive_reason')
 UNKNOWN_CODE = 'unreachable_or_unverified'
 # An unknown host whose result says Ansible could not reach it: never reseeded, never counted broken.
 UNREACHABLE_CODE = 'unreachable'
@@ -149,7 +149,9 @@ def codex_fleet_report(health_by_host):
         row.update(host=host, problems=codes, warnings=_codes(health.get('health_warnings')),
                    shared_token=host in sharing_hosts, stale=bool(health.get('stale')),
                    owner=health.get('owner'), codex_home_mode=health.get('codex_home_mode'),
-                   auth_file_mode=health.get('auth_file_mode'))
+                   auth_file_mode=health.get('auth_file_mode'),
+                   keepalive_last_run=health.get('keepalive_last_run'),
+                   keepalive_result=health.get('keepalive_result'), keepalive_reason=health.get('keepalive_reason'))
         rows.append(row)
     # A host with a valid file whose token another host also holds is not healthy: one of them is
     # about to fail with refresh_token_reused.
@@ -245,11 +247,14 @@ def _row(row):
     if row.get('shared_token') is True:
         fingerprint += ' **SHARED**'
     problems = row.get('problems')
+    keepalive = _cell(row.get('keepalive_result'))
+    if row.get('keepalive_reason'):
+        keepalive += ' (%s)' % _code(row.get('keepalive_reason'))
     return '| %s |' % ' | '.join([
         _cell(row.get('host')), _cell(row.get('auth_mode')), health,
         _cell(problems if isinstance(problems, list) else [problems]),
         _cell(row.get('last_refresh')), _cell(row.get('age_days')), _cell(row.get('credentials_store')),
-        fingerprint])
+        fingerprint, _cell(row.get('keepalive_last_run')), keepalive])
 
 
 def _hosts_by(mapping):
@@ -275,8 +280,9 @@ def codex_fleet_markdown(report):
         % ((_text(report.get('generated_at')),) + tuple(_count(totals, name) for name in (
             'hosts', 'healthy', 'broken', 'sharing', 'stale', 'unknown', 'unreachable'))),
         '',
-        '| host | mode | health | problems | last refresh | age (days) | store | fingerprint |',
-        '|---|---|---|---|---|---|---|---|',
+        '| host | mode | health | problems | last refresh | age (days) | store | fingerprint | last keepalive | '
+        'keepalive result |',
+        '|---|---|---|---|---|---|---|---|---|---|',
     ]
     lines += [_row(row) for row in rows]
     shared = _hosts_by(report.get('shared_fingerprints'))

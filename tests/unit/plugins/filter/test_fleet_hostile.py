@@ -16,7 +16,7 @@ from ansible_collections.codexops.runner.plugins.filter import fleet
 from ansible_collections.codexops.runner.plugins.filter.writeback import codex_writeback_decision
 from support import fake_credentials
 
-COLUMNS = 8
+COLUMNS = 10
 
 
 def health(healthy=True, fingerprint=None, problems=(), **extra):
@@ -127,7 +127,8 @@ def unescaped_pipes(line):
 
 def assert_table_intact(markdown, hosts):
     lines = markdown.split('\n')
-    start = lines.index('| host | mode | health | problems | last refresh | age (days) | store | fingerprint |')
+    start = lines.index('| host | mode | health | problems | last refresh | age (days) | store | fingerprint | '
+                        'last keepalive | keepalive result |')
     table = lines[start:start + hosts + 2]
     assert lines[start + hosts + 2] == '', 'the table has more rows than hosts'
     assert table[1] == '|---' * COLUMNS + '|'
@@ -153,7 +154,8 @@ HOSTILE_TEXT = [
 @pytest.mark.parametrize('text', HOSTILE_TEXT)
 def test_host_provided_text_cannot_forge_a_row(text):
     report = fleet.codex_fleet_report({
-        text: health(False, text, [text, 'auth_owner'], auth_mode=text, credentials_store=text, last_refresh=text),
+        text: health(False, text, [text, 'auth_owner'], auth_mode=text, credentials_store=text, last_refresh=text,
+                     keepalive_last_run=text, keepalive_result=text, keepalive_reason=text),
         'other': health(fingerprint=text),
         'ok': health(fingerprint='fp'),
     })
