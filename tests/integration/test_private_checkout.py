@@ -67,8 +67,12 @@ def test_runner_user_tests_pass_from_a_checkout_under_a_0700_directory(private_d
         'the runner user can traverse %s: this test would prove nothing' % private_dir
     checkout = private_dir / 'private checkout'
     copy_checkout(checkout)
-    # This venv, not a new one (its stamp is newer than the copied requirements, so make keeps it).
-    (checkout / '.venv').symlink_to(sys.prefix)
+    # This venv, not a new one (its stamp is newer than the copied requirements, so make keeps it). A .venv
+    # that is itself a link is not ignored by git (`.venv/` matches directories only) and was copied.
+    venv = checkout / '.venv'
+    if os.path.lexists(str(venv)):
+        venv.unlink()
+    venv.symlink_to(sys.prefix)
     # Set up by the copy's own Makefile, as a newcomer's clone would be: nothing of this run's setup (the Codex
     # CLI it found, its collections path) is passed on.
     env = dict((key, value) for key, value in os.environ.items()
