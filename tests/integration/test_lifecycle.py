@@ -248,7 +248,8 @@ def keepalive_fleet(workspace, backend, size):
 
 def run_keepalive(fleet, host):
     """Exactly what the timer runs: the unit's ExecStart, as the unit's User=."""
-    unit = fleet.space.root / 'systemd' / host / ('codex-keepalive-%s.service' % runner_owner())
+    # One keepalive per CODEX_HOME; its name carries a hash of the path (codex_keepalive_name).
+    (unit,) = (fleet.space.root / 'systemd' / host).glob('codex-keepalive-%s*.service' % runner_owner())
     settings = dict(line.split('=', 1) for line in unit.read_text().splitlines() if '=' in line)
     entry = pwd.getpwnam(settings['User'])
     kwargs = {'user': entry.pw_uid, 'group': entry.pw_gid, 'extra_groups': []} if os.geteuid() == 0 else {}
@@ -284,6 +285,10 @@ def test_keepalive_refresh_is_kept_by_provision_and_verified_healthy(workspace, 
     assert report['ok'] and report['hosts'][0]['last_refresh'].startswith(refreshed['last_refresh'][:19])
 
 
+# The fleet reports of the incident, kept in tests/output for the session note.
+INCIDENT_REPORTS = {}
+
+
 def test_shared_token_incident_flagged_reproduced_and_repaired_by_reseed(workspace, backend):
     fleet = keepalive_fleet(workspace, backend, 2)
     first, second = fleet.hosts
@@ -308,13 +313,27 @@ def test_shared_token_incident_flagged_reproduced_and_repaired_by_reseed(workspa
     broken = run_keepalive(fleet, second)
     assert 'refresh token was already used' in broken
     assert backend.count('/oauth/token', 'refresh_token_reused') > reused
+    # The server revoked the whole token family on the reuse: the first runner's rotated token is dead
+    # too, and its file still looks perfect. The real server revokes its access token with it, so its
+    # next request gets a 401 and Codex refreshes; the loopback backend serves no model API, so the
+    # access token is aged instead, which sends Codex down the same refresh path.
+    expire_access_token(fleet.auth(first))
+    # The documented recipe: probe, then reseed, no names.
+    probed = fleet.run('verify', expect_failure=True, codex_auth_probe=True)
+    report = fleet.report()
+    assert report['refresh_failed'] == [first, second], probed
+    reasons = dict((row['host'], row['keepalive_reason']) for row in report['hosts'])
+    assert reasons == {first: 'refresh_token_invalidated', second: 'refresh_token_reused'}
+    markdown = (fleet.report_dir / 'fleet-report.md').read_text()
+    assert '0 healthy, 2 broken' in markdown and '`refresh_failed`' in markdown
+    INCIDENT_REPORTS['before'] = markdown
 
-    # Each runner gets its own login from the trusted machine; reseed replaces exactly those two.
+    # Each runner gets its own login from the trusted machine; reseed finds both by itself.
     for host in fleet.hosts:
         own, own_tokens = backend.login(account_id='acct-%s' % host, access_ttl=SHORT)
         workspace.remember(own_tokens)
         fleet.seed(host, own)
-    fleet.run('reseed', **{'codex_reseed_hosts': [first, second]})
+    fleet.run('reseed')
     assert all(list(fleet.home(host).glob('auth.json.*.bak')) for host in fleet.hosts)
 
     rotated, reused = backend.count('/oauth/token', 'rotated'), backend.count('/oauth/token', 'refresh_token_reused')
@@ -326,3 +345,6 @@ def test_shared_token_incident_flagged_reproduced_and_repaired_by_reseed(workspa
         remember_file(workspace, fleet.auth(host))
     fleet.run('verify')
     assert fleet.report()['ok']
+    INCIDENT_REPORTS['after'] = (fleet.report_dir / 'fleet-report.md').read_text()
+    (OUTPUT / 'incident-fleet-reports.md').write_text('\n'.join(
+        '## %s\n\n%s' % (when, INCIDENT_REPORTS[when]) for when in ('before', 'after')))

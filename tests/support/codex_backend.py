@@ -43,6 +43,7 @@ class CodexBackend:
         self.requests = []        # (method, path, status, token fingerprint, outcome)
         self.access_ttl = access_ttl
         self.logins = {}          # login id -> {'current', 'used', 'revoked', 'account_id', 'user_id', 'plan'}
+        self.revoke_family_on_reuse = True
         self.login_of = {}        # refresh token -> login id
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -156,10 +157,13 @@ class CodexBackend:
                 return 401, {'error': {'message': 'Unauthorized'}}, 'unauthorized', 0
             if failure:
                 return 401, _error(failure), failure, 0
+            if token in login['used']:
+                # Reuse means the token leaked: like the real server, revoke the whole login (token
+                # family), so the runner that refreshed first is dead too from its next refresh on.
+                login['revoked'] = login['revoked'] or self.revoke_family_on_reuse
+                return 401, _error('refresh_token_reused'), 'refresh_token_reused', 0
             if login['revoked']:
                 return 401, _error('refresh_token_invalidated'), 'refresh_token_invalidated', 0
-            if token in login['used']:
-                return 401, _error('refresh_token_reused'), 'refresh_token_reused', 0
             login['used'].add(token)
         tokens = self._issue(login_id, login['account_id'], login['user_id'], login['plan'])
         with self._lock:
