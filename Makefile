@@ -105,8 +105,11 @@ molecule: venv collection codex codex-tarball fleet-deps
 sanity: venv
 	tests/sanity/run-offline.sh "$(BIN)"
 
+# ansible-lint copies the collection into $HOME/.ansible/collections: give it a HOME of its own in
+# .build, so the machine's ~/.ansible is left as it was.
 lint: venv collection
-	"$(BIN)/ansible-lint" --profile production
+	mkdir -p .build/lint-home
+	HOME="$(CURDIR)/.build/lint-home" "$(BIN)/ansible-lint" --profile production
 
 # The fleet benchmark against the hand-written baseline (README: Performance).
 BENCH_ARGS ?= --hosts 25 100
