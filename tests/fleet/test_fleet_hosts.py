@@ -5,12 +5,14 @@ Needs root (network namespaces, mounts). The fleet is brought up once for the mo
 """
 
 import hashlib
+import json
 import os
 import re
 import shlex
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -250,6 +252,62 @@ def test_hosts_get_their_own_runner_user_whatever_the_controller_has(tmp_path):
     assert down.returncode == 0, down.stdout + down.stderr
     assert not {'%s-1' % name} & namespaces()
     assert {base: file_digest('/etc/' + base) for base in before} == before
+
+
+def playbook(fleet, inventory, name, extra, expect_ok=True):
+    env = dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0', ANSIBLE_DEPRECATION_WARNINGS='0',
+               ANSIBLE_HOST_KEY_CHECKING='False', ANSIBLE_RETRY_FILES_ENABLED='0')
+    command = [str(Path(ansible_bin()).parent / 'ansible-playbook'), '-i', str(inventory),
+               'codexops.runner.%s' % name, '-e', json.dumps(extra)]
+    result = run(command, timeout=600, env=env, cwd=str(fleet.dir))
+    if expect_ok:
+        assert result.returncode == 0, '%s failed:\n%s%s' % (name, result.stdout, result.stderr)
+    return result
+
+
+def test_an_unreachable_runner_is_unknown_and_left_alone_by_reseed(fleet, tmp_path):
+    """Real SSH hosts: provision all three, then one stops answering SSH. verify calls it unknown
+    (code `unreachable`), never broken; reseed queues nobody and touches no host."""
+    sys.path.insert(0, str(REPO / 'tests'))
+    from support import fake_credentials  # pylint: disable=import-outside-toplevel
+    seeds = tmp_path / 'codex_seeds'
+    seeds.mkdir(mode=0o700)
+    for host in fleet.hosts:
+        doc, _secrets = fake_credentials.chatgpt_seed(account_id='acct-%s' % host)
+        (seeds / ('%s.json' % host)).write_text(fake_credentials.dumps(doc))
+    report = tmp_path / 'report'
+    extra = {'codex_auth_user': 'ci', 'codex_auth_seed_dir': str(seeds), 'codex_auth_report_dir': str(report),
+             'codex_auth_fingerprint_salt': 'salt-FAKE-fleet'}
+    playbook(fleet, fleet.dir / 'inventory.yml', 'provision', extra)
+
+    # The third host's sshd port is closed for Ansible: a connection to one of our own addresses is refused.
+    down = fleet.hosts[2]
+    inventory = yaml.safe_load((fleet.dir / 'inventory.yml').read_text())
+    inventory['codex_runners']['hosts'][down]['ansible_port'] = 1
+    unreachable_inventory = tmp_path / 'inventory.yml'
+    unreachable_inventory.write_text(yaml.safe_dump(inventory))
+
+    verified = playbook(fleet, unreachable_inventory, 'verify', extra, expect_ok=False)
+    assert verified.returncode != 0  # an unknown host fails verify
+    fleet_report = json.loads((report / 'fleet-report.json').read_text())
+    rows = dict((row['host'], row) for row in fleet_report['hosts'])
+    assert rows[down] == {'host': down, 'healthy': None, 'problems': ['unreachable']}
+    assert fleet_report['unknown'] == [down] and fleet_report['unreachable'] == [down]
+    assert fleet_report['broken'] == [] and fleet_report['needs_reseed'] == []
+    assert fleet_report['totals']['healthy'] == 2
+    markdown = (report / 'fleet-report.md').read_text()
+    assert '**3 hosts: 2 healthy, 0 broken, 0 sharing a refresh token, 0 stale, 1 unknown (1 unreachable).**' in markdown
+
+    before = dict((host, fleet.ssh(host, 'sha256sum /home/ci/.codex/auth.json').stdout)
+                  for host in fleet.hosts[:2])
+    reseeded = playbook(fleet, unreachable_inventory, 'reseed', extra, expect_ok=False)
+    reseed_play = reseeded.stdout.split('PLAY [Reseed, a few runners at a time]', 1)[1].split('PLAY [', 1)[0]
+    assert 'skipping: no hosts matched' in reseed_play and 'Reseed this runner' not in reseed_play, reseeded.stdout
+    after = json.loads((report / 'before-reseed.json').read_text())
+    assert after['needs_reseed'] == [] and after['unreachable'] == [down]
+    for host in fleet.hosts[:2]:
+        assert fleet.ssh(host, 'sha256sum /home/ci/.codex/auth.json').stdout == before[host]
+        assert fleet.ssh(host, 'ls /home/ci/.codex').stdout.count('.bak') == 0
 
 
 def test_zz_down_removes_everything(fleet):
