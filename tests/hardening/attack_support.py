@@ -44,7 +44,7 @@ from pathlib import Path
 
 import pytest
 
-from hardening_support import module_env, snapshot_diff
+from hardening_support import module_env, parse_result, snapshot_diff
 from support import fake_credentials
 
 RUNNER = 'nobody'
@@ -694,18 +694,6 @@ class ModuleRun:
         for stream in (self.proc.stdout, self.proc.stderr):
             stream.close()
         self._remove_args()
-
-
-def parse_result(out):
-    result = None
-    for line in out.splitlines():
-        line = line.strip()
-        if line.startswith('{'):
-            try:
-                result = json.loads(line)
-            except ValueError:
-                pass
-    return result
 
 
 def run_module(module, args, timeout=30, env=None):

@@ -102,6 +102,11 @@ def run_module_process(module, args, timeout=60, env=None):
         os.unlink(path)
     out = proc.stdout.decode('utf-8', 'replace')
     err = proc.stderr.decode('utf-8', 'replace')
+    return proc.returncode, parse_result(out), out, err
+
+
+def parse_result(out):
+    """The module's JSON result: the last line of its output that parses as a JSON object."""
     result = None
     for line in out.splitlines():
         line = line.strip()
@@ -110,7 +115,7 @@ def run_module_process(module, args, timeout=60, env=None):
                 result = json.loads(line)
             except ValueError:
                 pass
-    return proc.returncode, result, out, err
+    return result
 
 
 def run_module_forked(worker, module, args, timeout=60):
