@@ -348,3 +348,44 @@ def test_shared_token_incident_flagged_reproduced_and_repaired_by_reseed(workspa
     INCIDENT_REPORTS['after'] = (fleet.report_dir / 'fleet-report.md').read_text()
     (OUTPUT / 'incident-fleet-reports.md').write_text('\n'.join(
         '## %s\n\n%s' % (when, INCIDENT_REPORTS[when]) for when in ('before', 'after')))
+
+
+@pytest.mark.parametrize('failure, reason', [('revoked', 'refresh_token_invalidated'),
+                                             ('expired', 'refresh_token_expired')])
+def test_a_revoked_or_expired_token_is_found_by_the_keepalive_and_reseeded(workspace, backend, failure, reason):
+    """The scheduled keepalive itself (no probe) finds the dead token; reseed, with no names,
+    replaces that runner only, and the new login refreshes."""
+    fleet = keepalive_fleet(workspace, backend, 2)
+    dead, alive = fleet.hosts
+    docs = {}
+    for host in fleet.hosts:
+        docs[host], tokens = backend.login(account_id='acct-%s' % host, access_ttl=SHORT)
+        workspace.remember(tokens)
+        fleet.seed(host, docs[host])
+    fleet.run('provision')
+    token = docs[dead]['tokens']['refresh_token']
+    if failure == 'revoked':
+        backend.revoke_login(token)
+    else:
+        backend.fail_refresh(token, 'refresh_token_expired')
+    output = run_keepalive(fleet, dead)
+    assert 'result=failed reason="%s"' % reason in output, output
+    untouched = file_identity(fleet.auth(alive))
+
+    fleet.run('verify', expect_failure=True)
+    report = fleet.report()
+    assert report['refresh_failed'] == [dead] and report['needs_reseed'] == [dead]
+    assert [row['keepalive_reason'] for row in report['hosts'] if row['host'] == dead] == [reason]
+
+    own, own_tokens = backend.login(account_id='acct-%s-new' % dead, access_ttl=SHORT)
+    workspace.remember(own_tokens)
+    fleet.seed(dead, own)
+    fleet.run('reseed')
+    assert fleet.auth_doc(dead)['tokens']['refresh_token'] == own['tokens']['refresh_token']
+    assert file_identity(fleet.auth(alive)) == untouched
+    rotated = backend.count('/oauth/token', 'rotated')
+    run_keepalive(fleet, dead)
+    assert backend.count('/oauth/token', 'rotated') > rotated
+    remember_file(workspace, fleet.auth(dead))
+    fleet.run('verify')
+    assert fleet.report()['ok']
