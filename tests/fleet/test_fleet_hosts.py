@@ -256,7 +256,8 @@ def test_hosts_get_their_own_runner_user_whatever_the_controller_has(tmp_path):
 
 def playbook(fleet, inventory, name, extra, expect_ok=True):
     env = dict(os.environ, ANSIBLE_NOCOLOR='1', ANSIBLE_FORCE_COLOR='0', ANSIBLE_DEPRECATION_WARNINGS='0',
-               ANSIBLE_HOST_KEY_CHECKING='False', ANSIBLE_RETRY_FILES_ENABLED='0')
+               ANSIBLE_RETRY_FILES_ENABLED='0', ANSIBLE_COLLECTIONS_PATH=str(REPO / '.build' / 'collections'),
+               ANSIBLE_COLLECTIONS_SCAN_SYS_PATH='false')
     command = [str(Path(ansible_bin()).parent / 'ansible-playbook'), '-i', str(inventory),
                'codexops.runner.%s' % name, '-e', json.dumps(extra)]
     result = run(command, timeout=600, env=env, cwd=str(fleet.dir))
