@@ -214,7 +214,7 @@ assert not toml_keys.has_full_validation(), 'expected a Python without tomllib'
 for home in sys.argv[1:]:
     started = time.perf_counter()
     try:
-        result = health.evaluate(health.take_snapshot(home))
+        result = health.evaluate(health.snapshot_path(str(home)))
         outcome = {'problems': result['problems'], 'healthy': result['healthy']}
     except BaseException as exc:  # reported, and the test fails on it
         outcome = {'crash': '%s: %s' % (type(exc).__name__, str(exc)[:200])}
@@ -321,7 +321,7 @@ def test_the_codex_limits_are_codex_s_own(homes):
     for name, (config, accepted) in ORACLE_CASES.items():
         home = homes.make(auth=apikey, config=config)
         loads, verdict = codex_loads(home, home.parent)
-        result = health.evaluate(health.take_snapshot(str(home)))
+        result = health.evaluate(health.snapshot_path(str(home)))
         verify_accepts = 'config_invalid' not in [item['code'] for item in result['problems']]
         if not (loads == accepted == verify_accepts):
             disagreements.append('%s: Codex loads=%s (%s), verify accepts=%s, expected %s'
@@ -339,7 +339,7 @@ def test_the_old_failures_are_gone(homes):
                                (deep_field, STORE, 'auth_not_json'), (deep_claims, STORE, 'id_token_invalid'),
                                (apikey, STORE + '%s = 1\n' % '.'.join(['a'] * 20000), 'config_invalid')):
         started = time.monotonic()
-        result = health.evaluate(health.take_snapshot(str(homes.make(auth=auth, config=config))))
+        result = health.evaluate(health.snapshot_path(str(homes.make(auth=auth, config=config))))
         assert [item['code'] for item in result['problems']] == [code]
         assert time.monotonic() - started < LIMIT_SECONDS
 
