@@ -94,6 +94,11 @@ def test_seed_fleet_playbooks_and_roles_leak_nothing(workspace, backend):
     run('provision')
     run('verify', check=True)
     run('verify')
+    # The probe runs each runner's installed keepalive (the real Codex, offline): its output is discarded.
+    run('verify', codex_auth_probe=True, check=True)
+    run('verify', codex_auth_probe=True)
+    for host in fleet.hosts:
+        assert (fleet.home(host) / 'codexops-keepalive.json').exists()
 
     # A job refreshed runner-1: a newer file for the same login. Write-back stores it (vaulted).
     doc = fleet.auth_doc('runner-1')
