@@ -214,6 +214,9 @@ CONTROLLER_ACCOUNTS = {
 WITH_CONTROLLER_ACCOUNTS = r'''
 set -eu
 fake=$1 fleet=$2 name=$3 dir=$4
+# The host's network namespace is bound under /run/netns in this mount namespace only: it must be torn
+# down from here too, or its sshd outlives the test.
+trap '"$fleet" down --name "$name" --dir "$dir" >/dev/null' EXIT
 for f in passwd group shadow gshadow; do
     [ -e "/etc/$f" ] || continue
     mount --bind "$fake/$f" "/etc/$f"
@@ -252,6 +255,18 @@ def test_hosts_get_their_own_runner_user_whatever_the_controller_has(tmp_path):
     assert down.returncode == 0, down.stdout + down.stderr
     assert not {'%s-1' % name} & namespaces()
     assert {base: file_digest('/etc/' + base) for base in before} == before
+    # No host process is left behind (it would be sshd in the host's own PID namespace).
+    left = [pid for pid in os.listdir('/proc') if pid.isdigit() and
+            ('H=%s-1' % name).encode() in _environ(pid)]
+    assert left == [], 'fleet host processes left behind: %s' % left
+
+
+def _environ(pid):
+    try:
+        with open('/proc/%s/environ' % pid, 'rb') as handle:
+            return handle.read().split(b'\0')
+    except OSError:
+        return []
 
 
 def playbook(fleet, inventory, name, extra, expect_ok=True):
