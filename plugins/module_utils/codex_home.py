@@ -114,11 +114,14 @@ class HomeContext(object):
                 except FileExistsError:
                     made = False  # made meanwhile: adopted only if it is the actor's own
                 child = trusted_path.open_dir(name, fd)
-                if not made and os.fstat(child).st_uid != os.geteuid():
+                creator = os.fstat(child).st_uid
+                if not made and creator != os.geteuid():
                     os.close(child)
+                    if owned_fd is not None:
+                        os.close(owned_fd)
                     raise UnsafePathError('codex_home_owner', '%s was created by %s while this run was creating '
                                           'it; check it, remove it, and run again.'
-                                          % (self.path, safe_files.user_name(os.fstat(fd).st_uid)))
+                                          % (self.path, safe_files.user_name(creator)))
                 if owned_fd is not None:
                     os.close(owned_fd)
                 owned_fd = fd = child
@@ -126,11 +129,8 @@ class HomeContext(object):
             if owned_fd is not None:
                 os.close(owned_fd)
             raise UnsafePathError('codex_home_uncreatable', 'cannot create %s: %s.' % (self.path, exc.strerror))
+        # ensure() sets the mode (the umask may have narrowed it) and the owner next.
         self.home = safe_files.HomeDir(owned_fd, self.path)
-        if self.actor_uid == ROOT_UID and self.uid not in (None, ROOT_UID):
-            st = self.home.stat()
-            if stat.S_IMODE(st.st_mode) != HOME_MODE:
-                os.fchmod(owned_fd, HOME_MODE)
 
     def _hand_over(self):
         if self.actor_uid != ROOT_UID:
