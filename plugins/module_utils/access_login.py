@@ -14,6 +14,7 @@ import json
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from ansible_collections.codexops.runner.plugins.module_utils import codex_home
 from ansible_collections.codexops.runner.plugins.module_utils import codex_process
+from ansible_collections.codexops.runner.plugins.module_utils import constants
 from ansible_collections.codexops.runner.plugins.module_utils import errors
 from ansible_collections.codexops.runner.plugins.module_utils import health
 from ansible_collections.codexops.runner.plugins.module_utils import safe_files
@@ -58,7 +59,7 @@ class AccessTokenLogin:
     def _existing(context):
         if not context.exists:
             return None
-        data, _st = context.home.read_regular(health.AUTH_FILE, 'auth', auth_model.MAX_AUTH_BYTES)
+        data, _st = context.home.read_regular(constants.AUTH_FILE, 'auth', auth_model.MAX_AUTH_BYTES)
         return data
 
     def _codex(self, args, stdin=b'', secrets=(), timeout=120):
@@ -121,9 +122,9 @@ class AccessTokenLogin:
                              % (status['rc'], status['message'] or 'no output'))
         with context.home.codex_lock(*context.file_ids, timeout=self.lock_timeout):
             if previous is None:
-                context.home.remove([health.AUTH_FILE])
+                context.home.remove([constants.AUTH_FILE])
             else:
-                context.home.atomic_write(health.AUTH_FILE, previous, *context.file_ids)
+                context.home.atomic_write(constants.AUTH_FILE, previous, *context.file_ids)
         raise LoginError('the new access token logged in, but `codex login status` then failed (exit %d): %s. The '
                          'previous auth.json was restored.' % (status['rc'], status['message'] or 'no output'))
 
@@ -148,26 +149,20 @@ class AccessTokenLogin:
             raise LoginError('codex logout failed (exit %d): %s' % (rc, output or 'no output'))
         return self._finish(context, result)
 
-    def _predicted_repairs(self, context):
-        changes = ['codex_home_%s' % change for change in context.predicted_changes()]
-        st = context.home.check_regular(health.AUTH_FILE, 'auth')
-        return changes + ['auth_%s' % change for change in safe_files.mode_changes(st, self.uid, self.gid, 0o600)]
+    @staticmethod
+    def _predicted_repairs(context):
+        return (['codex_home_%s' % change for change in context.predicted_changes()]
+                + ['auth_%s' % change for change in context.predicted_auth_repairs()])
 
     def _repair(self, context):
         """Codex ran as the runner user, so ownership is right; make sure of the modes anyway."""
-        if context.home.check_regular(health.AUTH_FILE, 'auth') is None:
-            return []
         with context.home.codex_lock(*context.file_ids, timeout=self.lock_timeout):
-            changes = context.home.repair(health.AUTH_FILE, self.uid, self.gid, 0o600)
-        return ['auth_%s' % change for change in changes]
+            return ['auth_%s' % change for change in context.repair_auth()]
 
     def _finish(self, context, result, predicted=False):
         snapshot = health.take_snapshot(context.home)
         if predicted is not False:
-            owner = context.owner_after()
-            snapshot['home'] = {'state': 'present', 'mode': 0o700, 'uid': owner}
-            snapshot['auth'] = ({'state': 'missing'} if predicted is None else
-                                {'state': 'present', 'data': predicted, 'mode': 0o600, 'uid': owner})
+            snapshot = health.predicted_snapshot(snapshot, context.owner_after(), predicted)
         options = dict(self.verify_options)
         salt = options.pop('salt', None)
         summary = health.evaluate(snapshot, owner_uid=self.uid, salt=salt, **options)

@@ -24,15 +24,14 @@ whoever controls CODEX_HOME acts inside it.
 import os
 import stat
 
+from ansible_collections.codexops.runner.plugins.module_utils import constants
 from ansible_collections.codexops.runner.plugins.module_utils import privsep
 from ansible_collections.codexops.runner.plugins.module_utils import safe_files
 from ansible_collections.codexops.runner.plugins.module_utils import trusted_path
 
 UnsafePathError = trusted_path.UnsafePathError
-HOME_MODE = 0o700
-PARENT_MODE = 0o755
 # The files root takes over (chown to the runner) when it hands a root-owned CODEX_HOME over.
-MANAGED_FILES = ('auth.json', 'config.toml') + safe_files.LOCK_FILES
+MANAGED_FILES = (constants.AUTH_FILE, constants.CONFIG_FILE) + safe_files.LOCK_FILES
 ROOT_UID = 0
 
 
@@ -76,7 +75,22 @@ class HomeContext(object):
         """What ensure() would change: ['created'] or a subset of ['mode', 'owner']."""
         if self.home is None:
             return ['created']
-        return safe_files.mode_changes(self.home.stat(), self.uid, self.gid, HOME_MODE)
+        return safe_files.mode_changes(self.home.stat(), self.uid, self.gid, constants.HOME_MODE)
+
+    def predicted_auth_repairs(self):
+        """What repair_auth() would change on auth.json: a subset of ['mode', 'owner']."""
+        st = None if self.home is None else self.home.check_regular(constants.AUTH_FILE, 'auth')
+        return [] if st is None else safe_files.mode_changes(st, self.uid, self.gid, constants.AUTH_MODE)
+
+    def repair_auth(self):
+        """Give an existing auth.json mode 0600 and the target's ownership. Returns what changed,
+        counting what handing CODEX_HOME over already changed, so a run reports what check mode
+        predicted (predicted_auth_repairs) whoever did the work."""
+        if self.home.check_regular(constants.AUTH_FILE, 'auth') is None:
+            return []
+        changed = set(self.handed_over.get(constants.AUTH_FILE, ()))
+        changed.update(self.home.repair(constants.AUTH_FILE, self.uid, self.gid, constants.AUTH_MODE))
+        return [change for change in ('mode', 'owner') if change in changed]
 
     def owner_after(self):
         """The uid CODEX_HOME belongs to once ensure() has run."""
@@ -87,19 +101,15 @@ class HomeContext(object):
     def ensure(self):
         """Create CODEX_HOME (and missing parents) or repair its mode and owner. Root hands a home it
         works in over last: managed files first, then the directory."""
-        changes = []
-        if self.home is None:
+        created = self.home is None
+        if created:
             self._create()
-            changes.append('created')
-        st = self.home.stat()
-        repairs = []
-        if stat.S_IMODE(st.st_mode) != HOME_MODE:
-            os.fchmod(self.home.fd, HOME_MODE)
-            repairs.append('mode')
-        if safe_files.needs_chown(st, self.uid, self.gid):
+        repairs = self.predicted_changes()
+        if 'mode' in repairs:
+            os.fchmod(self.home.fd, constants.HOME_MODE)
+        if 'owner' in repairs:
             self._hand_over()
-            repairs.append('owner')
-        return changes or repairs
+        return ['created'] if created else repairs
 
     def _create(self):
         fd, missing = self._walk.fd, list(self._walk.missing)
@@ -107,7 +117,7 @@ class HomeContext(object):
         try:
             while missing:
                 name = missing.pop(0)
-                mode = HOME_MODE if not missing else PARENT_MODE
+                mode = constants.HOME_MODE if not missing else constants.PARENT_MODE
                 try:
                     os.mkdir(name, mode, dir_fd=fd)
                     made = True
@@ -147,8 +157,8 @@ class HomeContext(object):
             if st is not None and stat.S_ISREG(st.st_mode):
                 self.handed_over[name] = self.home.repair(name, self.uid, self.gid, stat.S_IMODE(st.st_mode),
                                                           code=_code_of(name))
-        for name in self.home.backups('auth.json'):
-            self.home.repair(name, self.uid, self.gid, 0o600)
+        for name in self.home.backups(constants.AUTH_FILE):
+            self.home.repair(name, self.uid, self.gid, constants.AUTH_MODE)
         os.fchown(self.home.fd, -1 if self.uid is None else self.uid, -1 if self.gid is None else self.gid)
 
     def as_owner(self, func, *args):
@@ -163,7 +173,7 @@ class HomeContext(object):
 
 
 def _code_of(name):
-    return {'auth.json': 'auth', 'config.toml': 'config'}.get(name, 'lock')
+    return {constants.AUTH_FILE: 'auth', constants.CONFIG_FILE: 'config'}.get(name, 'lock')
 
 
 def act(path, target, func, *args, **options):

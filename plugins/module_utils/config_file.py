@@ -12,15 +12,15 @@ import os
 import stat
 
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
+from ansible_collections.codexops.runner.plugins.module_utils import constants
 from ansible_collections.codexops.runner.plugins.module_utils import errors
-from ansible_collections.codexops.runner.plugins.module_utils import health
 from ansible_collections.codexops.runner.plugins.module_utils import toml_keys
 
 # Values Codex accepts for the settings this collection cares about; anything else would make
 # every Codex command fail, so it is refused here rather than discovered on the runner.
 KNOWN_VALUES = {
-    'cli_auth_credentials_store': health.STORE_VALUES,
-    'forced_login_method': health.LOGIN_METHODS,
+    'cli_auth_credentials_store': constants.STORE_VALUES,
+    'forced_login_method': constants.LOGIN_METHODS,
 }
 
 
@@ -51,9 +51,9 @@ def plan_settings(home, settings):
     """(changes {key: added|updated|removed}, warnings, resulting text, stat of the current file) for
     the open HomeDir `home` (None while CODEX_HOME is missing). Reads only."""
     check_settings(settings)
-    path = os.path.join(home.path if home is not None else '', health.CONFIG_FILE)
-    data, st = (None, None) if home is None else home.read_regular(health.CONFIG_FILE, 'config',
-                                                                   health.MAX_CONFIG_BYTES)
+    path = os.path.join(home.path if home is not None else '', constants.CONFIG_FILE)
+    data, st = (None, None) if home is None else home.read_regular(constants.CONFIG_FILE, 'config',
+                                                                   constants.MAX_CONFIG_BYTES)
     try:
         text = '' if data is None else data.decode('utf-8')
     except UnicodeDecodeError:
@@ -82,9 +82,9 @@ def write_settings(home, new_text, st, uid=None, gid=None):
     its mode and owner."""
     data = new_text.encode('utf-8')
     if st is None:
-        home.atomic_write(health.CONFIG_FILE, data, uid, gid, 0o600)
+        home.atomic_write(constants.CONFIG_FILE, data, uid, gid, 0o600)
     else:
-        home.atomic_write(health.CONFIG_FILE, data, st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode))
+        home.atomic_write(constants.CONFIG_FILE, data, st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode))
 
 
 def apply_settings(context, settings, check_mode=False):

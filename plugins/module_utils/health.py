@@ -13,17 +13,13 @@ import stat
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from ansible_collections.codexops.runner.plugins.module_utils import codex_home
 from ansible_collections.codexops.runner.plugins.module_utils import config_schema
+from ansible_collections.codexops.runner.plugins.module_utils import constants
 from ansible_collections.codexops.runner.plugins.module_utils import keepalive_status
 from ansible_collections.codexops.runner.plugins.module_utils import safe_files
 from ansible_collections.codexops.runner.plugins.module_utils import toml_keys
 
-AUTH_FILE = 'auth.json'
-CONFIG_FILE = 'config.toml'
-MAX_CONFIG_BYTES = 4 * 1024 * 1024
 # Codex stops at its first error; a report lists the first few and counts the rest.
 MAX_CONFIG_TYPE_PROBLEMS = 10
-STORE_VALUES = ('file', 'keyring', 'auto', 'ephemeral')
-LOGIN_METHODS = ('chatgpt', 'api')
 
 # Every code a verify result can carry, with the fix. README and docs are checked against this.
 PROBLEM_CODES = {
@@ -91,10 +87,21 @@ def take_snapshot(home):
     st = home.stat()
     snap['home'] = {'state': 'present', 'mode': stat.S_IMODE(st.st_mode), 'uid': st.st_uid}
     snap['temp_files'] = home.leftover_temp_files()
-    snap['auth'] = read_file_state(home, AUTH_FILE, 'auth', auth_model.MAX_AUTH_BYTES)
-    snap['config'] = read_file_state(home, CONFIG_FILE, 'config', MAX_CONFIG_BYTES)
+    snap['auth'] = read_file_state(home, constants.AUTH_FILE, 'auth', auth_model.MAX_AUTH_BYTES)
+    snap['config'] = read_file_state(home, constants.CONFIG_FILE, 'config', constants.MAX_CONFIG_BYTES)
     # What the last keepalive run recorded (already parsed: the record is JSON-safe as it is).
-    snap['keepalive'] = keepalive_status.read(home, AUTH_FILE)
+    snap['keepalive'] = keepalive_status.read(home, constants.AUTH_FILE)
+    return snap
+
+
+def predicted_snapshot(base, home_owner, auth_data, auth_owner=None):
+    """The snapshot `base` as a write leaves it, for check mode: CODEX_HOME present, 0700 and
+    `home_owner`'s; auth.json 0600, holding `auth_data` (None: no auth.json) and `auth_owner`'s
+    (default: the home's). Everything else (config, keepalive, temp files) comes from `base`."""
+    snap = dict(base, home={'state': 'present', 'mode': constants.HOME_MODE, 'uid': home_owner})
+    snap['auth'] = {'state': 'missing'} if auth_data is None else {
+        'state': 'present', 'data': auth_data, 'mode': constants.AUTH_MODE,
+        'uid': home_owner if auth_owner is None else auth_owner}
     return snap
 
 
@@ -159,7 +166,7 @@ def evaluate(snap, owner_uid=None, allowed_auth_modes=None, require_refresh_toke
         result['owner'] = safe_files.user_name(home['uid'])
         # Group/other access exposes the credentials; a missing owner bit stops Codex from
         # creating its lock and temp files, so a refresh succeeds at the server and is lost.
-        if home['mode'] & 0o077 or home['mode'] & 0o700 != 0o700:
+        if home['mode'] & 0o077 or home['mode'] & constants.HOME_MODE != constants.HOME_MODE:
             problems.append(auth_model.problem('codex_home_mode', 'CODEX_HOME is mode %04o; it must be 0700 '
                                                '(all access for the runner user, none for anyone else).'
                                                % home['mode']))
@@ -208,7 +215,7 @@ def _evaluate_auth(auth, owner_uid, allowed, require_refresh, max_age_days, salt
         return None
     result['auth_file_mode'] = '%04o' % auth['mode']
     result['owner'] = safe_files.user_name(auth['uid'])
-    if auth['mode'] != 0o600:
+    if auth['mode'] != constants.AUTH_MODE:
         problems.append(auth_model.problem('auth_mode_bits', 'auth.json is mode %04o; it must be 0600 '
                                            '(readable and writable by the runner user only).' % auth['mode']))
     if owner_uid is not None and auth['uid'] != owner_uid:
@@ -241,12 +248,12 @@ def _evaluate_config(config, auth_file, require_file_store, problems, warnings, 
     result['credentials_store'] = store
     result['forced_login_method'] = settings.get('forced_login_method')
     method = settings.get('forced_login_method')
-    if method is not None and method not in LOGIN_METHODS:
+    if method is not None and method not in constants.LOGIN_METHODS:
         problems.append(auth_model.problem('config_invalid', 'forced_login_method has a value Codex rejects; '
-                                           'use one of %s.' % ', '.join(LOGIN_METHODS)))
-    if store is not None and store not in STORE_VALUES:
+                                           'use one of %s.' % ', '.join(constants.LOGIN_METHODS)))
+    if store is not None and store not in constants.STORE_VALUES:
         problems.append(auth_model.problem('config_invalid', 'cli_auth_credentials_store has a value Codex '
-                                           'rejects; use one of %s.' % ', '.join(STORE_VALUES)))
+                                           'rejects; use one of %s.' % ', '.join(constants.STORE_VALUES)))
     elif require_file_store and store != 'file':
         problems.append(auth_model.problem('store_not_file', 'cli_auth_credentials_store is %s at the top level '
                                            'of config.toml; headless runners need "file".'

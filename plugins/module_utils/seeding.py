@@ -15,6 +15,7 @@ import time
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from ansible_collections.codexops.runner.plugins.module_utils import codex_home
 from ansible_collections.codexops.runner.plugins.module_utils import config_file
+from ansible_collections.codexops.runner.plugins.module_utils import constants
 from ansible_collections.codexops.runner.plugins.module_utils import errors
 from ansible_collections.codexops.runner.plugins.module_utils import health
 from ansible_collections.codexops.runner.plugins.module_utils import keepalive_status
@@ -91,7 +92,7 @@ class SeedRun:
     def __init__(self, home, seed_data, seed, policy='never', uid=None, gid=None, backup=False,
                  check_mode=False, verify_options=None, config_settings=None,
                  lock_timeout=safe_files.DEFAULT_LOCK_TIMEOUT, backup_keep=safe_files.DEFAULT_BACKUP_KEEP):
-        self.path = os.path.join(home, health.AUTH_FILE)
+        self.path = os.path.join(home, constants.AUTH_FILE)
         self.home_path = home
         self.seed_data = seed_data
         self.seed = seed
@@ -119,7 +120,7 @@ class SeedRun:
         # Refuse, before anything is written (a repaired CODEX_HOME, config.toml, lock files), what
         # would be refused later: a symlinked, hard-linked or special auth.json, an invalid config.
         if context.exists:
-            context.home.check_regular(health.AUTH_FILE, 'auth')
+            context.home.check_regular(constants.AUTH_FILE, 'auth')
         dir_changes = context.ensure()
         return context.as_owner(self._write, dir_changes)
 
@@ -141,14 +142,14 @@ class SeedRun:
 
     def _predicted_config(self, context):
         if self.config['text'] is not None and (self.config['changes'] or not context.exists):
-            return {'state': 'present', 'data': self.config['text'].encode('utf-8'), 'mode': 0o600,
+            return {'state': 'present', 'data': self.config['text'].encode('utf-8'), 'mode': constants.AUTH_MODE,
                     'uid': context.owner_after()}
         if not context.exists:
             return {'state': 'missing'}
-        return health.read_file_state(context.home, health.CONFIG_FILE, 'config', health.MAX_CONFIG_BYTES)
+        return health.read_file_state(context.home, constants.CONFIG_FILE, 'config', constants.MAX_CONFIG_BYTES)
 
     def _read_existing(self, home):
-        data, st = home.read_regular(health.AUTH_FILE, 'auth', auth_model.MAX_AUTH_BYTES)
+        data, st = home.read_regular(constants.AUTH_FILE, 'auth', auth_model.MAX_AUTH_BYTES)
         return data, (None if st is None else {'mode': st.st_mode, 'uid': st.st_uid, 'gid': st.st_gid})
 
     def _ids_for_write(self, context, existing_st):
@@ -173,9 +174,7 @@ class SeedRun:
             existing, existing_st = self._read_existing(context.home)
             temps = context.home.leftover_temp_files()
         replace, reason = self._decide(existing)
-        file_changes = []
-        if existing_st is not None and not replace:
-            file_changes = safe_files.mode_changes(context.home.lstat(health.AUTH_FILE), self.uid, self.gid, 0o600)
+        file_changes = [] if replace else context.predicted_auth_repairs()
         result_data = self.seed_data if replace else existing
         owner = context.owner_after()
         if existing_st is not None and self.uid is None:
@@ -187,15 +186,10 @@ class SeedRun:
         if replace and keepalive.get('state') == 'present':
             # The write replaces the credentials a recorded failure was about.
             keepalive = dict(keepalive, auth_mtime=time.time())
-        snapshot = {
-            'home': {'state': 'present', 'mode': 0o700, 'uid': context.owner_after()},
-            'auth': {'state': 'present', 'data': result_data, 'mode': 0o600, 'uid': owner},
-            'config': self._predicted_config(context),
-            'temp_files': [],
-            'keepalive': keepalive,
-        }
+        snapshot = health.predicted_snapshot({'config': self._predicted_config(context), 'temp_files': [],
+                                              'keepalive': keepalive}, context.owner_after(), result_data, owner)
         return self._result(existing, existing_st, replace, reason, dir_changes, file_changes, temps,
-                            backup_file, result_data, {'mode': 0o600, 'uid': owner}, snapshot)
+                            backup_file, result_data, snapshot['auth'], snapshot)
 
     def _apply(self, context, dir_changes):
         home = context.home
@@ -204,15 +198,14 @@ class SeedRun:
         existing, existing_st = self._read_existing(home)
         replace, reason = self._decide(existing)
         backup_file = None
-        file_changes = list(context.handed_over.get(health.AUTH_FILE, []))
+        file_changes = []
         if replace:
             if existing is not None and self.backup:
-                backup_file = home.write_backup(health.AUTH_FILE, existing, *context.file_ids, keep=self.backup_keep)
-            home.atomic_write(health.AUTH_FILE, self.seed_data, *self._ids_for_write(context, existing_st))
-        elif existing is not None:
-            repaired = set(file_changes) | set(home.repair(health.AUTH_FILE, self.uid, self.gid, 0o600))
-            file_changes = [change for change in ('mode', 'owner') if change in repaired]
-        after = home.lstat(health.AUTH_FILE)
+                backup_file = home.write_backup(constants.AUTH_FILE, existing, *context.file_ids, keep=self.backup_keep)
+            home.atomic_write(constants.AUTH_FILE, self.seed_data, *self._ids_for_write(context, existing_st))
+        else:
+            file_changes = context.repair_auth()
+        after = home.lstat(constants.AUTH_FILE)
         snapshot = health.take_snapshot(home)
         return self._result(existing, existing_st, replace, reason, dir_changes, file_changes, temps, backup_file,
                             self.seed_data if replace else existing, {'mode': after.st_mode, 'uid': after.st_uid},

@@ -80,6 +80,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from ansible_collections.codexops.runner.plugins.module_utils import codex_home
+from ansible_collections.codexops.runner.plugins.module_utils import constants
 from ansible_collections.codexops.runner.plugins.module_utils import health
 from ansible_collections.codexops.runner.plugins.module_utils import module_common
 
@@ -99,7 +100,7 @@ def _export(context, params):
     """As the user that owns CODEX_HOME: the file (refused if not a plain, single-link file) and its summary."""
     if not context.exists:
         raise codex_home.UnsafePathError('codex_home_missing', '%s does not exist.' % params['codex_home'])
-    data, _st = context.home.read_regular(health.AUTH_FILE, 'auth', auth_model.MAX_AUTH_BYTES)
+    data, _st = context.home.read_regular(constants.AUTH_FILE, 'auth', auth_model.MAX_AUTH_BYTES)
     summary = health.evaluate(health.take_snapshot(context.home), salt=params['fingerprint_salt'],
                               require_file_store=False)
     result = {'exists': data is not None, 'auth': summary}

@@ -91,7 +91,7 @@ from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.codexops.runner.plugins.module_utils import codex_home
 from ansible_collections.codexops.runner.plugins.module_utils import config_file
-from ansible_collections.codexops.runner.plugins.module_utils import health
+from ansible_collections.codexops.runner.plugins.module_utils import constants
 from ansible_collections.codexops.runner.plugins.module_utils import module_common
 
 
@@ -100,7 +100,7 @@ def main():
     argument_spec['settings'] = dict(type='dict', required=True)
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
-    path = os.path.join(params['codex_home'], health.CONFIG_FILE)
+    path = os.path.join(params['codex_home'], constants.CONFIG_FILE)
     changes, dir_changes, warnings, _text = module_common.guarded(module, _apply, module, params)
     for warning in warnings:
         module.warn(warning)
