@@ -33,6 +33,7 @@ from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
 from ansible_collections.codexops.runner.plugins.filter.writeback import codex_writeback_decision
+from ansible_collections.codexops.runner.plugins.module_utils import errors
 
 display = Display()
 
@@ -54,13 +55,11 @@ ARGUMENT_SPEC = dict(
 )
 
 
-class WritebackError(Exception):
+class WritebackError(errors.CodexOpsError):
     """A refusal with a stable code and a message that never quotes a file's content or a secret."""
 
     def __init__(self, code, message):
-        super(WritebackError, self).__init__(message)
-        self.code = code
-        self.message = message
+        super(WritebackError, self).__init__(message, code)
 
 
 def play_secrets(loader):

@@ -26,14 +26,11 @@ def _refused(code):
 
 
 def _facts(data, allowed_modes, salt):
-    try:
-        parsed = auth_model.AuthFile(data)
-    except auth_model.AuthFileError as exc:
-        return _refused(exc.code)
-    problems = [item['code'] for item in parsed.credential_problems(allowed_modes, True)]
-    return {'valid': not problems, 'problems': problems, 'auth_mode': parsed.mode,
-            'last_refresh': auth_model.isoformat(parsed.last_refresh) if parsed.last_refresh else None,
-            'refresh_token_fingerprint': parsed.refresh_token_fingerprint(salt), '_when': parsed.last_refresh}
+    parsed, found = auth_model.judge(data, allowed_modes, require_refresh_token=True)
+    if parsed is None:
+        return _refused(found[0]['code'])
+    problems = [item['code'] for item in found]
+    return dict(parsed.identity_facts(salt), valid=not problems, problems=problems, _when=parsed.last_refresh)
 
 
 def codex_writeback_decision(runner_content_b64, store_content, allowed_auth_modes=None, salt=None):

@@ -17,6 +17,8 @@ import itertools
 import json
 import re
 
+from ansible_collections.codexops.runner.plugins.module_utils import errors
+
 KNOWN_AUTH_MODES = (
     'apikey', 'chatgpt', 'chatgptAuthTokens', 'callerProvided', 'agentIdentity',
     'personalAccessToken', 'bedrockApiKey', 'bedrockAccessKeys',
@@ -62,13 +64,11 @@ def problem(code, message):
     return {'code': code, 'message': message}
 
 
-class AuthFileError(Exception):
-    """auth.json content that Codex cannot load at all."""
+class AuthFileError(errors.CodexOpsError):
+    """auth.json content that Codex cannot load at all; the code is a verify problem code."""
 
     def __init__(self, code, message):
-        super(AuthFileError, self).__init__(message)
-        self.code = code
-        self.message = message
+        super(AuthFileError, self).__init__(message, code)
 
     def as_problem(self):
         return problem(self.code, self.message)
@@ -386,6 +386,12 @@ class AuthFile:
     def refresh_token_fingerprint(self, salt=None):
         return fingerprint(self._tokens.get('refresh_token'), salt)
 
+    def identity_facts(self, salt=None):
+        """What tells two copies of a credential apart, secret-free: mode, last refresh, fingerprint."""
+        return {'auth_mode': self.mode,
+                'last_refresh': isoformat(self.last_refresh) if self.last_refresh else None,
+                'refresh_token_fingerprint': self.refresh_token_fingerprint(salt)}
+
     def credential_identity(self):
         """Who these credentials are, as a digest. Refreshing does not change it (the refresh
         token rotates, the account does not), so `replace: different` never undoes a refresh."""
@@ -422,9 +428,7 @@ class AuthFile:
         if expired:
             warnings.append(problem('access_token_expired', 'the access token expired at %s; Codex refreshes it '
                                     'on the next run if the refresh token still works.' % isoformat(expires)))
-        facts = {
-            'auth_mode': self.mode,
-            'last_refresh': isoformat(self.last_refresh) if self.last_refresh else None,
+        facts = dict(self.identity_facts(salt), **{
             'age_days': age_days,
             'stale': bool(refreshable and (too_old or expired)),
             'has_access_token': self.has_access_token,
@@ -434,9 +438,19 @@ class AuthFile:
             'access_token_expires_at': isoformat(expires) if expires else None,
             'account_id': self.account_id,
             'plan_type': self.plan_type,
-            'refresh_token_fingerprint': self.refresh_token_fingerprint(salt),
-        }
+        })
         return facts, warnings
+
+
+def judge(data, allowed_modes=None, require_refresh_token=True):
+    """(AuthFile, problems) for auth.json bytes: the one verdict on whether a file is usable, for
+    seeds, the file on a runner and the store's copy alike. The AuthFile is None when Codex could
+    not load the file at all; problems is empty when it is usable under the policy given."""
+    try:
+        parsed = AuthFile(data)
+    except AuthFileError as exc:
+        return None, [exc.as_problem()]
+    return parsed, parsed.credential_problems(allowed_modes, require_refresh_token)
 
 
 EMPTY_FACTS = {

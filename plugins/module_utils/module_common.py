@@ -61,7 +61,7 @@ def guarded(module, func, *args, **kwargs):
     quotes file or option content). The one place modules catch errors."""
     try:
         return func(*args, **kwargs)
-    except (errors.CodexOpsError, auth_model.AuthFileError) as exc:
+    except errors.CodexOpsError as exc:
         module.fail_json(msg=exc.message, error_code=exc.code)
     except OSError as exc:
         module.fail_json(msg=os_error_message(exc))

@@ -31,11 +31,7 @@ class SeedError(errors.CodexOpsError):
 
 def load_seed(data, allowed_modes, require_refresh_token):
     """Validate seed bytes; SeedError names what is wrong, never what the seed contains."""
-    try:
-        seed = auth_model.AuthFile(data)
-    except auth_model.AuthFileError as exc:
-        raise SeedError('the seed is not a usable auth.json (%s: %s) Nothing was written.' % (exc.code, exc.message))
-    found = seed.credential_problems(allowed_modes, require_refresh_token)
+    seed, found = auth_model.judge(data, allowed_modes, require_refresh_token)
     if found:
         raise SeedError('the seed is not a usable auth.json (%s) Nothing was written.'
                         % '; '.join('%s: %s' % (item['code'], item['message']) for item in found))
@@ -50,13 +46,9 @@ def decide(existing, seed_data, seed, policy, allowed_modes, require_refresh_tok
         return False, 'auth.json already holds exactly this seed'
     if policy == 'never':
         return False, 'auth.json exists and replace is never (Codex may have refreshed it since)'
-    try:
-        current = auth_model.AuthFile(existing)
-        faults = [item['code'] for item in current.credential_problems(allowed_modes, require_refresh_token)]
-    except auth_model.AuthFileError as exc:
-        current, faults = None, [exc.code]
+    current, faults = auth_model.judge(existing, allowed_modes, require_refresh_token)
     if faults:
-        return True, 'the existing auth.json is invalid (%s)' % ', '.join(faults)
+        return True, 'the existing auth.json is invalid (%s)' % ', '.join(item['code'] for item in faults)
     if _RANK[policy] >= _RANK['older'] and seed.last_refresh is not None and (
             current.last_refresh is None or seed.last_refresh > current.last_refresh):
         return True, "the seed's last_refresh is newer than the existing file's"
@@ -76,13 +68,11 @@ def describe(data, st, salt):
     if data is None:
         return {'state': 'absent'}
     described = {'state': 'present', 'mode': '%04o' % stat.S_IMODE(st['mode']), 'owner': safe_files.user_name(st['uid'])}
-    try:
-        parsed = auth_model.AuthFile(data)
-        described.update(auth_mode=parsed.mode,
-                         last_refresh=auth_model.isoformat(parsed.last_refresh) if parsed.last_refresh else None,
-                         refresh_token_fingerprint=parsed.refresh_token_fingerprint(salt))
-    except auth_model.AuthFileError as exc:
-        described['invalid'] = exc.code
+    parsed, found = auth_model.judge(data, require_refresh_token=False)
+    if parsed is None:
+        described['invalid'] = found[0]['code']
+    else:
+        described.update(parsed.identity_facts(salt))
     return described
 
 
