@@ -21,60 +21,21 @@ from ansible_collections.codexops.runner.plugins.module_utils import toml_keys
 # Codex stops at its first error; a report lists the first few and counts the rest.
 MAX_CONFIG_TYPE_PROBLEMS = 10
 
-# Every code a verify result can carry, with the fix. README and docs are checked against this.
-PROBLEM_CODES = {
-    'codex_home_missing': 'Run provisioning (codex_auth_seed or the codex_auth role) to create it.',
-    'codex_home_relative': 'Give codex_home as an absolute path.',
-    'codex_home_symlink': 'Point codex_home at the real directory, or replace the link with a directory.',
-    'codex_home_not_dir': 'Remove whatever is at that path and provision again.',
-    'codex_home_path_symlink': 'Give codex_home as the real path; a directory above it is a link a non-root '
-                               'user could have made.',
-    'codex_home_path_shared': 'Move CODEX_HOME out of a directory that several users can change (group or '
-                              'world writable without the sticky bit).',
-    'codex_home_mode': 'chmod 0700 the directory (provisioning repairs it).',
-    'codex_home_owner': 'chown it to the runner user (provisioning repairs it).',
-    'auth_missing': 'Seed auth.json (codex_auth_seed) or log in (codex_access_token_login).',
-    'auth_symlink': 'Replace the link with the real file; credentials are never written through links.',
-    'auth_hardlink': 'Remove the other hard links; Codex refuses to save hard-linked credentials.',
-    'auth_not_regular': 'Remove the FIFO, directory or device at auth.json and seed again.',
-    'auth_unreadable': 'Run verify as the runner user or with become; check the file owner.',
-    'auth_too_large': 'Replace it with a real auth.json (a few KiB) from a trusted machine.',
-    'auth_mode_bits': 'chmod 0600 auth.json (provisioning repairs it); never make it read-only.',
-    'auth_owner': 'chown auth.json to the runner user (provisioning repairs it).',
-    'auth_not_json': 'Reseed from a trusted machine (reseed playbook, or replace: invalid).',
-    'auth_invalid': 'Reseed from a trusted machine; Codex cannot load this file.',
-    'auth_mode_invalid': 'Reseed; auth_mode must be a value Codex knows (apikey, not api_key).',
-    'auth_mode_unexpected': 'Reseed with the intended method, or widen allowed_auth_modes.',
-    'id_token_invalid': 'Reseed from a trusted machine; Codex cannot load a broken id_token.',
-    'last_refresh_invalid': 'Reseed; last_refresh must be RFC 3339 with a time zone.',
-    'refresh_token_missing': 'Reseed from a trusted machine where `codex login` was run.',
-    'credential_missing': 'Log in again with the intended method; the key or token is empty.',
-    'store_not_file': 'Set cli_auth_credentials_store = "file" at the top level (codex_config).',
-    'config_invalid': 'Fix config.toml; Codex refuses to start with an invalid one.',
-    'config_unreadable': 'Run verify as the runner user or with become.',
-    'forced_login_conflict': 'Align forced_login_method / forced_chatgpt_workspace_id with the '
-                             'credentials, or Codex logs out and DELETES auth.json.',
-    'env_shadowing': 'Remove CODEX_ACCESS_TOKEN / OPENAI_API_KEY / CODEX_API_KEY from the file named; '
-                     'Codex prefers them over auth.json.',
-    'codex_status_failed': "Read Codex's message in codex_login_status; it names what it cannot load.",
-    'refresh_failed': 'Reseed the runner from a trusted machine (reseed playbook); for refresh_token_reused, also '
-                      'find the other copy of this auth.json (one auth.json per runner).',
-}
-WARNING_CODES = {
-    'stale': 'Run the keepalive (codex_keepalive role) so Codex refreshes the tokens.',
-    'access_token_expired': 'Codex refreshes it on the next run; if that fails, reseed.',
-    'store_key_in_table': 'Remove cli_auth_credentials_store from inside the table; only the '
-                          'top-level key counts.',
-    'temp_files_left': 'A provisioning run was interrupted; the next codex_auth_seed run removes them.',
-    'environment_file_unreadable': 'Check the path in environment_files, or run verify with become.',
-    'keepalive_failed': "Run the keepalive script by hand as the runner user to see Codex's message; fix the "
-                        'network, the proxy (codex_keepalive_environment) or config.toml.',
-    'keepalive_overdue': 'Check the keepalive timer (systemctl list-timers) or cron job, and that the runner was up.',
-    'keepalive_status_invalid': 'Remove codexops-keepalive.json from CODEX_HOME; the next keepalive run writes it '
-                                'again.',
-    'keepalive_probe_failed': 'Install the keepalive (codex_keepalive role) or point probe_command at its script; '
-                              'run it by hand as the runner user to see why it recorded nothing.',
-}
+# Every code a verify result can carry. The fix for each is written once, in docs/troubleshooting.md
+# (its **Fix:** lines); the tests check both ways that every code here has a section there.
+PROBLEM_CODES = (
+    'codex_home_missing', 'codex_home_relative', 'codex_home_symlink', 'codex_home_not_dir',
+    'codex_home_path_symlink', 'codex_home_path_shared', 'codex_home_mode', 'codex_home_owner',
+    'auth_missing', 'auth_symlink', 'auth_hardlink', 'auth_not_regular', 'auth_unreadable', 'auth_too_large',
+    'auth_mode_bits', 'auth_owner', 'auth_not_json', 'auth_invalid', 'auth_mode_invalid',
+    'auth_mode_unexpected', 'id_token_invalid', 'last_refresh_invalid', 'refresh_token_missing',
+    'credential_missing', 'store_not_file', 'config_invalid', 'config_unreadable', 'forced_login_conflict',
+    'env_shadowing', 'codex_status_failed', 'refresh_failed',
+)
+WARNING_CODES = (
+    'stale', 'access_token_expired', 'store_key_in_table', 'temp_files_left', 'environment_file_unreadable',
+    'keepalive_failed', 'keepalive_overdue', 'keepalive_status_invalid', 'keepalive_probe_failed',
+)
 
 
 def take_snapshot(home):

@@ -23,12 +23,13 @@ import pytest
 from hardening_support import (COLLECTIONS, TRACEBACK, codex_binary, report_figures, run_module_process, runner_ids,
                                runner_owner)
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
+from ansible_collections.codexops.runner.plugins.module_utils import constants
 from ansible_collections.codexops.runner.plugins.module_utils import health
 from ansible_collections.codexops.runner.plugins.module_utils import toml_keys
 from support import fake_credentials
 
 STORE = 'cli_auth_credentials_store = "file"\n'
-CONFIG_BYTES = health.MAX_CONFIG_BYTES
+CONFIG_BYTES = constants.MAX_CONFIG_BYTES
 AUTH_BYTES = auth_model.MAX_AUTH_BYTES
 PARTS, DEPTH, LINE, ITEMS = (toml_keys.MAX_KEY_PARTS, toml_keys.MAX_NESTING, toml_keys.MAX_LINE_CHARS,
                              toml_keys.MAX_SYNTAX_ITEMS)

@@ -6,6 +6,7 @@
 import datetime
 import json
 import os
+import re
 
 import pytest
 
@@ -406,7 +407,6 @@ def test_forced_login_conflict(codex_home, extra, maker):
         doc = {'OPENAI_API_KEY': None, 'personal_access_token': fc.personal_access_token()}
     result = read(codex_home(auth=doc, config=FILE_STORE + extra))
     assert codes(result) == ['forced_login_conflict']
-    assert 'DELETES' in health.PROBLEM_CODES['forced_login_conflict']
 
 
 @pytest.mark.parametrize('extra, maker', [
@@ -474,12 +474,13 @@ def test_temp_files_left_warning(codex_home, chatgpt):
 
 # -- the code tables ------------------------------------------------------------------------------
 
-def test_problem_and_warning_codes_are_documented():
+def test_problem_and_warning_codes_are_distinct_names():
+    # Their fixes are in docs/troubleshooting.md (tests/docs/test_troubleshooting.py checks both ways).
     assert set(health.PROBLEM_CODES).isdisjoint(health.WARNING_CODES)
     for table in (health.PROBLEM_CODES, health.WARNING_CODES):
-        for code, fix in table.items():
-            assert code == code.lower() and ' ' not in code
-            assert fix.endswith('.') or fix.endswith(')')
+        assert len(set(table)) == len(table)
+        for code in table:
+            assert re.fullmatch('[a-z0-9_]+', code), code
 
 
 # -- config.toml against Codex's type table (config_schema) --------------------------------------
