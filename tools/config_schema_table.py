@@ -335,22 +335,9 @@ class Builder:
                    if count > 1 and not _is_small(self.converted[name]) or name in self.recursive)
 
         def inline(spec):
-            if spec is False:
-                return spec
-            if isinstance(spec, str):
-                if spec in self.converted and spec not in keep:
-                    return inline(self.converted[spec])
-                return spec
-            if spec[0] in ('array', 'map'):
-                return (spec[0], inline(spec[1]))
-            if spec[0] == 'union':
-                return ('union', tuple(inline(alt) for alt in spec[1]))
-            if spec[0] == 'table':
-                out = (spec[0], dict((k, inline(v)) for k, v in spec[1].items())) + spec[2:3]
-                if len(spec) > 3:
-                    out += (inline(spec[3]),)
-                return out
-            return spec
+            if isinstance(spec, str) and spec in self.converted and spec not in keep:
+                return inline(self.converted[spec])
+            return _rebuild(spec, inline)
 
         definitions = dict((name, inline(self.converted[name])) for name in sorted(keep))
         root = inline(root)
@@ -358,26 +345,97 @@ class Builder:
         used = set()
 
         def mark(spec):
-            if spec is False:
-                return
             if isinstance(spec, str):
                 if spec in definitions and spec not in used:
                     used.add(spec)
                     mark(definitions[spec])
                 return
-            if spec[0] in ('array', 'map'):
-                mark(spec[1])
-            elif spec[0] == 'union':
-                for alt in spec[1]:
-                    mark(alt)
-            elif spec[0] == 'table':
-                for sub in spec[1].values():
-                    mark(sub)
-                if len(spec) > 3:
-                    mark(spec[3])
+            for _key, sub in _children(spec, None):
+                mark(sub)
 
         mark(root)
-        return dict((k, v) for k, v in definitions.items() if k in used), root
+        return share_repeats(dict((k, v) for k, v in definitions.items() if k in used), root)
+
+
+# A table of at least this many keys that the schema spells out in two places (config.toml's
+# `features` at the top level and in every profile) becomes one shared definition.
+MIN_SHARED_KEYS = 8
+
+
+def share_repeats(definitions, root):
+    """(definitions, root) with every large table that stands in more than one place replaced by a
+    reference to one definition, named after the key it stands under (`features` -> `Features`)."""
+    seen = {}
+
+    def collect(spec, key):
+        for sub_key, sub in _children(spec, key):
+            collect(sub, sub_key)
+        if _is_table(spec) and len(spec[1]) >= MIN_SHARED_KEYS:
+            seen.setdefault(_canonical(spec), (spec, []))[1].append(key)
+
+    collect(root, None)
+    for name in sorted(definitions):
+        collect(definitions[name], None)
+    shared = {}
+    for canonical, (_spec, keys) in sorted(seen.items(), key=lambda item: repr(item[0])):
+        if len(keys) > 1:
+            name = ''.join(part.capitalize() for part in (keys[0] or 'table').split('_'))
+            while name in definitions or name in shared.values():
+                name += 'Table'
+            shared[canonical] = name
+
+    def replace(spec):
+        return shared.get(_canonical(spec)) or _rebuild(spec, replace)
+
+    shared_definitions = dict((name, _rebuild(seen[canonical][0], replace)) for canonical, name in shared.items())
+    shared_definitions.update((name, _rebuild(spec, replace)) for name, spec in definitions.items())
+    return shared_definitions, replace(root)
+
+
+def _canonical(spec):
+    """A hashable form of a spec in which two tables with the same keys compare equal."""
+    if not isinstance(spec, tuple):
+        return spec
+    if spec[0] == 'table' and isinstance(spec[1], dict):
+        return ('table', tuple((k, _canonical(v)) for k, v in sorted(spec[1].items()))) + tuple(
+            _canonical(part) if index == 1 else part for index, part in enumerate(spec[2:], 0))
+    return tuple(_canonical(part) if isinstance(part, tuple) else part for part in spec)
+
+
+def _is_table(spec):
+    return isinstance(spec, tuple) and spec[0] == 'table'
+
+
+def _children(spec, key):
+    """(key, sub-spec) pairs below `spec`; array, map and union members stand under its own key."""
+    if not isinstance(spec, tuple):
+        return []
+    if spec[0] in ('array', 'map'):
+        return [(key, spec[1])]
+    if spec[0] == 'union':
+        return [(key, alt) for alt in spec[1]]
+    if spec[0] == 'table':
+        found = sorted(spec[1].items())
+        if len(spec) > 3:
+            found.append((key, spec[3]))
+        return found
+    return []
+
+
+def _rebuild(spec, func):
+    """`spec` with func applied to each direct sub-spec."""
+    if not isinstance(spec, tuple):
+        return spec
+    if spec[0] in ('array', 'map'):
+        return (spec[0], func(spec[1]))
+    if spec[0] == 'union':
+        return ('union', tuple(func(alt) for alt in spec[1]))
+    if spec[0] == 'table':
+        out = (spec[0], dict((k, func(v)) for k, v in spec[1].items())) + spec[2:3]
+        if len(spec) > 3:
+            out += (func(spec[3]),)
+        return out
+    return spec
 
 
 def _bound(value, current, pick):

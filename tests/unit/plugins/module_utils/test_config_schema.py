@@ -113,13 +113,14 @@ def test_deep_documents_are_bounded():
 
 
 def _walk(spec, seen):
-    """Every spec in the table follows the grammar of the module docstring."""
+    """Every spec in the table follows the grammar of the module docstring. Returns how many specs
+    it holds, each shared definition counted once (where it is first used)."""
     if isinstance(spec, str):
         if spec[:1].isupper():
             assert spec in config_schema.DEFINITIONS, spec
             if spec not in seen:
                 seen.add(spec)
-                _walk(config_schema.DEFINITIONS[spec], seen)
+                return _walk(config_schema.DEFINITIONS[spec], seen)
         else:
             assert spec in ('string', 'boolean', 'integer', 'number', 'any', 'refused'), spec
         return 1
@@ -238,3 +239,15 @@ def test_probe_documents_round_trip_through_toml():
     refused = [case for case in prober.cases if case['refused']]
     assert refused and len(refused) < len(prober.cases)
     assert json.dumps(prober.cases[0]['document'])
+
+
+def test_the_generator_shares_a_large_table_spelled_out_twice():
+    features = ('table', dict(('flag_%d' % index, 'boolean') for index in range(config_schema_table.MIN_SHARED_KEYS)))
+    small = ('table', {'a': 'string'})
+    root = ('table', {'features': features, 'small': small, 'again': small,
+                      'profiles': ('map', ('table', {'features': features}))})
+    definitions, shared_root = config_schema_table.share_repeats({}, root)
+    assert definitions == {'Features': features}
+    assert shared_root[1]['features'] == 'Features'
+    assert shared_root[1]['profiles'] == ('map', ('table', {'features': 'Features'}))
+    assert shared_root[1]['small'] == small and shared_root[1]['again'] == small  # too small to share
