@@ -30,7 +30,7 @@ PROBLEM_CODES = (
     'auth_mode_bits', 'auth_owner', 'auth_not_json', 'auth_invalid', 'auth_mode_invalid',
     'auth_mode_unexpected', 'id_token_invalid', 'last_refresh_invalid', 'refresh_token_missing',
     'credential_missing', 'store_not_file', 'config_invalid', 'config_unreadable', 'forced_login_conflict',
-    'env_shadowing', 'codex_status_failed', 'refresh_failed',
+    'env_shadowing', 'codex_status_failed', 'refresh_failed', 'lock_unusable',
 )
 WARNING_CODES = (
     'stale', 'access_token_expired', 'store_key_in_table', 'temp_files_left', 'environment_file_unreadable',
@@ -52,7 +52,35 @@ def take_snapshot(home):
     snap['config'] = read_file_state(home, constants.CONFIG_FILE, 'config', constants.MAX_CONFIG_BYTES)
     # What the last keepalive run recorded (already parsed: the record is JSON-safe as it is).
     snap['keepalive'] = keepalive_status.read(home, constants.AUTH_FILE)
+    snap['locks'] = lock_states(home)
     return snap
+
+
+def lock_states(home):
+    """Codex's lock files as they are (lstat, nothing opened): [{name, kind, links, uid}]."""
+    found = []
+    for name in safe_files.LOCK_FILES:
+        st = home.lstat(name)
+        if st is not None:
+            found.append({'name': name, 'kind': safe_files.kind_of(st), 'links': st.st_nlink, 'uid': st.st_uid})
+    return found
+
+
+def _lock_problems(locks, home_uid):
+    """A lock file Codex (or provisioning, as the runner) cannot use: every refresh fails to take it."""
+    problems = []
+    for lock in locks:
+        if lock['kind'] != 'regular file':
+            why = 'is a %s, not a regular file' % lock['kind']
+        elif lock['links'] != 1:
+            why = 'has %d hard links' % lock['links']
+        elif lock['uid'] != home_uid:
+            why = 'belongs to %s, not to the owner of CODEX_HOME' % safe_files.user_name(lock['uid'])
+        else:
+            continue
+        problems.append(auth_model.problem('lock_unusable', '%s %s; Codex cannot take its lock to save a refreshed '
+                                           'auth.json, and provisioning refuses it.' % (lock['name'], why)))
+    return problems
 
 
 def predicted_snapshot(base, home_owner, auth_data, auth_owner=None):
@@ -60,6 +88,7 @@ def predicted_snapshot(base, home_owner, auth_data, auth_owner=None):
     `home_owner`'s; auth.json 0600, holding `auth_data` (None: no auth.json) and `auth_owner`'s
     (default: the home's). Everything else (config, keepalive, temp files) comes from `base`."""
     snap = dict(base, home={'state': 'present', 'mode': constants.HOME_MODE, 'uid': home_owner})
+    snap.pop('locks', None)
     snap['auth'] = {'state': 'missing'} if auth_data is None else {
         'state': 'present', 'data': auth_data, 'mode': constants.AUTH_MODE,
         'uid': home_owner if auth_owner is None else auth_owner}
@@ -135,6 +164,9 @@ def evaluate(snap, owner_uid=None, allowed_auth_modes=None, require_refresh_toke
             problems.append(auth_model.problem('codex_home_owner', 'CODEX_HOME is owned by %s, expected %s.'
                                                % (safe_files.user_name(home['uid']),
                                                   safe_files.user_name(owner_uid))))
+        # A predicted snapshot carries no lock states: the write takes the locks itself (root hands
+        # them over with CODEX_HOME), and fails with lock_unavailable on one it cannot use.
+        problems.extend(_lock_problems(snap.get('locks', ()), home['uid']))
         if snap.get('temp_files'):
             warnings.append(auth_model.problem('temp_files_left', '%d leftover temp file(s) from an '
                                                'interrupted write.' % len(snap['temp_files'])))

@@ -512,3 +512,38 @@ def test_config_type_problems_are_capped(chatgpt):
     assert len(messages) == health.MAX_CONFIG_TYPE_PROBLEMS + 1
     assert messages[-1] == 'config.toml: %d more keys of the wrong type.' % (2 * len(keys) - health.MAX_CONFIG_TYPE_PROBLEMS)
     assert all(item['code'] == 'config_invalid' for item in result['problems'])
+
+
+# -- Codex's lock files -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize('make,why', [
+    (lambda path, other: os.mkfifo(str(path), 0o600), 'is a FIFO'),
+    (lambda path, other: os.link(str(other), str(path)), 'has 2 hard links'),
+    (lambda path, other: path.symlink_to(other), 'is a symlink'),
+])
+@pytest.mark.parametrize('name', ['auth.lock', 'auth.json.lock'])
+def test_a_lock_file_codex_cannot_use_is_a_problem(codex_home, tmp_path, name, make, why):
+    doc, _secrets = fc.chatgpt_seed()
+    home = codex_home(auth=doc, config=FILE_STORE)
+    other = tmp_path / 'other'
+    other.write_bytes(b'')
+    make(home / name, other)
+    result = read(home)
+    assert codes(result) == ['lock_unusable']
+    assert name in result['problems'][0]['message'] and why in result['problems'][0]['message']
+
+
+def test_a_lock_file_of_another_owner_is_a_problem_and_a_predicted_write_has_none():
+    snap = snapshot(fc.chatgpt_seed()[0])
+    snap['locks'] = [{'name': 'auth.lock', 'kind': 'regular file', 'links': 1, 'uid': 65534}]
+    result = evaluate(snap)
+    assert codes(result) == ['lock_unusable'] and 'not to the owner of CODEX_HOME' in result['problems'][0]['message']
+    assert codes(evaluate(health.predicted_snapshot(snap, snap['home']['uid'], snap['auth']['data']))) == []
+
+
+def test_ordinary_lock_files_are_fine(codex_home):
+    doc, _secrets = fc.chatgpt_seed()
+    home = codex_home(auth=doc, config=FILE_STORE)
+    for name in ('auth.lock', 'auth.json.lock'):
+        (home / name).write_bytes(b'')
+    assert codes(read(home)) == []
