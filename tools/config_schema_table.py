@@ -455,36 +455,64 @@ def _is_small(spec):
 
 
 def render(definitions, root, source):
-    lines = [BEGIN, 'SOURCE = %r\n' % source, '\n', 'DEFINITIONS = {\n']
+    shared = _shared_fields(definitions, root)
+    lines = [BEGIN, 'SOURCE = %r\n' % source, '\n']
+    # Field sets that several tables share (an MCP server's, whichever of command or url it
+    # requires): written once, the tables hold the same dict.
+    for name, fields in sorted(shared.values(), key=lambda item: item[0]):
+        lines.append('%s = %s\n\n' % (name, _render_fields(fields, 0, {})))
+    lines.append('DEFINITIONS = {\n')
     for name, spec in sorted(definitions.items()):
-        lines.append(_render_entry(name, spec, 1))
+        lines.append(_render_entry(name, spec, 1, shared))
     lines.append('}\n\n')
-    body = _render(root, 0)
+    body = _render(root, 0, shared)
     lines.append('ROOT = %s\n' % body)
     lines.append(END)
     return ''.join(lines)
 
 
-def _render_entry(key, spec, level):
+def _shared_fields(definitions, root):
+    """{canonical fields: (variable name, fields)} for the large field sets that stand in more than
+    one table."""
+    found = {}
+
+    def collect(spec):
+        for _key, sub in _children(spec, None):
+            collect(sub)
+        if _is_table(spec) and len(spec[1]) >= MIN_SHARED_KEYS:
+            found.setdefault(_canonical(('table', spec[1])), []).append(spec[1])
+
+    collect(root)
+    for spec in definitions.values():
+        collect(spec)
+    repeated = sorted((key for key, places in found.items() if len(places) > 1), key=repr)
+    return dict((key, ('_SHARED_FIELDS_%d' % index, found[key][0])) for index, key in enumerate(repeated, 1))
+
+
+def _render_entry(key, spec, level, shared):
     pad = '    ' * level
-    return '%s%r: %s,\n' % (pad, key, _render(spec, level))
+    return '%s%r: %s,\n' % (pad, key, _render(spec, level, shared))
 
 
-def _render(spec, level):
+def _render_fields(fields, level, shared):
+    inner = ''.join(_render_entry(k, v, level + 1, shared) for k, v in sorted(fields.items()))
+    return '{\n%s%s}' % (inner, '    ' * level) if fields else '{}'
+
+
+def _render(spec, level, shared):
     """Tables one key a line, long enums wrapped at 120 columns, everything else on one line."""
     if isinstance(spec, tuple) and spec[0] == 'table':
-        fields = spec[1]
-        inner = ''.join(_render_entry(k, v, level + 1) for k, v in sorted(fields.items()))
-        head = "('table', {\n%s%s}" % (inner, '    ' * level) if fields else "('table', {}"
+        name = shared.get(_canonical(('table', spec[1])), (None,))[0]
+        head = "('table', %s" % (name or _render_fields(spec[1], level, shared))
         tail = ''.join(', ' + repr(part) for part in spec[2:3])
-        tail += ''.join(', ' + _render(part, level) for part in spec[3:])
+        tail += ''.join(', ' + _render(part, level, shared) for part in spec[3:])
         return head + tail + ')'
     if spec is False:
         return 'False'
     if isinstance(spec, tuple) and spec[0] in ('array', 'map'):
-        return "('%s', %s)" % (spec[0], _render(spec[1], level))
+        return "('%s', %s)" % (spec[0], _render(spec[1], level, shared))
     if isinstance(spec, tuple) and spec[0] == 'union':
-        parts = [_render(alt, level) for alt in spec[1]]
+        parts = [_render(alt, level, shared) for alt in spec[1]]
         return "('union', (%s%s))" % (', '.join(parts), ',' if len(parts) == 1 else '')
     if isinstance(spec, tuple) and spec[0] == 'enum':
         values = [repr(value) for value in spec[1]]
