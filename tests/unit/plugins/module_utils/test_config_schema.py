@@ -251,3 +251,14 @@ def test_the_generator_shares_a_large_table_spelled_out_twice():
     assert shared_root[1]['features'] == 'Features'
     assert shared_root[1]['profiles'] == ('map', ('table', {'features': 'Features'}))
     assert shared_root[1]['small'] == small and shared_root[1]['again'] == small  # too small to share
+
+
+def test_the_generator_writes_a_shared_field_set_once():
+    fields = dict(('key_%d' % index, 'string') for index in range(config_schema_table.MIN_SHARED_KEYS))
+    root = ('table', {'servers': ('map', ('union', (('table', dict(fields), ('key_0',)),
+                                                    ('table', dict(fields), ('key_1',)))))})
+    text = config_schema_table.render({}, root, 'test schema')
+    assert text.count("'key_5': 'string'") == 1 and text.count('_SHARED_FIELDS_1') == 3
+    namespace = {}
+    exec(text, namespace)  # pylint: disable=exec-used  (the generator's own output)
+    assert namespace['ROOT'] == root
