@@ -83,6 +83,10 @@ class AccessTokenLogin:
             except auth_model.AuthFileError:
                 stored = False
         result = {'token_kind': token_kind(token), 'logged_in': False}
+        if context.exists:
+            # Codex (or the repair) takes its locks: refuse one it could not use before Codex runs (a
+            # FIFO would hold it until its timeout), and in check mode, as the run would.
+            context.home.check_locks()
         if self.check_mode:
             if stored:
                 result.update(attributes_changed=self._predicted_repairs(context))
@@ -138,6 +142,7 @@ class AccessTokenLogin:
             result['changed'] = False
             return self._finish(context, result)
         result['changed'] = True
+        context.home.check_locks()
         if self.check_mode:
             return self._finish(context, result, predicted=None)
         context.ensure()

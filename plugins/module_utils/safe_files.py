@@ -175,17 +175,35 @@ class HomeDir(object):
                 finally:
                     os.close(fd)
 
-    def _acquire(self, name, uid, gid, timeout):
+    def check_locks(self):
+        """Check mode: refuse, as codex_lock() would, a lock file that exists and cannot be used
+        (opened for writing, never created, chowned or locked here)."""
+        for name in LOCK_FILES:
+            if self.lstat(name) is not None:
+                os.close(self._open_lock(name, create=False)[0])
+
+    def _open_lock(self, name, create=True):
+        """(fd, fstat) of the lock file `name`, opened for writing without following a link. A special
+        file is refused on lstat, before it is opened (opening a device can do something)."""
+        before = self.lstat(name)
+        if before is not None and not stat.S_ISREG(before.st_mode):
+            raise UnsafePathError('lock_unavailable', 'the lock file %s is a %s, not a regular file.'
+                                  % (self.shown(name), kind_of(before)))
         try:
-            fd = os.open(name, os.O_RDWR | os.O_CREAT | _OPEN_FLAGS, 0o600, dir_fd=self.fd)
+            fd = os.open(name, os.O_RDWR | (os.O_CREAT if create else 0) | _OPEN_FLAGS, 0o600, dir_fd=self.fd)
         except OSError as exc:
             raise UnsafePathError('lock_unavailable', 'cannot open the lock file %s: %s.'
                                   % (self.shown(name), exc.strerror))
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise UnsafePathError('lock_unavailable', 'the lock file %s is a %s, not a regular file.'
+                                  % (self.shown(name), kind_of(st)))
+        return fd, st
+
+    def _acquire(self, name, uid, gid, timeout):
+        fd, st = self._open_lock(name)
         try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                raise UnsafePathError('lock_unavailable', 'the lock file %s is a %s, not a regular file.'
-                                      % (self.shown(name), kind_of(st)))
             # Codex running as the runner must be able to open the lock: never leave it ours only.
             if needs_chown(st, uid, gid) and st.st_nlink == 1:
                 _fchown(fd, uid, gid)

@@ -163,6 +163,8 @@ class SeedRun:
             dir_changes = context.predicted_changes()
             existing, existing_st = self._read_existing(context.home)
             temps = context.home.leftover_temp_files()
+            # Every run takes Codex's locks: a lock file it could not use fails the plan as it would the run.
+            context.home.check_locks()
         replace, reason = self._decide(existing)
         file_changes = [] if replace else context.predicted_auth_repairs()
         result_data = self.seed_data if replace else existing

@@ -476,3 +476,14 @@ def test_replace_without_group_keeps_the_group(codex_home):
     home = _runner_owned_home(codex_home)
     seed_run(home, policy='older')
     assert os.lstat(str(home / 'auth.json')).st_gid == 65534
+
+
+@pytest.mark.parametrize('name', ['auth.lock', 'auth.json.lock'])
+def test_a_lock_file_the_run_cannot_use_fails_the_plan_as_it_fails_the_run(codex_home, name):
+    home = codex_home(auth=SEED_DATA)
+    os.mkfifo(str(home / name), 0o600)
+    for check_mode in (True, False):
+        with pytest.raises(safe_files.UnsafePathError) as info:
+            seed_run(home, check_mode=check_mode)
+        assert info.value.code == 'lock_unavailable' and name in info.value.message
+    assert (home / 'auth.json').read_bytes() == SEED_DATA
