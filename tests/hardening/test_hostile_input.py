@@ -29,6 +29,8 @@ from hardening_support import (TRACEBACK, SeedWorker, codex_binary, module_env, 
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from ansible_collections.codexops.runner.plugins.module_utils import health
 from support import fake_credentials
+from support.private_files import write_private
+from support.require import require
 
 STORE = 'cli_auth_credentials_store = "file"\n'
 FOLLOW = ('/etc/passwd', '/etc/group')
@@ -61,9 +63,7 @@ class Ctx:
         self.cleanups = []
 
     def private(self, path, data, owner=True):
-        fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, 'wb') as handle:
-            handle.write(data)
+        write_private(path, data)
         if owner:
             os.chown(str(path), self.uid, self.gid)
         return str(path)
@@ -87,9 +87,8 @@ class Ctx:
         mount.mkdir()
         proc = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=8m,mode=0755', 'tmpfs', str(mount)],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
-        if proc.returncode != 0:
-            pytest.skip('cannot mount a tmpfs here (root with CAP_SYS_ADMIN needed, as in CI): %s'
-                        % proc.stdout.decode(errors='replace').strip())
+        require(proc.returncode == 0, 'cannot mount a tmpfs here (root with CAP_SYS_ADMIN needed, as in CI): %s'
+                % proc.stdout.decode(errors='replace').strip())
         self.cleanups.append(lambda: subprocess.run(['umount', '-l', str(mount)], check=False))
         self.home = mount / '.codex'
         self.make_home(auth=auth)
@@ -98,9 +97,8 @@ class Ctx:
     def immutable(self, path):
         proc = subprocess.run(['chattr', '+i', str(path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               check=False)
-        if proc.returncode != 0:
-            pytest.skip('cannot make a file immutable here (root needed, as in CI): %s'
-                        % proc.stdout.decode(errors='replace').strip())
+        require(proc.returncode == 0, 'cannot make a file immutable here (root needed, as in CI): %s'
+                % proc.stdout.decode(errors='replace').strip())
         self.cleanups.append(lambda: subprocess.run(['chattr', '-i', str(path)], check=False))
 
     # -- module arguments --------------------------------------------------------------------------
@@ -738,9 +736,7 @@ def test_hostile_cases_through_ansible_playbook(scratch, backend, workspace):
         'dest': str(results), 'mode': '0600',
         'content': '{{ {%s} | to_json }}' % ', '.join("'%s': %s" % (reg, reg) for reg, _e, _n in checks)}})
     playbook = workspace.root / 'hostile.yml'  # holds seeds: private, like every file holding one
-    fd = os.open(str(playbook), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, 'w') as handle:
-        handle.write(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
+    write_private(playbook, json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
     inventory = workspace.root / 'hostile.ini'
     inventory.write_text('localhost ansible_connection=local ansible_python_interpreter=%s\n' % sys.executable)
     try:

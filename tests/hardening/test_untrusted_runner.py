@@ -42,6 +42,7 @@ from attack_support import (LOCKS, RUNNER, STORE, ModuleRun, Swapper, Sysctl, Wo
                             mode_of, other_runner, outcome, problem_codes, require_root, require_tool, run_module,
                             runner_ids, uid_of)
 from hardening_support import SeedWorker, TRACEBACK, module_env, report_figures, run_module_forked
+from support.private_files import write_private
 
 ITERATIONS = int(os.environ.get('CODEXOPS_ATTACK_ITERATIONS', '500'))
 BOUND = 10.0  # seconds: no module may take longer, whatever the runner put in CODEX_HOME
@@ -355,9 +356,7 @@ def test_root_owned_directory_moved_to_codex_home(world, module):
     leftover = world.home / '.cache-made-by-root'
     leftover.mkdir(mode=0o700)
     for name in ('auth.json', 'config.toml'):
-        fd = os.open(str(leftover / name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, 'wb') as handle:
-            handle.write(world.decoy_files[name])
+        write_private(leftover / name, world.decoy_files[name])
     attacker = world.start_attacker()
     attacker.call('rename', src=str(leftover), dst=str(world.codex_home))
     before = {name: (world.codex_home / name).read_bytes() for name in ('auth.json', 'config.toml')}

@@ -21,9 +21,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import OUTPUT, codex_binary, runner_owner
-from local_fleet import LocalFleet, changed_by_host, file_identity, ran_on
 from support import fake_credentials
+from support.codex import codex_binary
+from support.local_fleet import LocalFleet, changed_by_host, file_identity, ran_on
+from support.private_files import write_private
+from support.runner_access import runner_owner
+from support.workspace import OUTPUT
 
 SHORT = datetime.timedelta(minutes=1)
 
@@ -72,10 +75,7 @@ def vault_password(space, name='vault-password'):
     path = space.root / name
     password = 'vault-' + secrets.token_hex(12)
     space.remember([password])
-    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, 'w') as handle:
-        handle.write(password)
-    return str(path)
+    return write_private(path, password)
 
 
 def vault_view(path, password_file, vault_id=None):
