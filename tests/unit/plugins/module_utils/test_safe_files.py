@@ -509,10 +509,20 @@ def test_lock_timeout(home, hd):
     assert probe_locks(home) == ['free', 'free']
 
 
-def test_lock_timeout_on_second_lock_releases_first(home, hd):
+def test_lock_timeout_on_second_lock_releases_first(home, hd, monkeypatch):
     """auth.lock first, then auth.json.lock: a holder of the second one blocks after the first."""
     held = hold(home / 'auth.json.lock')
     seen = {}
+    # The lock loop sleeps only after a try at a lock someone holds: auth.json.lock, auth.lock
+    # being free. Its first sleep tells us it is waiting, and waits until we have looked.
+    waiting, looked = threading.Event(), threading.Event()
+
+    def sleep_while_waiting(seconds):
+        waiting.set()
+        looked.wait(10)
+        time.sleep(seconds)
+
+    monkeypatch.setattr(safe_files, 'time', types.SimpleNamespace(monotonic=time.monotonic, sleep=sleep_while_waiting))
 
     def take():
         try:
@@ -525,9 +535,12 @@ def test_lock_timeout_on_second_lock_releases_first(home, hd):
     worker = threading.Thread(target=take)
     try:
         worker.start()
-        time.sleep(0.2)
+        assert waiting.wait(10), 'the lock loop never waited for auth.json.lock'
         # While it waits for auth.json.lock it already holds auth.lock.
-        assert probe_locks(home)[0] == 'held'
+        try:
+            assert probe_locks(home)[0] == 'held'
+        finally:
+            looked.set()
         worker.join(10)
     finally:
         os.close(held)
