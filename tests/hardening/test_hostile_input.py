@@ -319,25 +319,27 @@ def _auth_symlink(target):
     return build
 
 
+def every_module_refuses(ctx, code, pattern, seed_pattern=None):
+    """verify reports `code`; seed, config and login fail saying `pattern` (seed: `seed_pattern`)."""
+    return [
+        (ctx.verify(), problem(code), ()),
+        (ctx.seed(), fails(seed_pattern or pattern), ()),
+        (ctx.config(), fails(pattern), ()),
+        (ctx.login(), fails(pattern), ()),
+    ]
+
+
 def _home_symlink(ctx):
     real = ctx.make_home(auth=ctx.valid, home=ctx.dir / 'real-codex')
     os.symlink(str(real), str(ctx.home))
-    return [
-        (ctx.verify(), problem('codex_home_symlink'), ()),
-        (ctx.seed(), fails(r'is a symlink; point codex_home at the real directory'), ()),
-        (ctx.config(), fails(r'is a symlink; point codex_home'), ()),
-        (ctx.login(), fails(r'is a symlink; point codex_home'), ()),
-    ]
+    return every_module_refuses(ctx, 'codex_home_symlink', r'is a symlink; point codex_home',
+                                seed_pattern=r'is a symlink; point codex_home at the real directory')
 
 
 def _home_is_file(ctx):
     ctx.private(ctx.home, ctx.valid)
-    return [
-        (ctx.verify(), problem('codex_home_not_dir'), ()),
-        (ctx.seed(), fails(r'exists but is a regular file, not a directory'), ()),
-        (ctx.config(), fails(r'not a directory'), ()),
-        (ctx.login(), fails(r'not a directory'), ()),
-    ]
+    return every_module_refuses(ctx, 'codex_home_not_dir', r'not a directory',
+                                seed_pattern=r'exists but is a regular file, not a directory')
 
 
 def _hard_link(ctx):
@@ -394,23 +396,13 @@ def _missing_group(ctx):
 
 def _relative_home(ctx):
     ctx.home = type(ctx.home)(RELATIVE)
-    return [
-        (ctx.verify(), problem('codex_home_relative'), ()),
-        (ctx.seed(), fails(r'must be an absolute path'), ()),
-        (ctx.config(), fails(r'must be an absolute path'), ()),
-        (ctx.login(), fails(r'must be an absolute path'), ()),
-    ]
+    return every_module_refuses(ctx, 'codex_home_relative', r'must be an absolute path')
 
 
 def _nul_in_home(ctx):
     ctx.make_home(auth=ctx.valid)
     ctx.home = type(ctx.home)(str(ctx.home) + '\x00evil')
-    return [
-        (ctx.verify(), problem('codex_home_not_dir'), ()),
-        (ctx.seed(), fails(r'NUL byte'), ()),
-        (ctx.config(), fails(r'NUL byte'), ()),
-        (ctx.login(), fails(r'NUL byte'), ()),
-    ]
+    return every_module_refuses(ctx, 'codex_home_not_dir', r'NUL byte')
 
 
 def _read_only_fs(ctx):
