@@ -373,25 +373,23 @@ def _special(kind):
     return build
 
 
-def _missing_owner(ctx):
+def _no_such_account(ctx, option, kind, modules):
+    """`option` names a user or group (`kind`) this host lacks: the first of `modules` fails naming
+    it, the others saying it does not exist on this host."""
     ctx.make_home(auth=ctx.valid)
-    user = {'owner': 'codexops-no-such-user'}
-    return [
-        (ctx.verify(**user), fails(r"user 'codexops-no-such-user' does not exist"), ()),
-        (ctx.seed(**user), fails(r'does not exist on this host'), ()),
-        (ctx.config(**user), fails(r'does not exist on this host'), ()),
-        (ctx.login(**user), fails(r'does not exist on this host'), ()),
-    ]
+    name = 'codexops-no-such-%s' % kind
+    args = {option: name}
+    first = getattr(ctx, modules[0])
+    return [(first(**args), fails(r"%s '%s' does not exist" % (kind, name)), ())] + [
+        (getattr(ctx, module)(**args), fails(r'does not exist on this host'), ()) for module in modules[1:]]
+
+
+def _missing_owner(ctx):
+    return _no_such_account(ctx, 'owner', 'user', ('verify', 'seed', 'config', 'login'))
 
 
 def _missing_group(ctx):
-    ctx.make_home(auth=ctx.valid)
-    group = {'group': 'codexops-no-such-group'}
-    return [
-        (ctx.seed(**group), fails(r"group 'codexops-no-such-group' does not exist"), ()),
-        (ctx.config(**group), fails(r'does not exist on this host'), ()),
-        (ctx.login(**group), fails(r'does not exist on this host'), ()),
-    ]
+    return _no_such_account(ctx, 'group', 'group', ('seed', 'config', 'login'))
 
 
 def _relative_home(ctx):
