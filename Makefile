@@ -15,7 +15,11 @@ VENV ?= .venv
 ABS_VENV := $(if $(filter /%,$(VENV)),$(VENV),$(CURDIR)/$(VENV))
 BIN := $(ABS_VENV)/bin
 COLLECTION_LINK := .build/collections/ansible_collections/codexops/runner
-CODEX_VERSION := 0.169.0
+# The one Codex version pin is the codex_cli role's default (the tests read it there too, tests/support/codex.py).
+CODEX_VERSION := $(shell sed -n 's/^codex_cli_version: *"\{0,1\}\([0-9A-Za-z.+-]*\)"\{0,1\} *$$/\1/p' roles/codex_cli/defaults/main.yml)
+ifeq ($(CODEX_VERSION),)
+$(error no codex_cli_version in roles/codex_cli/defaults/main.yml: the Codex version pin is read from there)
+endif
 # The tests run the pinned Codex CLI as an unprivileged runner user (`nobody` when they run as root),
 # who cannot reach a CLI inside a checkout under a 0700 directory (/root/..., a `mktemp -d`). As root
 # it is installed once into a shared, root-owned 0755 prefix outside every checkout - a cache: remove

@@ -23,6 +23,7 @@ import yaml
 
 import docs_support
 from support import fake_credentials
+from support.private_files import write_private
 
 REPO = Path(docs_support.REPO)
 PAGE = (REPO / 'docs' / 'awx.md').read_text()
@@ -55,18 +56,14 @@ def awx_inject(work, inputs, injectors, values):
     fields = dict((field['id'], values[field['id']]) for field in inputs['fields'])
     assert set(inputs['required']) <= set(fields)
     seeds_file = work / 'seeds-credential'
-    fd = os.open(str(seeds_file), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, 'w') as handle:
-        handle.write(render(injectors['file']['template.seeds'], fields, {}))
+    write_private(seeds_file, render(injectors['file']['template.seeds'], fields, {}))
     filenames = {'seeds': str(seeds_file)}
     lines = []
     for name, template in injectors['extra_vars'].items():
         value = render(template, fields, filenames)
         lines.append('%s: !unsafe %s' % (name, json.dumps(value)))
     extra_vars = work / 'awx-extravars.yml'
-    fd = os.open(str(extra_vars), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, 'w') as handle:
-        handle.write('\n'.join(lines) + '\n')
+    write_private(extra_vars, '\n'.join(lines) + '\n')
     return extra_vars
 
 

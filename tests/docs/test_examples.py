@@ -27,14 +27,12 @@ import yaml
 
 import docs_support
 from support import fake_credentials
+from support.codex import codex_binary
 # `backend` is a pytest fixture; importing it is how this suite gets it.
 from support.backend_fixture import backend  # noqa: F401 pylint: disable=unused-import
 
 REPO = Path(docs_support.REPO)
 COLLECTIONS = Path(docs_support.COLLECTIONS)
-# Where `make codex` installs it (the Makefile exports CODEXOPS_CODEX): the shared prefix as root.
-DEFAULT_CODEX = ((Path('/var/cache/codexops') if os.geteuid() == 0 else REPO / '.cache')
-                 / 'codex-0.169.0' / 'node_modules' / '.bin' / 'codex')
 HOSTS = ('runner-1', 'runner-2')
 
 
@@ -63,15 +61,6 @@ def adapt(text):
     text = re.sub(r'^\s*become: true\s*\n', '', text, flags=re.M)
     assert '/home/ci' not in text and 'owner: ci' not in text, 'an example addresses the runner another way:\n' + text
     return text
-
-
-def codex_binary():
-    path = os.environ.get('CODEXOPS_CODEX') or str(DEFAULT_CODEX)
-    if os.access(path, os.X_OK):
-        return path
-    if os.environ.get('CI'):
-        pytest.fail('the pinned Codex CLI is not installed at %s; `make codex` installs it' % path)
-    pytest.skip('the pinned Codex CLI is not installed (make codex); its examples need it')
 
 
 @pytest.mark.parametrize('kind,name,path', _plugins(), ids=lambda value: value if isinstance(value, str) else None)

@@ -20,20 +20,19 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+if str(REPO / 'tests') not in sys.path:
+    sys.path.insert(0, str(REPO / 'tests'))
+
+from support.codex import CODEX_VERSION, codex_binary  # noqa: E402 pylint: disable=wrong-import-position
+from support.require import required  # noqa: E402 pylint: disable=wrong-import-position
+
 FLEET = REPO / 'tests' / 'fleet' / 'fleet.sh'
-CODEX_VERSION = '0.169.0'
-# Where `make codex` installs it (the Makefile exports CODEXOPS_CODEX): the shared prefix as root.
-DEFAULT_CODEX = ((Path('/var/cache/codexops') if os.geteuid() == 0 else REPO / '.cache')
-                 / ('codex-%s' % CODEX_VERSION) / 'node_modules' / '.bin' / 'codex')
 HOSTS = 3
 NAME = 'ptf%d' % os.getpid()  # unique per run: never tears down someone else's fleet
 HOST_NAMES = ['%s-%d' % (NAME, i) for i in range(1, HOSTS + 1)]
 
 # A developer without root may skip; CI runs as root, and there a missing root must fail loudly.
-pytestmark = [
-    pytest.mark.skipif(os.geteuid() != 0 and not os.environ.get('CI'),
-                       reason='the fleet needs root (network namespaces, mounts)'),
-]
+_needs_root = required(os.geteuid() == 0, 'the fleet needs root (network namespaces, mounts)')
 
 
 def run(args, timeout=120, **kw):
@@ -46,15 +45,6 @@ def ansible_bin():
         if candidate and os.access(str(candidate), os.X_OK):
             return str(candidate)
     pytest.fail('ansible not found: run `make venv`')
-
-
-def codex_binary():
-    path = Path(os.environ.get('CODEXOPS_CODEX') or DEFAULT_CODEX)
-    if not os.access(str(path), os.X_OK):
-        result = run(['make', 'codex'], cwd=REPO, timeout=600)
-        assert result.returncode == 0, 'make codex failed:\n%s%s' % (result.stdout, result.stderr)
-    assert os.access(str(path), os.X_OK), 'no Codex CLI at %s' % path
-    return path
 
 
 def namespaces():

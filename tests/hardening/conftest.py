@@ -11,14 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from hardening_support import SeedWorker, Workspace, integration, strict_leaks
+from hardening_support import SeedWorker, Workspace
 # `backend` is a pytest fixture; importing it is how this suite gets it.
 from support.backend_fixture import backend  # noqa: F401 pylint: disable=unused-import
-
-# tests/integration's modules do `from conftest import ...`. When one pytest run collects both
-# directories, `conftest` names whichever conftest was loaded last: offer the same names here.
-REPO, OUTPUT = integration.REPO, integration.OUTPUT
-codex_binary, runner_owner, python39 = integration.codex_binary, integration.runner_owner, integration.python39
 
 
 @pytest.fixture(scope='module')
@@ -49,6 +44,6 @@ def workspace(request, backend):
     os.chmod(root, 0o755)
     space = Workspace(root, request.node.name, backend)
     yield space
-    problems = strict_leaks(space)
+    problems = space.leaks()
     shutil.rmtree(root, ignore_errors=True)
     assert not problems, 'secrets leaked:\n' + '\n'.join(problems)

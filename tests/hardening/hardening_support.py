@@ -1,12 +1,11 @@
 """Helpers of the hardening tests (conftest.py holds only their fixtures).
 
-The integration helpers are reused: tests/integration is put on sys.path, its conftest is loaded
-under its own module name, and local_fleet (which imports `conftest`) is loaded against it, so
-these tests run alone or in one pytest run with tests/unit and tests/integration.
+The integration helpers are shared through tests/support (support.workspace, support.local_fleet,
+support.codex, support.leaks), imported by name as every suite does, so these tests run alone or in
+one pytest run with tests/unit and tests/integration.
 """
 
 import hashlib
-import importlib.util
 import json
 import os
 import pwd
@@ -22,40 +21,21 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-for _path in (REPO / 'tests', REPO / 'tests' / 'integration', REPO / '.build' / 'collections'):
+for _path in (REPO / 'tests', REPO / '.build' / 'collections'):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
 if not (REPO / '.build' / 'collections' / 'ansible_collections' / 'codexops' / 'runner' / 'plugins').is_dir():
     raise RuntimeError('the collection link is missing; run `make collection` first.')
 
-_spec = importlib.util.spec_from_file_location('codexops_integration_conftest',
-                                               str(REPO / 'tests' / 'integration' / 'conftest.py'))
-integration = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(integration)
-
-codex_binary = integration.codex_binary
-runner_owner = integration.runner_owner
-Workspace = integration.Workspace
-COLLECTIONS = integration.COLLECTIONS
-OUTPUT = integration.OUTPUT
-
-
-def _load_local_fleet():
-    """local_fleet.py does `from conftest import ...`: give it the integration conftest."""
-    saved = sys.modules.get('conftest')
-    sys.modules['conftest'] = integration
-    try:
-        import local_fleet  # pylint: disable=import-outside-toplevel
-    finally:
-        if saved is None:
-            sys.modules.pop('conftest', None)
-        else:
-            sys.modules['conftest'] = saved
-    return local_fleet
-
-
-local_fleet = _load_local_fleet()
+# pylint: disable=wrong-import-position,unused-import
+from support import local_fleet  # noqa: E402,F401
+from support.codex import codex_binary  # noqa: E402,F401
+from support.leaks import secret_needles  # noqa: E402,F401
+from support.private_files import write_private  # noqa: E402
+from support.runner_access import runner_owner  # noqa: E402
+from support.workspace import COLLECTIONS, OUTPUT, Workspace, python39  # noqa: E402,F401
+# pylint: enable=wrong-import-position,unused-import
 
 WORKER = HERE / 'seed_worker.py'
 FIGURES = OUTPUT / 'hardening-figures.json'
@@ -123,9 +103,7 @@ def run_module_forked(worker, module, args, timeout=60):
     directory = tempfile.mkdtemp(prefix='codexops-fork-')
     try:
         args_file = os.path.join(directory, 'args.json')
-        fd = os.open(args_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, 'w') as handle:
-            json.dump({'ANSIBLE_MODULE_ARGS': args}, handle)
+        write_private(args_file, json.dumps({'ANSIBLE_MODULE_ARGS': args}))
         paths = {'stdout': os.path.join(directory, 'out'), 'stderr': os.path.join(directory, 'err')}
         reply = worker.call(dict(op='module', module=module, args_file=args_file, timeout=timeout, **paths),
                             timeout=timeout + 10)
@@ -178,45 +156,7 @@ class SeedWorker:
                 self.proc.wait()
 
 
-# -- leak scanning --------------------------------------------------------------------------------
-
-def secret_needles(secrets):
-    """Each secret, and the parts of a JWT that identify it (payload, signature): a printed
-    payload is as bad as a printed token. The JWT header is shared by every fake token and is not
-    secret."""
-    needles = set()
-    for secret in secrets:
-        if not secret:
-            continue
-        needles.add(secret)
-        parts = secret.split('.')
-        if len(parts) == 3:
-            needles.update(part for part in parts[1:] if len(part) >= 16)
-    return sorted(needles)
-
-
-def strict_leaks(space, extra_outputs=()):
-    """Workspace.leaks(), stricter: JWT parts count as the secret, and a file holding a secret
-    must be exactly 0600 (0400 would break Codex's own save; 0640 leaks it)."""
-    needles = secret_needles(space.secrets)
-    found = []
-    for index, output in enumerate(list(space.outputs) + list(extra_outputs)):
-        for needle in needles:
-            if needle in output:
-                found.append('output %d contains a secret (%s...)' % (index + 1, needle[:12]))
-    for path in Path(space.root).rglob('*'):
-        if path.is_symlink() or not path.is_file():
-            continue
-        try:
-            data = path.read_bytes()
-        except OSError:
-            continue
-        if any(needle.encode() in data for needle in needles):
-            mode = stat.S_IMODE(path.stat().st_mode)
-            if mode != 0o600:
-                found.append('%s holds a secret and is mode %04o' % (path, mode))
-    return found
-
+# -- tree snapshots -------------------------------------------------------------------------------
 
 def tree_snapshot(root, follow=()):
     """Every path under root (not following links) with its type, mode, owner, size, mtime and a

@@ -31,20 +31,19 @@ import threading
 import time
 import urllib.request
 
-import pytest
-
 from hardening_support import OUTPUT, codex_binary, report_figures, runner_ids
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from support import fake_credentials
+from support.private_files import write_private
+from support.require import require
 
 ITERATIONS = 60
 SHORT = datetime.timedelta(minutes=1)
 
 
-def write_private(path, data, uid, gid):
-    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, 'wb') as handle:
-        handle.write(data)
+def owned_private(path, data, uid, gid):
+    """A new 0600 file (support.private_files) owned by uid:gid."""
+    write_private(path, data)
     os.chown(str(path), uid, gid)
 
 
@@ -87,16 +86,16 @@ class Runner:
         self.home.mkdir(mode=0o700)
         os.chown(str(self.home), self.uid, self.gid)
         self.auth = self.home / 'auth.json'
-        write_private(self.home / 'config.toml', b'cli_auth_credentials_store = "file"\n', self.uid, self.gid)
+        owned_private(self.home / 'config.toml', b'cli_auth_credentials_store = "file"\n', self.uid, self.gid)
         start = fake_credentials.now() - datetime.timedelta(days=1)
         doc, _secrets = backend.login(access_ttl=SHORT, last_refresh=start)
         self.first_refresh_token = doc['tokens']['refresh_token']
-        write_private(self.auth, fake_credentials.dumps(doc).encode(), self.uid, self.gid)
+        owned_private(self.auth, fake_credentials.dumps(doc).encode(), self.uid, self.gid)
         # The seed: the same login, stamped an hour later than the runner's file, so `older` would
         # replace the runner's file, but never a file Codex has refreshed since.
         seed = dict(doc, last_refresh=fake_credentials.rfc3339(start + datetime.timedelta(hours=1)))
         self.seed_path = self.base / 'seed.json'
-        write_private(self.seed_path, fake_credentials.dumps(seed).encode(), 0, 0)
+        owned_private(self.seed_path, fake_credentials.dumps(seed).encode(), 0, 0)
         self.seed_last_refresh = auth_model.parse_rfc3339(seed['last_refresh'])
         self.backend = backend
         self.history = []  # (time, inode, still the first refresh token) as the polls saw it
@@ -260,8 +259,7 @@ def test_lock_files_are_the_runner_users_from_the_first_moment(scratch, backend,
     retries with the old one: refresh_token_reused, and the runner is broken until reseeded.
     Here every fchown of the seed run is slowed down while Codex refreshes on a fresh CODEX_HOME
     (no lock files yet): the refresh must still be saved."""
-    if os.geteuid() != 0:
-        pytest.skip('the runner user differs from the test user only when the tests run as root (as in CI)')
+    require(os.geteuid() == 0, 'the runner user differs from the test user only when the tests run as root (as in CI)')
     reused = backend.count('/oauth/token', 'refresh_token_reused')
     for index in range(6):
         runner = Runner(scratch, backend, 100 + index)

@@ -29,6 +29,8 @@ from hardening_support import (TRACEBACK, SeedWorker, codex_binary, module_env, 
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from ansible_collections.codexops.runner.plugins.module_utils import health
 from support import fake_credentials
+from support.private_files import write_private
+from support.require import require
 
 STORE = 'cli_auth_credentials_store = "file"\n'
 FOLLOW = ('/etc/passwd', '/etc/group')
@@ -61,9 +63,7 @@ class Ctx:
         self.cleanups = []
 
     def private(self, path, data, owner=True):
-        fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, 'wb') as handle:
-            handle.write(data)
+        write_private(path, data)
         if owner:
             os.chown(str(path), self.uid, self.gid)
         return str(path)
@@ -87,9 +87,8 @@ class Ctx:
         mount.mkdir()
         proc = subprocess.run(['mount', '-t', 'tmpfs', '-o', 'size=8m,mode=0755', 'tmpfs', str(mount)],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
-        if proc.returncode != 0:
-            pytest.skip('cannot mount a tmpfs here (root with CAP_SYS_ADMIN needed, as in CI): %s'
-                        % proc.stdout.decode(errors='replace').strip())
+        require(proc.returncode == 0, 'cannot mount a tmpfs here (root with CAP_SYS_ADMIN needed, as in CI): %s'
+                % proc.stdout.decode(errors='replace').strip())
         self.cleanups.append(lambda: subprocess.run(['umount', '-l', str(mount)], check=False))
         self.home = mount / '.codex'
         self.make_home(auth=auth)
@@ -98,9 +97,8 @@ class Ctx:
     def immutable(self, path):
         proc = subprocess.run(['chattr', '+i', str(path)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               check=False)
-        if proc.returncode != 0:
-            pytest.skip('cannot make a file immutable here (root needed, as in CI): %s'
-                        % proc.stdout.decode(errors='replace').strip())
+        require(proc.returncode == 0, 'cannot make a file immutable here (root needed, as in CI): %s'
+                % proc.stdout.decode(errors='replace').strip())
         self.cleanups.append(lambda: subprocess.run(['chattr', '-i', str(path)], check=False))
 
     # -- module arguments --------------------------------------------------------------------------
@@ -321,25 +319,27 @@ def _auth_symlink(target):
     return build
 
 
+def every_module_refuses(ctx, code, pattern, seed_pattern=None):
+    """verify reports `code`; seed, config and login fail saying `pattern` (seed: `seed_pattern`)."""
+    return [
+        (ctx.verify(), problem(code), ()),
+        (ctx.seed(), fails(seed_pattern or pattern), ()),
+        (ctx.config(), fails(pattern), ()),
+        (ctx.login(), fails(pattern), ()),
+    ]
+
+
 def _home_symlink(ctx):
     real = ctx.make_home(auth=ctx.valid, home=ctx.dir / 'real-codex')
     os.symlink(str(real), str(ctx.home))
-    return [
-        (ctx.verify(), problem('codex_home_symlink'), ()),
-        (ctx.seed(), fails(r'is a symlink; point codex_home at the real directory'), ()),
-        (ctx.config(), fails(r'is a symlink; point codex_home'), ()),
-        (ctx.login(), fails(r'is a symlink; point codex_home'), ()),
-    ]
+    return every_module_refuses(ctx, 'codex_home_symlink', r'is a symlink; point codex_home',
+                                seed_pattern=r'is a symlink; point codex_home at the real directory')
 
 
 def _home_is_file(ctx):
     ctx.private(ctx.home, ctx.valid)
-    return [
-        (ctx.verify(), problem('codex_home_not_dir'), ()),
-        (ctx.seed(), fails(r'exists but is a regular file, not a directory'), ()),
-        (ctx.config(), fails(r'not a directory'), ()),
-        (ctx.login(), fails(r'not a directory'), ()),
-    ]
+    return every_module_refuses(ctx, 'codex_home_not_dir', r'not a directory',
+                                seed_pattern=r'exists but is a regular file, not a directory')
 
 
 def _hard_link(ctx):
@@ -373,46 +373,34 @@ def _special(kind):
     return build
 
 
-def _missing_owner(ctx):
+def _no_such_account(ctx, option, kind, modules):
+    """`option` names a user or group (`kind`) this host lacks: the first of `modules` fails naming
+    it, the others saying it does not exist on this host."""
     ctx.make_home(auth=ctx.valid)
-    user = {'owner': 'codexops-no-such-user'}
-    return [
-        (ctx.verify(**user), fails(r"user 'codexops-no-such-user' does not exist"), ()),
-        (ctx.seed(**user), fails(r'does not exist on this host'), ()),
-        (ctx.config(**user), fails(r'does not exist on this host'), ()),
-        (ctx.login(**user), fails(r'does not exist on this host'), ()),
-    ]
+    name = 'codexops-no-such-%s' % kind
+    args = {option: name}
+    first = getattr(ctx, modules[0])
+    return [(first(**args), fails(r"%s '%s' does not exist" % (kind, name)), ())] + [
+        (getattr(ctx, module)(**args), fails(r'does not exist on this host'), ()) for module in modules[1:]]
+
+
+def _missing_owner(ctx):
+    return _no_such_account(ctx, 'owner', 'user', ('verify', 'seed', 'config', 'login'))
 
 
 def _missing_group(ctx):
-    ctx.make_home(auth=ctx.valid)
-    group = {'group': 'codexops-no-such-group'}
-    return [
-        (ctx.seed(**group), fails(r"group 'codexops-no-such-group' does not exist"), ()),
-        (ctx.config(**group), fails(r'does not exist on this host'), ()),
-        (ctx.login(**group), fails(r'does not exist on this host'), ()),
-    ]
+    return _no_such_account(ctx, 'group', 'group', ('seed', 'config', 'login'))
 
 
 def _relative_home(ctx):
     ctx.home = type(ctx.home)(RELATIVE)
-    return [
-        (ctx.verify(), problem('codex_home_relative'), ()),
-        (ctx.seed(), fails(r'must be an absolute path'), ()),
-        (ctx.config(), fails(r'must be an absolute path'), ()),
-        (ctx.login(), fails(r'must be an absolute path'), ()),
-    ]
+    return every_module_refuses(ctx, 'codex_home_relative', r'must be an absolute path')
 
 
 def _nul_in_home(ctx):
     ctx.make_home(auth=ctx.valid)
     ctx.home = type(ctx.home)(str(ctx.home) + '\x00evil')
-    return [
-        (ctx.verify(), problem('codex_home_not_dir'), ()),
-        (ctx.seed(), fails(r'NUL byte'), ()),
-        (ctx.config(), fails(r'NUL byte'), ()),
-        (ctx.login(), fails(r'NUL byte'), ()),
-    ]
+    return every_module_refuses(ctx, 'codex_home_not_dir', r'NUL byte')
 
 
 def _read_only_fs(ctx):
@@ -738,9 +726,7 @@ def test_hostile_cases_through_ansible_playbook(scratch, backend, workspace):
         'dest': str(results), 'mode': '0600',
         'content': '{{ {%s} | to_json }}' % ', '.join("'%s': %s" % (reg, reg) for reg, _e, _n in checks)}})
     playbook = workspace.root / 'hostile.yml'  # holds seeds: private, like every file holding one
-    fd = os.open(str(playbook), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, 'w') as handle:
-        handle.write(json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
+    write_private(playbook, json.dumps([{'hosts': 'localhost', 'gather_facts': False, 'tasks': tasks}]))
     inventory = workspace.root / 'hostile.ini'
     inventory.write_text('localhost ansible_connection=local ansible_python_interpreter=%s\n' % sys.executable)
     try:

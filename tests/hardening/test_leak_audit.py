@@ -20,13 +20,7 @@ from pathlib import Path
 from hardening_support import (COLLECTIONS, REPO, ProcessSampler, codex_binary, local_fleet, report_figures,
                                runner_ids, secret_needles)
 from support import fake_credentials
-
-
-def private_file(path, text):
-    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, 'w') as handle:
-        handle.write(text)
-    return str(path)
+from support.private_files import write_private
 
 
 def outside_files_with_secrets(needles, since, skip):
@@ -74,7 +68,7 @@ def test_seed_fleet_playbooks_and_roles_leak_nothing(workspace, backend):
     salt = 'salt-' + secrets.token_hex(12)
     password = 'vault-' + secrets.token_hex(12)
     workspace.remember([salt, password])
-    password_file = private_file(workspace.root / 'vault-password', password)
+    password_file = write_private(workspace.root / 'vault-password', password)
     vault = ['--vault-password-file', password_file]
     (workspace.root / 'bin' / 'runner-1').mkdir(parents=True)
     (workspace.root / 'bin' / 'runner-2').mkdir(parents=True)
@@ -123,7 +117,7 @@ def test_seed_fleet_playbooks_and_roles_leak_nothing(workspace, backend):
     fleet.seed('runner-2', doc=None)
     bad = fleet.seed_dir / 'runner-2.json'
     bad.unlink()
-    private_file(bad, '{"auth_mode": "api_key", "tokens": {"refresh_token": "%s"}}'
+    write_private(bad, '{"auth_mode": "api_key", "tokens": {"refresh_token": "%s"}}'
                  % broken['tokens']['refresh_token'])
     failed = run('provision', expect_failure=True, extra_args=vault, codex_auth_replace='always')
     assert 'auth_mode_invalid' in failed

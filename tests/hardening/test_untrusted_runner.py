@@ -42,6 +42,7 @@ from attack_support import (LOCKS, RUNNER, STORE, ModuleRun, Swapper, Sysctl, Wo
                             mode_of, other_runner, outcome, problem_codes, require_root, require_tool, run_module,
                             runner_ids, uid_of)
 from hardening_support import SeedWorker, TRACEBACK, module_env, report_figures, run_module_forked
+from support.private_files import write_private
 
 ITERATIONS = int(os.environ.get('CODEXOPS_ATTACK_ITERATIONS', '500'))
 BOUND = 10.0  # seconds: no module may take longer, whatever the runner put in CODEX_HOME
@@ -355,9 +356,7 @@ def test_root_owned_directory_moved_to_codex_home(world, module):
     leftover = world.home / '.cache-made-by-root'
     leftover.mkdir(mode=0o700)
     for name in ('auth.json', 'config.toml'):
-        fd = os.open(str(leftover / name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, 'wb') as handle:
-            handle.write(world.decoy_files[name])
+        write_private(leftover / name, world.decoy_files[name])
     attacker = world.start_attacker()
     attacker.call('rename', src=str(leftover), dst=str(world.codex_home))
     before = {name: (world.codex_home / name).read_bytes() for name in ('auth.json', 'config.toml')}
@@ -379,6 +378,24 @@ def test_root_owned_directory_moved_to_codex_home(world, module):
 ENV_CASES = ['runner_file', 'symlink_rootonly', 'symlink_open', 'hardlink', 'dir_symlink']
 
 
+def runner_link(world, attacker, request, case, path, name, link_dir):
+    """Have the runner make `path` (in its home) reach root's file `name`: `symlink_rootonly` a
+    symlink to the root-only copy, `symlink_open` one to the copy in the open directory, `hardlink`
+    a hard link to that copy, `dir_symlink` a link `link_dir` to the root-only directory. Returns
+    the path to hand the module."""
+    if case == 'symlink_rootonly':
+        attacker.call('symlink', src=str(world.rootonly / name), dst=str(path))
+    elif case == 'symlink_open':
+        attacker.call('symlink', src=str(world.open / name), dst=str(path))
+    elif case == 'hardlink':
+        request.getfixturevalue('hardlinks_allowed')
+        attacker.call('link', src=str(world.open / name), dst=str(path))
+    else:
+        attacker.call('symlink', src=str(world.rootonly), dst=str(world.home / link_dir))
+        path = world.home / link_dir / name
+    return path
+
+
 @pytest.mark.parametrize('case', ENV_CASES)
 def test_environment_files_through_runner_links(world, forker, case, request):
     """verify reads environment_files as root. A runner-made link (file or directory) or hard link
@@ -389,16 +406,8 @@ def test_environment_files_through_runner_links(world, forker, case, request):
     path = world.home / '.env'
     if case == 'runner_file':
         attacker.call('write', path=str(path), b64=b64(b'export OPENAI_API_KEY=sk-runner-own\n'))
-    elif case == 'symlink_rootonly':
-        attacker.call('symlink', src=str(world.rootonly / 'secret.env'), dst=str(path))
-    elif case == 'symlink_open':
-        attacker.call('symlink', src=str(world.open / 'secret.env'), dst=str(path))
-    elif case == 'hardlink':
-        request.getfixturevalue('hardlinks_allowed')
-        attacker.call('link', src=str(world.open / 'secret.env'), dst=str(path))
     else:
-        attacker.call('symlink', src=str(world.rootonly), dst=str(world.home / 'envdir'))
-        path = world.home / 'envdir' / 'secret.env'
+        path = runner_link(world, attacker, request, case, path, 'secret.env', 'envdir')
     guard = world.guard()
     result, text, _seconds = fast(forker, 'codex_auth_verify', world.verify_args(environment_files=[str(path)]))
     guard.check([text])
@@ -412,21 +421,13 @@ def test_environment_files_through_runner_links(world, forker, case, request):
     assert 'environment_file_unreadable' in warnings, result
 
 
-@pytest.mark.parametrize('case', ['symlink', 'hardlink', 'dir_symlink'])
+@pytest.mark.parametrize('case', ['symlink_rootonly', 'hardlink', 'dir_symlink'])
 def test_seed_src_through_runner_links(world, forker, case, request):
     """codex_auth_seed src = a path in the runner's home that the runner linked to a root-only
     auth.json (a valid seed): refused, nothing written, the root file's content nowhere."""
     home = world.make_codex_home()
     attacker = world.start_attacker()
-    src = world.home / 'seed.json'
-    if case == 'symlink':
-        attacker.call('symlink', src=str(world.rootonly / 'auth.json'), dst=str(src))
-    elif case == 'hardlink':
-        request.getfixturevalue('hardlinks_allowed')
-        attacker.call('link', src=str(world.open / 'auth.json'), dst=str(src))
-    else:
-        attacker.call('symlink', src=str(world.rootonly), dst=str(world.home / 'seeds'))
-        src = world.home / 'seeds' / 'auth.json'
+    src = runner_link(world, attacker, request, case, world.home / 'seed.json', 'auth.json', 'seeds')
     guard = world.guard()
     args = world.seed_args(replace='always')
     del args['content']

@@ -4,7 +4,7 @@ tarball whose checksum does not match is refused before anything is unpacked."""
 import os
 import sys
 
-from conftest import REPO
+from support.codex import CODEX_TARBALL
 
 PLAY = '''
 - hosts: localhost
@@ -47,8 +47,7 @@ def test_tarball_with_wrong_checksum_is_refused(workspace):
 
 
 def test_real_tarball_installs_offline(workspace):
-    tarball = os.environ.get('CODEXOPS_CODEX_TARBALL') or str(
-        REPO / '.cache' / 'codex-cli-0.169.0-linux-x64.tar.gz')
+    tarball = os.environ.get('CODEXOPS_CODEX_TARBALL') or str(CODEX_TARBALL)
     assert os.path.exists(tarball), 'run `make codex-tarball` (make integration does)'
     with open(tarball + '.sha256') as handle:
         checksum = handle.read().strip()

@@ -20,7 +20,8 @@ import tomllib
 
 import pytest
 
-from conftest import COLLECTIONS, codex_binary
+from support.codex import codex_binary
+from support.workspace import COLLECTIONS
 
 sys.path.insert(0, str(COLLECTIONS))
 from ansible_collections.codexops.runner.plugins.module_utils import config_schema  # noqa: E402

@@ -22,10 +22,14 @@ import time
 
 import pytest
 
-from conftest import OUTPUT, codex_binary, runner_owner
+from support.codex import CODEX_VERSION, codex_binary
+from support.private_files import write_private
+from support.require import require, required
+from support.runner_access import runner_owner
+from support.workspace import OUTPUT
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 and not os.environ.get('CI'),
-                                reason='installs root-owned files and runs Codex as another user: run as root (CI does)')
+_needs_root = required(os.geteuid() == 0, 'installs root-owned files and runs Codex as another user: run as root '
+                                         '(CI does)')
 
 PLAY = '''
 - hosts: localhost
@@ -36,6 +40,8 @@ PLAY = '''
 UNSET_LINE = 'unset CODEX_ACCESS_TOKEN OPENAI_API_KEY CODEX_API_KEY'
 # Where systemd runs, the role would enable the timer, and systemd does not load the workspace's units.
 SYSTEMD_RUNNING = os.path.isdir('/run/systemd/system')
+# A platform fact, not a missing tool: a CI host may run systemd, so this stays a skip there too (the
+# cron variant covers the same role logic).
 needs_offline_systemd = pytest.mark.skipif(SYSTEMD_RUNNING, reason='systemd is running here: the role would enable '
                                                                    'a timer whose unit is in a scratch directory')
 
@@ -162,9 +168,9 @@ def test_role_check_apply_idempotent_check_remove(workspace, scheduler, request)
 
 
 @needs_offline_systemd
-@pytest.mark.skipif(not shutil.which('systemd-analyze'), reason='needs systemd-analyze')
 @pytest.mark.parametrize('setting', [('on_calendar', 'weakly'), ('randomized_delay', '1 x')])
 def test_unit_setting_systemd_would_ignore_is_refused(workspace, setting):
+    require(shutil.which('systemd-analyze'), 'needs systemd-analyze (package systemd)')
     """A calendar spec systemd cannot parse fails `verify`; a delay it cannot parse only makes it print
     "ignoring" and exit 0, so the role treats that as a failure too. Nothing broken is installed."""
     layout = Layout(workspace)
@@ -209,9 +215,7 @@ def seed_codex_home(layout, backend, workspace):
     workspace.remember(secrets)
     for name, text in (('auth.json', json.dumps(doc, indent=2)),
                        ('config.toml', 'cli_auth_credentials_store = "file"\n')):
-        fd = os.open(str(layout.codex_home / name), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, 'w') as handle:
-            handle.write(text)
+        write_private(layout.codex_home / name, text)
         os.chown(str(layout.codex_home / name), user.pw_uid, user.pw_gid)
     os.chown(str(layout.codex_home), user.pw_uid, user.pw_gid)
     return doc
@@ -272,6 +276,6 @@ def test_installed_unit_refreshes_real_codex_credentials(workspace, backend, req
     assert not [secret for secret in workspace.secrets if secret in script]
     # The run did its job (refreshed; the model call after it failed offline): recorded, and exit 0.
     status = json.loads((layout.codex_home / 'codexops-keepalive.json').read_text())
-    assert (status['result'], status['refreshed'], status['codex_version']) == ('ok', True, '0.169.0'), output[-3000:]
+    assert (status['result'], status['refreshed'], status['codex_version']) == ('ok', True, CODEX_VERSION), output[-3000:]
     assert run.returncode == 0 and status['exit_status'] != 0
     assert mode_and_owner(layout.codex_home / 'codexops-keepalive.json')[:2] == (0o600, layout.owner)

@@ -22,12 +22,14 @@ import sys
 
 import pytest
 
-from conftest import codex_binary, runner_owner
+from support.codex import CODEX_VERSION, codex_binary
+from support.require import require, required
+from support.runner_access import runner_owner
 from test_keepalive import (SYSTEMD_RUNNING, Layout, changed, keepalive_name, run_role, scheduled_command,
                             seed_codex_home)
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 and not os.environ.get('CI'),
-                                reason='installs root-owned files and runs Codex as another user: run as root (CI does)')
+_needs_root = required(os.geteuid() == 0, 'installs root-owned files and runs Codex as another user: run as root '
+                                         '(CI does)')
 
 STATUS_KEYS = {'format', 'started', 'finished', 'exit_status', 'result', 'reason', 'refreshed', 'codex_version',
                'interval_seconds'}
@@ -102,7 +104,7 @@ class Runner:
             assert leaked not in text
         doc = json.loads(text)
         assert set(doc) == STATUS_KEYS
-        assert doc['codex_version'] == '0.169.0'
+        assert doc['codex_version'] == CODEX_VERSION
         assert doc['interval_seconds'] == 7 * 86400
         assert doc['started'] <= doc['finished']
         # no temp file of the atomic write is left behind
@@ -179,7 +181,7 @@ def test_each_failure_is_recorded_and_reported(workspace, backend, request, fail
     assert (health['keepalive_result'], health['keepalive_reason'], health['keepalive_refreshed']) == \
         ('failed', reason, False)
     assert health['keepalive_last_run'] == status['finished']
-    assert health['keepalive_codex_version'] == '0.169.0'
+    assert health['keepalive_codex_version'] == CODEX_VERSION
     assert 'keepalive_probe' not in health
     if kind == 'problem':
         assert code in problem_codes(health) and health['healthy'] is False
@@ -261,7 +263,7 @@ def test_overdue_keepalive_is_reported(workspace, backend, request):
     long_ago = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=10)
     doc = {'format': 1, 'started': long_ago.strftime('%Y-%m-%dT%H:%M:%SZ'),
            'finished': long_ago.strftime('%Y-%m-%dT%H:%M:%SZ'), 'exit_status': 0, 'result': 'ok', 'reason': None,
-           'refreshed': True, 'codex_version': '0.169.0', 'interval_seconds': 7 * 86400}
+           'refreshed': True, 'codex_version': CODEX_VERSION, 'interval_seconds': 7 * 86400}
     runner.status_file.write_text(json.dumps(doc) + '\n')
     os.chown(str(runner.status_file), owner.pw_uid, owner.pw_gid)
     runner.status_file.chmod(0o600)
@@ -290,6 +292,7 @@ def test_verify_playbook_reports_a_dead_refresh_token_with_the_probe(workspace, 
 
 # -- the role ---------------------------------------------------------------------------------------
 
+# What this host runs, not a missing tool: a CI host may well have systemd or cron, so a skip there too.
 @pytest.mark.skipif(SYSTEMD_RUNNING or subprocess.run(['/bin/sh', '-c', 'PATH="$PATH:/sbin:/usr/sbin:/usr/local/sbin" '
                                                        'command -v crontab'], stdout=subprocess.DEVNULL,
                                                       check=False).returncode == 0,
@@ -342,8 +345,8 @@ def test_keepalive_under_the_old_name_is_replaced_for_its_codex_home_only(worksp
     assert layout.name == keepalive_name(layout.owner, str(layout.codex_home))
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason='needs root to be another user than the runner')
 def test_script_refuses_to_run_as_another_user(workspace, fake_crontab):
+    require(os.geteuid() == 0, 'needs root to be another user than the runner')
     layout = Layout(workspace)
     run_role(workspace, layout.variables(scheduler='cron'))
     run = subprocess.run([str(layout.script)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
@@ -354,7 +357,7 @@ def test_script_refuses_to_run_as_another_user(workspace, fake_crontab):
 def test_reseed_replaces_a_runner_whose_keepalive_found_a_dead_refresh_token(workspace):
     """auth.json looks valid, so `replace: invalid` would keep it: refresh_failed makes reseed replace
     it, and the failure recorded before the new seed no longer counts."""
-    from local_fleet import LocalFleet, file_identity
+    from support.local_fleet import LocalFleet, file_identity
     fleet = LocalFleet(workspace, 2)
     for host in fleet.hosts:
         fleet.seed(host)
@@ -367,7 +370,7 @@ def test_reseed_replaces_a_runner_whose_keepalive_found_a_dead_refresh_token(wor
     status_file = fleet.home(dead) / 'codexops-keepalive.json'
     status_file.write_text(json.dumps({'format': 1, 'started': finished, 'finished': finished, 'exit_status': 1,
                                        'result': 'failed', 'reason': 'refresh_token_reused', 'refreshed': False,
-                                       'codex_version': '0.169.0', 'interval_seconds': 604800}) + '\n')
+                                       'codex_version': CODEX_VERSION, 'interval_seconds': 604800}) + '\n')
     os.chown(str(status_file), owner.pw_uid, owner.pw_gid)
     status_file.chmod(0o600)
     untouched = file_identity(fleet.auth('runner-1'))

@@ -21,9 +21,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from conftest import OUTPUT, codex_binary, runner_owner
-from local_fleet import LocalFleet, changed_by_host, file_identity, ran_on
 from support import fake_credentials
+from support.codex import codex_binary
+from support.local_fleet import LocalFleet, changed_by_host, file_identity, ran_on
+from support.private_files import write_private
+from support.runner_access import runner_owner
+from support.workspace import OUTPUT
 
 SHORT = datetime.timedelta(minutes=1)
 
@@ -72,10 +75,7 @@ def vault_password(space, name='vault-password'):
     path = space.root / name
     password = 'vault-' + secrets.token_hex(12)
     space.remember([password])
-    fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, 'w') as handle:
-        handle.write(password)
-    return str(path)
+    return write_private(path, password)
 
 
 def vault_view(path, password_file, vault_id=None):
@@ -94,17 +94,30 @@ def assert_private_store(store, header, refreshed, password_file, vault_id=None)
     assert not [path.name for path in store.parent.iterdir() if path.name.endswith('.tmp')], 'a temp file was left'
 
 
+def provision_a_short_login(fleet, backend, host):
+    """Seed `host` with a new login whose access token expires within a minute and provision it;
+    returns the seed."""
+    doc, tokens = backend.login(access_ttl=SHORT)
+    fleet.space.remember(tokens)
+    fleet.seed(host, doc)
+    fleet.run('provision')
+    return doc
+
+
+def refresh_once(backend, refresh, *args):
+    """Run `refresh(*args)`, which must rotate the refresh token at the backend exactly once."""
+    before = backend.count('/oauth/token', 'rotated')
+    result = refresh(*args)
+    assert backend.count('/oauth/token', 'rotated') == before + 1
+    return result
+
+
 def refreshed_runner(workspace, backend):
     """A provisioned runner whose CI job has just refreshed its login: (fleet, host, seed doc, its auth.json)."""
     fleet = LocalFleet(workspace, 1)
     host = 'runner-1'
-    doc, tokens = backend.login(access_ttl=SHORT)
-    workspace.remember(tokens)
-    fleet.seed(host, doc)
-    fleet.run('provision')
-    before = backend.count('/oauth/token', 'rotated')
-    ci_job(fleet, host, backend)
-    assert backend.count('/oauth/token', 'rotated') == before + 1
+    doc = provision_a_short_login(fleet, backend, host)
+    refresh_once(backend, ci_job, fleet, host, backend)
     remember_file(workspace, fleet.auth(host))
     assert fleet.auth_doc(host)['tokens']['refresh_token'] != doc['tokens']['refresh_token']
     return fleet, host, doc, fleet.auth(host).read_text()
@@ -263,14 +276,9 @@ def run_keepalive(fleet, host):
 def test_keepalive_refresh_is_kept_by_provision_and_verified_healthy(workspace, backend):
     fleet = keepalive_fleet(workspace, backend, 1)
     host = 'runner-1'
-    doc, tokens = backend.login(access_ttl=SHORT)
-    workspace.remember(tokens)
-    fleet.seed(host, doc)
-    fleet.run('provision')
+    doc = provision_a_short_login(fleet, backend, host)
 
-    rotated = backend.count('/oauth/token', 'rotated')
-    run_keepalive(fleet, host)
-    assert backend.count('/oauth/token', 'rotated') == rotated + 1
+    refresh_once(backend, run_keepalive, fleet, host)
     refreshed = fleet.auth_doc(host)
     remember_file(workspace, fleet.auth(host))
     assert refreshed['tokens']['refresh_token'] == backend.current_refresh_token(doc['tokens']['refresh_token'])

@@ -11,7 +11,7 @@ import stat
 
 import pytest
 
-from local_fleet import LocalFleet, changed_by_host, file_identity
+from support.local_fleet import LocalFleet, changed_by_host, file_identity
 
 
 @pytest.fixture
@@ -98,7 +98,7 @@ def test_verify_names_the_broken_host_and_reseed_repairs_exactly_it(fleet, damag
 
 
 def test_verify_reports_what_breaks_runs_in_practice(workspace):
-    from conftest import codex_binary
+    from support.codex import codex_binary  # pylint: disable=import-outside-toplevel
     env_file = workspace.root / 'runner.env'
     env_file.write_text('RUNNER_NAME=ci-1\nexport OPENAI_API_KEY=sk-FAKE-left-over-from-a-test\n')
     env_file.chmod(0o600)  # a file with a key in it is private, or it is a leak of its own

@@ -22,10 +22,11 @@ from pathlib import Path
 
 import pytest
 
-import conftest
 from support import runner_access
+from support.codex import CODEX_VERSION, codex_binary
+from support.require import required
+from support.workspace import OUTPUT, REPO
 
-REPO = conftest.REPO
 PERMISSION_SENSITIVE = [
     'tests/integration/test_targets.py::test_codex_access_token_login',
     'tests/integration/test_playbooks.py::test_verify_reports_what_breaks_runs_in_practice',
@@ -34,8 +35,7 @@ PERMISSION_SENSITIVE = [
 ]
 
 # Only as root is the runner user another user; CI runs as root, and there not being root is a failure.
-pytestmark = pytest.mark.skipif(os.geteuid() != 0 and not os.environ.get('CI'),
-                                reason='the runner user is another user only when the tests run as root (CI does)')
+_needs_root = required(os.geteuid() == 0, 'the runner user is another user only when the tests run as root (CI does)')
 
 
 @pytest.fixture
@@ -63,7 +63,7 @@ def copy_checkout(destination):
 def test_runner_user_tests_pass_from_a_checkout_under_a_0700_directory(private_dir):
     assert stat.S_IMODE(private_dir.stat().st_mode) == 0o700
     # The premise: the runner user really cannot reach anything in this checkout.
-    assert runner_access.problem(conftest.runner_owner(), 'traverse', str(private_dir)), \
+    assert runner_access.problem(runner_access.runner_owner(), 'traverse', str(private_dir)), \
         'the runner user can traverse %s: this test would prove nothing' % private_dir
     checkout = private_dir / 'private checkout'
     copy_checkout(checkout)
@@ -85,7 +85,7 @@ def test_runner_user_tests_pass_from_a_checkout_under_a_0700_directory(private_d
     output = proc.stdout.decode('utf-8', 'replace')
     logs = checkout / 'tests' / 'output' / 'logs'
     if proc.returncode != 0 and logs.is_dir():
-        kept = conftest.OUTPUT / 'logs' / 'private-checkout'
+        kept = OUTPUT / 'logs' / 'private-checkout'
         shutil.rmtree(str(kept), ignore_errors=True)
         shutil.copytree(str(logs), str(kept))
     assert proc.returncode == 0, 'make pytest in %s:\n%s' % (checkout, output[-8000:])
@@ -96,7 +96,7 @@ def stub_codex(prefix):
     """An executable that answers like the pinned CLI, at PREFIX/node_modules/.bin/codex."""
     path = prefix / 'node_modules' / '.bin' / 'codex'
     path.parent.mkdir(parents=True)
-    path.write_text('#!/bin/sh\necho "codex-cli 0.169.0"\n')
+    path.write_text('#!/bin/sh\necho "codex-cli %s"\n' % CODEX_VERSION)
     path.chmod(0o755)
     return path
 
@@ -104,20 +104,20 @@ def stub_codex(prefix):
 def test_make_codex_refuses_a_prefix_the_runner_user_cannot_reach(private_dir):
     prefix = private_dir / 'prefix'
     stub_codex(prefix)
-    proc = subprocess.run([str(REPO / 'tests' / 'support' / 'install-codex.sh'), str(prefix), '0.169.0'],
+    proc = subprocess.run([str(REPO / 'tests' / 'support' / 'install-codex.sh'), str(prefix), CODEX_VERSION],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, check=False)
     err = proc.stderr.decode()
     assert proc.returncode == 1, err
     assert 'the runner user nobody cannot execute %s' % (prefix / 'node_modules' / '.bin' / 'codex') in err, err
     assert 'cannot traverse %s (drwx------, owner root)' % private_dir in err, err
-    assert '/var/cache/codexops/codex-0.169.0' in err, err
+    assert '/var/cache/codexops/codex-%s' % CODEX_VERSION in err, err
 
 
 def test_tests_refuse_a_codex_the_runner_user_cannot_reach(private_dir, monkeypatch):
     codex = stub_codex(private_dir / 'prefix')
     monkeypatch.setenv('CODEXOPS_CODEX', str(codex))
     with pytest.raises(pytest.fail.Exception) as failed:
-        conftest.codex_binary()
+        codex_binary()
     message = str(failed.value)
     assert 'cannot traverse %s (drwx------, owner root)' % private_dir in message, message
     assert 'make codex' in message, message

@@ -77,7 +77,7 @@ def test_codex_access_token_login(workspace, backend):
 
 def test_modules_on_target_python39(workspace):
     """Python 3.9 has no tomllib: the config editor's own reader and the rest of module_utils run."""
-    from conftest import python39
+    from support.workspace import python39  # pylint: disable=import-outside-toplevel
     interpreter = python39()
     seeds = {'chatgpt': workspace.chatgpt_seed('chatgpt')}
     workspace.play('codex_config', {'seeds': seeds}, interpreter=interpreter)

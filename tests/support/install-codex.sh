@@ -38,7 +38,7 @@ fi
 "$codex" --version
 
 if [[ $(id -u) == 0 ]]; then
-    # The user the tests run Codex as (tests/integration/conftest.py: runner_owner()).
+    # The user the tests run Codex as (tests/support/runner_access.py: runner_owner()).
     if reason=$("${PYTHON:-python3}" "$here/runner_access.py" nobody execute "$codex"); then
         echo "install-codex.sh: the runner user nobody can run $codex"
     else

@@ -54,6 +54,24 @@ def problem(user, need, path):
     return 'the runner user %s cannot %s %s, which is %s' % (user, need, path, _describe(os.path.realpath(path)))
 
 
+def runner_owner():
+    """A user other than the one running the tests when we are root, so ownership is tested."""
+    return 'nobody' if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
+
+
+_RUNNER_PROBLEMS = {}
+
+
+def runner_problem(need, path):
+    """Why the tests' runner user cannot `need` (execute, read, traverse) `path`, or None; asked once per path."""
+    if os.geteuid() != 0:
+        return None  # the runner user is the user running the tests
+    key = (need, os.path.abspath(path))
+    if key not in _RUNNER_PROBLEMS:
+        _RUNNER_PROBLEMS[key] = problem(runner_owner(), need, path)
+    return _RUNNER_PROBLEMS[key]
+
+
 def main(argv):
     if len(argv) != 3 or argv[1] not in TESTS:
         sys.stderr.write('usage: runner_access.py USER execute|read|traverse PATH\n')

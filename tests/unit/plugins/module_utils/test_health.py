@@ -13,6 +13,7 @@ import pytest
 from ansible_collections.codexops.runner.plugins.module_utils import config_schema
 from ansible_collections.codexops.runner.plugins.module_utils import health
 from support import fake_credentials as fc
+from support.require import require
 
 # design.md names the warning list `warnings`; Ansible reserves that key in module results, so the
 # result carries it as `health_warnings`.
@@ -485,7 +486,10 @@ def test_problem_and_warning_codes_are_distinct_names():
 
 # -- config.toml against Codex's type table (config_schema) --------------------------------------
 
-@pytest.mark.skipif(not config_schema.has_type_check(), reason='needs tomllib (Python 3.11+) or tomli')
+# Every Python CI runs the units on (3.11+) has tomllib: without it these fail there, and skip elsewhere.
+NEEDS_TOML_READER = 'needs tomllib (Python 3.11+) or tomli'
+
+
 @pytest.mark.parametrize('text,key', [
     ('[profile.x]\nmodel = "o3"\n', 'profile'),
     ('model = 5\n', 'model'),
@@ -495,6 +499,7 @@ def test_problem_and_warning_codes_are_distinct_names():
 def test_config_key_of_the_wrong_type_is_config_invalid(chatgpt, text, key):
     """Codex refuses to load these (tests/integration/test_config_schema_oracle.py asks it), so
     verify must not call the runner healthy."""
+    require(config_schema.has_type_check(), NEEDS_TOML_READER)
     result = evaluate(snapshot(chatgpt[0], config=FILE_STORE + text))
     assert codes(result) == ['config_invalid']
     assert ('config.toml: %s:' % key) in result['problems'][0]['message']
@@ -502,8 +507,7 @@ def test_config_key_of_the_wrong_type_is_config_invalid(chatgpt, text, key):
 
 
 def test_config_type_problems_are_capped(chatgpt):
-    if not config_schema.has_type_check():
-        pytest.skip('needs tomllib (Python 3.11+) or tomli')
+    require(config_schema.has_type_check(), NEEDS_TOML_READER)
     keys = ['model', 'model_provider', 'sandbox_mode', 'model_reasoning_effort', 'model_reasoning_summary',
             'model_verbosity', 'chatgpt_base_url', 'model_catalog_json', 'web_search']
     profiles = ''.join('[profiles.p%d]\n%s' % (n, ''.join('%s = 5\n' % key for key in keys)) for n in range(2))

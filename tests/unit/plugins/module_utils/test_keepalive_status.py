@@ -15,6 +15,7 @@ from ansible_collections.codexops.runner.plugins.module_utils import health
 from ansible_collections.codexops.runner.plugins.module_utils import keepalive_status as ks
 from support import fake_credentials as fc
 from support import home_dir
+from support.codex import CODEX_VERSION
 
 NOW = datetime.datetime(2026, 12, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
 WEEK = 7 * 86400
@@ -29,7 +30,7 @@ def status(**changes):
     """A status document as the script writes it: a run one hour before NOW that refreshed."""
     doc = {'format': 1, 'started': stamp(NOW - datetime.timedelta(hours=1, seconds=20)),
            'finished': stamp(NOW - datetime.timedelta(hours=1)), 'exit_status': 0, 'result': 'ok', 'reason': None,
-           'refreshed': True, 'codex_version': '0.169.0', 'interval_seconds': WEEK}
+           'refreshed': True, 'codex_version': CODEX_VERSION, 'interval_seconds': WEEK}
     doc.update(changes)
     return doc
 
@@ -62,13 +63,14 @@ def codes(items):
 def test_the_scripts_own_output_parses():
     """Byte for byte what keepalive.sh.j2's printf writes."""
     line = ('{"format": 1, "started": "2026-11-30T03:12:09Z", "finished": "2026-11-30T03:12:31Z", "exit_status": 1, '
-            '"result": "failed", "reason": "refresh_token_reused", "refreshed": false, "codex_version": "0.169.0", '
-            '"interval_seconds": 604800}\n')
+            '"result": "failed", "reason": "refresh_token_reused", "refreshed": false, "codex_version": "%s", '
+            '"interval_seconds": 604800}\n' % CODEX_VERSION)
     parsed = ks.parse(line.encode())
     assert parsed == {'started': '2026-11-30T03:12:09Z', 'finished': '2026-11-30T03:12:31Z', 'exit_status': 1,
                       'result': 'failed', 'reason': 'refresh_token_reused', 'refreshed': False,
-                      'codex_version': '0.169.0', 'interval_seconds': 604800}
-    assert ks.parse(line.replace('"0.169.0"', 'null').replace('604800', 'null').encode())['interval_seconds'] is None
+                      'codex_version': CODEX_VERSION, 'interval_seconds': 604800}
+    without = line.replace('"%s"' % CODEX_VERSION, 'null').replace('604800', 'null')
+    assert ks.parse(without.encode())['interval_seconds'] is None
 
 
 @pytest.mark.parametrize('data', [
@@ -91,7 +93,7 @@ def test_the_scripts_own_output_parses():
     json.dumps(status(finished='2026-11-30T03:12:09+01:00')).encode(),
     json.dumps(status(finished=1764472329)).encode(),
     json.dumps(status(started=stamp(NOW), finished=stamp(NOW - datetime.timedelta(seconds=1)))).encode(),
-    json.dumps(status(codex_version='0.169.0; rm -rf /')).encode(),
+    json.dumps(status(codex_version=CODEX_VERSION + '; rm -rf /')).encode(),
     json.dumps(status(codex_version='x' * 65)).encode(),
     json.dumps(status(interval_seconds=0)).encode(),
     json.dumps(status(interval_seconds=10 ** 12)).encode(),
@@ -126,7 +128,7 @@ def test_successful_refresh_gives_facts_and_nothing_else():
     facts, problems, warnings = evaluate(status())
     assert (problems, warnings) == ([], [])
     assert facts == {'keepalive_last_run': stamp(NOW - datetime.timedelta(hours=1)), 'keepalive_result': 'ok',
-                     'keepalive_reason': None, 'keepalive_refreshed': True, 'keepalive_codex_version': '0.169.0'}
+                     'keepalive_reason': None, 'keepalive_refreshed': True, 'keepalive_codex_version': CODEX_VERSION}
 
 
 def test_refresh_then_model_unreachable_counts_as_ok():
@@ -243,7 +245,7 @@ def test_health_reports_refresh_failed_from_the_file(runner_home):
     result = verify(runner_home, owner_uid=os.geteuid())
     assert result['healthy'] is False and codes(result['problems']) == ['refresh_failed']
     assert result['keepalive_result'] == 'failed' and result['keepalive_reason'] == 'refresh_token_reused'
-    assert result['keepalive_refreshed'] is False and result['keepalive_codex_version'] == '0.169.0'
+    assert result['keepalive_refreshed'] is False and result['keepalive_codex_version'] == CODEX_VERSION
 
 
 def test_health_without_a_status_file_has_null_facts(runner_home):

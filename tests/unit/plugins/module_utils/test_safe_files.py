@@ -137,28 +137,30 @@ def test_read_regular_ok_and_absent(home, hd):
     assert hd.read_regular('absent.json', 'auth', 1024) == (None, None)
 
 
+def read_refused(hd, name, what, limit, code):
+    """hd.read_regular(name, what, limit) must refuse with `code`; returns the error."""
+    with pytest.raises(UnsafePathError) as info:
+        hd.read_regular(name, what, limit)
+    assert info.value.code == code
+    return info.value
+
+
 def test_read_regular_symlink(home, hd, tmp_path):
     real = tmp_path / 'real.json'
     real.write_text('{}')
     (home / 'auth.json').symlink_to(real)
-    with pytest.raises(UnsafePathError) as info:
-        hd.read_regular('auth.json', 'auth', 1024)
-    assert info.value.code == 'auth_symlink'
+    read_refused(hd, 'auth.json', 'auth', 1024, 'auth_symlink')
     # A dangling link is refused the same way, not reported as absent.
     (home / 'config.toml').symlink_to(tmp_path / 'nowhere')
-    with pytest.raises(UnsafePathError) as info:
-        hd.read_regular('config.toml', 'config', 1024)
-    assert info.value.code == 'config_symlink'
+    read_refused(hd, 'config.toml', 'config', 1024, 'config_symlink')
 
 
 def test_read_regular_hardlink(home, hd, tmp_path):
     target = home / 'auth.json'
     target.write_text('{}')
     os.link(str(target), str(tmp_path / 'other'))
-    with pytest.raises(UnsafePathError) as info:
-        hd.read_regular('auth.json', 'auth', 1024)
-    assert info.value.code == 'auth_hardlink'
-    assert '2 hard links' in info.value.message
+    error = read_refused(hd, 'auth.json', 'auth', 1024, 'auth_hardlink')
+    assert '2 hard links' in error.message
 
 
 def test_read_regular_fifo_does_not_block(home, hd):
@@ -184,34 +186,26 @@ def test_read_regular_fifo_does_not_block(home, hd):
 
 def test_read_regular_directory(home, hd):
     (home / 'auth.json').mkdir()
-    with pytest.raises(UnsafePathError) as info:
-        hd.read_regular('auth.json', 'auth', 1024)
-    assert info.value.code == 'auth_not_regular'
-    assert 'directory' in info.value.message
+    error = read_refused(hd, 'auth.json', 'auth', 1024, 'auth_not_regular')
+    assert 'directory' in error.message
 
 
 def test_read_regular_too_large(home, hd):
     target = home / 'auth.json'
     target.write_bytes(b'x' * 1025)
-    with pytest.raises(UnsafePathError) as info:
-        hd.read_regular('auth.json', 'auth', 1024)
-    assert info.value.code == 'auth_too_large'
+    read_refused(hd, 'auth.json', 'auth', 1024, 'auth_too_large')
     target.write_bytes(b'x' * 1024)
     assert len(hd.read_regular('auth.json', 'auth', 1024)[0]) == 1024
     # Larger than one read chunk.
     target.write_bytes(b'y' * 200000)
-    with pytest.raises(UnsafePathError) as info:
-        hd.read_regular('auth.json', 'auth', 150000)
-    assert info.value.code == 'auth_too_large'
+    read_refused(hd, 'auth.json', 'auth', 150000, 'auth_too_large')
     assert len(hd.read_regular('auth.json', 'auth', 200000)[0]) == 200000
 
 
 def test_read_regular_prefix_names_codes(home, hd):
     (home / 'config.toml').mkdir()
-    with pytest.raises(UnsafePathError) as info:
-        hd.read_regular('config.toml', 'config', 10)
-    assert info.value.code == 'config_not_regular'
-    assert str(home / 'config.toml') in info.value.message
+    error = read_refused(hd, 'config.toml', 'config', 10, 'config_not_regular')
+    assert str(home / 'config.toml') in error.message
 
 
 def test_read_regular_someone_elses_unreadable_file(tmp_path):
@@ -509,10 +503,20 @@ def test_lock_timeout(home, hd):
     assert probe_locks(home) == ['free', 'free']
 
 
-def test_lock_timeout_on_second_lock_releases_first(home, hd):
+def test_lock_timeout_on_second_lock_releases_first(home, hd, monkeypatch):
     """auth.lock first, then auth.json.lock: a holder of the second one blocks after the first."""
     held = hold(home / 'auth.json.lock')
     seen = {}
+    # The lock loop sleeps only after a try at a lock someone holds: auth.json.lock, auth.lock
+    # being free. Its first sleep tells us it is waiting, and waits until we have looked.
+    waiting, looked = threading.Event(), threading.Event()
+
+    def sleep_while_waiting(seconds):
+        waiting.set()
+        looked.wait(10)
+        time.sleep(seconds)
+
+    monkeypatch.setattr(safe_files, 'time', types.SimpleNamespace(monotonic=time.monotonic, sleep=sleep_while_waiting))
 
     def take():
         try:
@@ -525,9 +529,12 @@ def test_lock_timeout_on_second_lock_releases_first(home, hd):
     worker = threading.Thread(target=take)
     try:
         worker.start()
-        time.sleep(0.2)
+        assert waiting.wait(10), 'the lock loop never waited for auth.json.lock'
         # While it waits for auth.json.lock it already holds auth.lock.
-        assert probe_locks(home)[0] == 'held'
+        try:
+            assert probe_locks(home)[0] == 'held'
+        finally:
+            looked.set()
         worker.join(10)
     finally:
         os.close(held)

@@ -22,6 +22,7 @@ from ansible_collections.codexops.runner.plugins.modules import codex_auth_seed
 from ansible_collections.codexops.runner.plugins.modules import codex_auth_verify
 from ansible_collections.codexops.runner.plugins.modules import codex_config
 from support import fake_credentials as fc
+from support.codex import CODEX_VERSION
 
 FILE_STORE = 'cli_auth_credentials_store = "file"\n'
 
@@ -272,7 +273,7 @@ PROBE_SCRIPT = """#!/bin/sh
 now=$(date -u +%%Y-%%m-%%dT%%H:%%M:%%SZ)
 printf '{"format": 1, "started": "%%s", "finished": "%%s", "exit_status": %(rc)d, "result": "%(result)s", ' "$now" "$now" \\
   > "$CODEX_HOME/codexops-keepalive.json"
-printf '"reason": %(reason)s, "refreshed": false, "codex_version": "0.169.0", "interval_seconds": 604800}\\n' \\
+printf '"reason": %(reason)s, "refreshed": false, "codex_version": "%(version)s", "interval_seconds": 604800}\\n' \\
   >> "$CODEX_HOME/codexops-keepalive.json"
 echo "codex output that must not be returned: sk-FAKE-probe-output"
 exit %(rc)d
@@ -281,7 +282,8 @@ exit %(rc)d
 
 def probe_script(tmp_path, rc=1, result='failed', reason='"refresh_token_reused"', body=None):
     path = tmp_path / 'codex-keepalive-probe'
-    path.write_text(body if body is not None else PROBE_SCRIPT % {'rc': rc, 'result': result, 'reason': reason})
+    path.write_text(body if body is not None else PROBE_SCRIPT % {'rc': rc, 'result': result, 'reason': reason,
+                                                                         'version': CODEX_VERSION})
     path.chmod(0o755)
     return str(path)
 
@@ -432,7 +434,7 @@ FAKE_CODEX = '''\
 #!/bin/sh
 """exec" "{python}" "$0" "$@"
 " """
-"""A stand-in for `codex` 0.169.0: login --with-access-token and logout, offline."""
+"""A stand-in for the pinned `codex`: login --with-access-token and logout, offline."""
 import json, os, sys
 LOG = {log!r}
 FAIL = {fail!r}

@@ -10,8 +10,10 @@ import re
 import subprocess
 import sys
 
-from conftest import codex_binary, runner_owner
 from support import fake_credentials
+from support.codex import codex_binary
+from support.private_files import write_private
+from support.runner_access import runner_owner
 
 RECAP = re.compile(r'^(\S+)\s+: ok=\d+\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)', re.M)
 
@@ -55,9 +57,7 @@ class LocalFleet:
         path = self.seed_dir / ('%s.json' % host)
         if path.exists():
             path.unlink()
-        fd = os.open(str(path), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, 'w') as handle:
-            handle.write(fake_credentials.dumps(doc))
+        write_private(path, fake_credentials.dumps(doc))
         return doc
 
     def run(self, name, expect_failure=False, check=False, extra_args=(), tty_answers=None, **variables):
