@@ -292,6 +292,8 @@ def test_hardlinked_root_files(world, forker, hardlinks_allowed, linked):
                 assert set(problem_codes(result)) & {'auth_hardlink', 'auth_unreadable', 'auth_owner'}, result
             elif module in ('codex_auth_seed', 'codex_auth_export'):
                 assert result.get('failed') and 'hard link' in result['msg'], result
+        if set(HARDLINKED[linked]) & set(LOCKS) and module == 'codex_auth_verify':
+            assert 'lock_unusable' in problem_codes(result), result
         if 'config.toml' in HARDLINKED[linked] and module == 'codex_config':
             assert result.get('failed') and 'hard link' in result['msg'], result
     for name in HARDLINKED[linked]:
@@ -475,6 +477,8 @@ def test_special_files_end_in_bounded_time(world, forker, kind, name):
             if name != 'auth.lock':
                 prefix = 'auth' if name == 'auth.json' else 'config'
                 assert [code for code in codes if code.startswith(prefix)], result
+            elif kind != 'huge':  # a large regular lock file is still a lock file Codex can take
+                assert 'lock_unusable' in codes, result
         else:
             figures[label] = {'outcome': outcome(result), 'seconds': round(seconds, 3)}
             if result.get('failed'):
