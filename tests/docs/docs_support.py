@@ -4,8 +4,7 @@
 """Paths for the documentation tests; import it before the collection or tests/support.
 
 The collection is imported through the link `make collection` creates under .build/collections,
-as in tests/unit. (A module rather than a conftest.py: tests/integration imports its own conftest
-by name, which another conftest.py in the same pytest run would shadow.)
+as in tests/unit; the shared helpers come from tests/support (`from support import ...`).
 """
 
 import os
