@@ -98,9 +98,14 @@ hardening: venv collection codex
 	"$(BIN)/python" -m pytest -q -p no:cacheprovider tests/hardening
 
 # Molecule scenarios (default driver, no containers), run from the collection root as molecule expects.
-MOLECULE_SCENARIOS ?= local_fleet ssh_fleet
+# `default` (the local fleet) is the scenario molecule looks for first: without one it logs a CRITICAL
+# "glob failed" before every scenario. Scanning sys.path is on for molecule only, or ansible-compat
+# warns that it cannot isolate the run: the venv's sys.path holds no ansible_collections directory, so
+# the checkout's link stays the only codexops.runner (and the only collection) Ansible finds.
+MOLECULE_SCENARIOS ?= default ssh_fleet
 molecule: venv collection codex codex-tarball fleet-deps
-	for scenario in $(MOLECULE_SCENARIOS); do "$(BIN)/molecule" test -s $$scenario; done
+	for scenario in $(MOLECULE_SCENARIOS); do \
+	    ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=true "$(BIN)/molecule" test -s $$scenario; done
 
 sanity: venv
 	tests/sanity/run-offline.sh "$(BIN)"
