@@ -108,7 +108,7 @@ molecule: venv collection codex codex-tarball fleet-deps
 	    ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=true "$(BIN)/molecule" test -s $$scenario; done
 
 sanity: venv
-	tests/sanity/run-offline.sh "$(BIN)"
+	tools/sanity-offline.sh "$(BIN)"
 
 # ansible-lint copies the collection into $HOME/.ansible/collections: give it a HOME of its own in
 # .build, so the machine's ~/.ansible is left as it was.
@@ -125,7 +125,7 @@ bench: venv collection
 
 # Regenerate role docs (roles/<role>/README.md, docs/roles/<role>.md) from meta/argument_specs.yml.
 docs: venv
-	"$(BIN)/python" tests/docs/role_docs.py --write
+	"$(BIN)/python" tools/role_docs.py --write
 
 # Role docs current; ansible-doc on every module/filter/role; antsibull-docs lint; troubleshooting page
 # covers every code; every EXAMPLES block and the docs/awx.md recipe run.
