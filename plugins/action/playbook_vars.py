@@ -25,7 +25,6 @@ from ansible.utils.display import Display
 
 display = Display()
 
-REMOVED_IN = '0.3.0'
 PLAYBOOKS = ('provision', 'verify', 'reseed', 'rotate_access_token', 'writeback')
 ALL = PLAYBOOKS
 
@@ -162,7 +161,7 @@ class ActionModule(ActionBase):
                 display.deprecated(
                     msg='The playbook variable %s%s is deprecated: use %s, which means the same.%s'
                         % (old, where, new, ' %s is set too and wins.' % new if differ else ''),
-                    version=REMOVED_IN, collection_name='codexops.runner')
+                    version='0.3.0', collection_name='codexops.runner')
         if errors:
             raise PlaybookVarsError('Invalid playbook variables of the %s playbook, nothing was done: %s' % (
                 playbook, ' '.join('%s%s %s.' % (name, naming(hosts), why) for (name, why), hosts in errors.items())))
