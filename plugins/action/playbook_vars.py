@@ -132,11 +132,13 @@ class ActionModule(ActionBase):
         errors, old_names = {}, []
         selected = dict((name, []) for name, _old, _kind, _per_host, playbooks in VARIABLES
                         if name in SELECTORS and playbook in playbooks)
+        # Each host's variables are computed once (hostvars[host] asks the variable manager every time).
+        per_host_vars = [(host, hostvars[host]) for host in hosts if host in hostvars]
         for new, old, kind, per_host, playbooks in VARIABLES:
             if playbook not in playbooks:
                 continue
             if per_host:
-                sources = [(host, hostvars[host]) for host in hosts if host in hostvars]
+                sources = per_host_vars
             else:
                 sources = [(None, task_vars)]
             old_hosts, differ = [], False
