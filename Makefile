@@ -39,11 +39,27 @@ export PATH := $(BIN):$(PATH)
 
 .PHONY: bench help demo test units integration pytest molecule sanity lint venv codex codex-tarball fleet-deps collection clean
 
+# One line per target; README.md (Development) lists the same, and tests/unit/test_readme.py checks that
+# both name every stage of `make test`.
 help:
-	@echo "make demo   - install everything, provision a 3-runner local fleet, print its health"
-	@echo "make test   - everything CI runs: unit, integration (real Codex CLI), molecule, sanity, lint, docs"
-	@echo "make bench  - the fleet benchmark against the hand-written playbook (N=25 and N=100)"
-	@echo "make test-matrix - unit + integration subset on ansible-core 2.19/Py3.11 and newest/Py3.13"
+	@echo "make demo                 - install everything, provision a 3-runner local fleet, print its health"
+	@echo "make test                 - everything CI runs, these stages in this order:"
+	@echo "  make units              - pytest tests/unit: module_utils, modules, filters, action plugins in-process"
+	@echo "  make integration        - real ansible-playbook runs (tests/integration, tests/fleet), the pinned Codex CLI as oracle"
+	@echo "  make hardening          - crash safety (SIGKILL), races with the real Codex, hostile input, leak audit, properties"
+	@echo "  make molecule           - molecule scenarios default (local fleet) and ssh_fleet: check, converge, idempotence, verify"
+	@echo "  make sanity             - ansible-test sanity, offline (tools/sanity-offline.sh)"
+	@echo "  make lint               - ansible-lint, production profile"
+	@echo "  make docs-check         - role docs current, ansible-doc/antsibull-docs lint, every EXAMPLES block runs, troubleshooting"
+	@echo "  make changelog-lint     - antsibull-changelog lint, CHANGELOG.rst current, galaxy.yml version not behind"
+	@echo "  make galaxy-import-check - ansible-galaxy collection build, then galaxy-importer on the tarball; fails on any warning"
+	@echo "make pytest PYTEST_ARGS='...' - chosen tests with the integration setup (default: tests/unit)"
+	@echo "make docs                 - regenerate the role docs from meta/argument_specs.yml (tools/role_docs.py)"
+	@echo "make changelog            - regenerate CHANGELOG.rst from changelogs/ (antsibull-changelog generate)"
+	@echo "make bench                - the fleet benchmark against the hand-written playbook (BENCH_ARGS, default --hosts 25 100)"
+	@echo "make test-matrix          - unit + integration subset on ansible-core 2.19/Py3.11 and newest/Py3.13, modules on Py3.9"
+	@echo "make ee-context           - the execution environment build context (.build/ee/context), offline"
+	@echo "make clean                - remove .build and tests/output"
 
 # The stamp is named relative to the checkout (Make splits file names at spaces); VENV must have none.
 venv: $(VENV)/bin/.installed
@@ -102,12 +118,17 @@ hardening: venv collection codex
 	"$(BIN)/python" -m pytest -q -p no:cacheprovider tests/hardening
 
 # Molecule scenarios (default driver, no containers), run from the collection root as molecule expects.
-MOLECULE_SCENARIOS ?= local_fleet ssh_fleet
+# `default` (the local fleet) is the scenario molecule looks for first: without one it logs a CRITICAL
+# "glob failed" before every scenario. Scanning sys.path is on for molecule only, or ansible-compat
+# warns that it cannot isolate the run: the venv's sys.path holds no ansible_collections directory, so
+# the checkout's link stays the only codexops.runner (and the only collection) Ansible finds.
+MOLECULE_SCENARIOS ?= default ssh_fleet
 molecule: venv collection codex codex-tarball fleet-deps
-	for scenario in $(MOLECULE_SCENARIOS); do "$(BIN)/molecule" test -s $$scenario; done
+	for scenario in $(MOLECULE_SCENARIOS); do \
+	    ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=true "$(BIN)/molecule" test -s $$scenario; done
 
 sanity: venv
-	tests/sanity/run-offline.sh "$(BIN)"
+	tools/sanity-offline.sh "$(BIN)"
 
 # ansible-lint copies the collection into $HOME/.ansible/collections: give it a HOME of its own in
 # .build, so the machine's ~/.ansible is left as it was.
@@ -124,7 +145,7 @@ bench: venv collection
 
 # Regenerate role docs (roles/<role>/README.md, docs/roles/<role>.md) from meta/argument_specs.yml.
 docs: venv
-	"$(BIN)/python" tests/docs/role_docs.py --write
+	"$(BIN)/python" tools/role_docs.py --write
 
 # Role docs current; ansible-doc on every module/filter/role; antsibull-docs lint; troubleshooting page
 # covers every code; every EXAMPLES block and the docs/awx.md recipe run.

@@ -50,7 +50,7 @@ def build_fleet(root, size):
                            'codex_auth_home': str(root / 'runners' / host / '.codex')}
     user = subprocess.run(['id', '-un'], stdout=subprocess.PIPE, check=True).stdout.decode().strip()
     (root / 'inventory.json').write_text(json.dumps({'codex_runners': {'hosts': inventory, 'vars': {
-        'ansible_connection': 'local', 'codex_auth_user': user, 'codex_become': False,
+        'ansible_connection': 'local', 'codex_auth_user': user, 'codexops_become': False,
         'codex_auth_seed_dir': str(root / 'codex_seeds'), 'codex_auth_report_dir': str(root / 'report')}}}))
     return hosts
 

@@ -36,7 +36,7 @@ def main():
     hosts = dict((host, {'codex_auth_home': str(ROOT / 'runners' / host / '.codex')}) for host in RUNNERS)
     inventory = ROOT / 'inventory.json'
     inventory.write_text(json.dumps({'codex_runners': {'hosts': hosts, 'vars': {
-        'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable, 'codex_become': False,
+        'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable, 'codexops_become': False,
         'codex_auth_user': pwd.getpwuid(os.geteuid()).pw_name,
         'codex_auth_report_dir': str(ROOT / 'report')}}}, indent=2))
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Documentation and changelog checks, offline except for PyPI (the tools venv). Usage:
 #   tests/docs/docs-check.sh VENV_BIN_DIR [docs|changelog|all]
-# docs:      role docs current (role_docs.py), ansible-doc renders every module, filter and role,
+# docs:      role docs current (tools/role_docs.py), ansible-doc renders every module, filter and role,
 #            antsibull-docs lint-collection-docs, pytest tests/docs (troubleshooting page covers every
 #            code; generated role docs; every EXAMPLES block runs)
 # changelog: antsibull-changelog lint + lint-changelog-yaml, CHANGELOG.rst is what changelog.yaml
@@ -18,7 +18,7 @@ cd "$repo"
 
 check_docs() {
     echo "== role docs are generated from meta/argument_specs.yml"
-    "$bin/python" tests/docs/role_docs.py --check
+    "$bin/python" tools/role_docs.py --check
 
     echo "== ansible-doc renders every module, filter and role"
     local failed=0 kind name out path entries=()

@@ -14,8 +14,10 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 TESTS = os.path.dirname(HERE)
 REPO = os.path.dirname(TESTS)
 COLLECTIONS = os.path.join(REPO, '.build', 'collections')
+# The maintainer tools (tools/role_docs.py, the role docs generator, is tested here).
+TOOLS = os.path.join(REPO, 'tools')
 
-for _path in (HERE, TESTS, COLLECTIONS):
+for _path in (HERE, TESTS, COLLECTIONS, TOOLS):
     if _path not in sys.path:
         sys.path.insert(0, _path)
 

@@ -96,7 +96,7 @@ def fleet(tmp_path):
         seeds[host] = doc
         secrets += tokens
     group_vars = yaml.safe_load(block('# Inventory -> codex_runners group -> Variables'))
-    group_vars.update(ansible_connection='local', ansible_python_interpreter=sys.executable, codex_become=False,
+    group_vars.update(ansible_connection='local', ansible_python_interpreter=sys.executable, codexops_become=False,
                       codex_auth_user=fake_user(), codex_auth_report_dir=str(work / 'report'))
     hosts = dict((host, {'codex_auth_home': str(work / host / '.codex')}) for host in seeds)
     (work / 'inventory.json').write_text(json.dumps({'codex_runners': {'hosts': hosts, 'vars': group_vars}}))

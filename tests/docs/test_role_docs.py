@@ -16,7 +16,7 @@ assert role_docs.REPO == docs_support.REPO
 
 
 def test_generated_role_docs_are_current():
-    assert role_docs.stale() == [], 'run `python tests/docs/role_docs.py --write` (make docs)'
+    assert role_docs.stale() == [], 'run `python tools/role_docs.py --write` (make docs)'
 
 
 def _defaults(role):

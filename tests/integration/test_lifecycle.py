@@ -250,7 +250,7 @@ def keepalive_fleet(workspace, backend, size):
     workspace and checked with systemd-analyze; nothing is enabled on this machine)."""
     for number in range(1, size + 1):
         (workspace.root / 'systemd' / ('runner-%d' % number)).mkdir(parents=True)  # /etc/systemd/system
-    return LocalFleet(workspace, size, codex_keepalive=True, codex_keepalive_scheduler='systemd',
+    return LocalFleet(workspace, size, codexops_keepalive=True, codex_keepalive_scheduler='systemd',
                       codex_keepalive_codex_path=codex_binary(),
                       codex_keepalive_script_dir=str(workspace.root / 'libexec' / '{{ inventory_hostname }}'),
                       codex_keepalive_systemd_dir=str(workspace.root / 'systemd' / '{{ inventory_hostname }}'),

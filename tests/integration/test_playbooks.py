@@ -89,7 +89,7 @@ def test_verify_names_the_broken_host_and_reseed_repairs_exactly_it(fleet, damag
     assert report['problems_by_code'][expected_code] == [broken]
     assert '| %s | ' % broken in (fleet.report_dir / 'fleet-report.md').read_text()
 
-    fleet.run('reseed', codex_reseed_serial=1)
+    fleet.run('reseed', codexops_reseed_serial=1)
     assert fleet.report('after-reseed')['ok']
     assert stat.S_IMODE(os.stat(str(path)).st_mode) == 0o600
     assert all(file_identity(fleet.auth(host)) == untouched[host] for host in untouched)
@@ -122,7 +122,7 @@ def test_verify_reports_what_breaks_runs_in_practice(workspace):
 def test_provision_runs_the_optional_steps_only_on_the_runners_that_ask(fleet, workspace, fake_crontab):
     cron_file = workspace.root / 'cron.d' / 'codex-keepalive'
     cron_file.parent.mkdir()
-    fleet.set_host_vars('runner-2', codex_keepalive=True, codex_keepalive_scheduler='cron',
+    fleet.set_host_vars('runner-2', codexops_keepalive=True, codex_keepalive_scheduler='cron',
                         codex_keepalive_cron_file=str(cron_file),
                         codex_keepalive_script_dir=str(workspace.root / 'libexec'))
     for host in fleet.hosts:
@@ -153,3 +153,32 @@ def test_fail_on_problems_fails_a_runner_before_writing_and_reports_it_broken(fl
     report = fleet.report()
     assert report['broken'] == ['runner-3'] and report['unknown'] == []
     assert report['problems_by_code']['forced_login_conflict'] == ['runner-3']
+
+
+def test_old_playbook_variable_names_still_work_with_a_deprecation_warning(fleet):
+    # 0.1.0's names, one from the command line (the play's) and one per host: both still act.
+    fleet.set_host_vars('runner-1', codex_become=True)
+    for host in fleet.hosts:
+        fleet.seed(host)
+    output = fleet.run('provision', env={'ANSIBLE_DEPRECATION_WARNINGS': '1'}, codex_hosts='runner-1')
+    assert fleet.auth('runner-1').exists()
+    assert not fleet.auth('runner-2').exists() and not fleet.auth('runner-3').exists()
+    text = ' '.join(output.split())
+    for old, new, where in (('codex_hosts', 'codexops_hosts', ''), ('codex_become', 'codexops_become',
+                                                                    ' (set for runner-1)')):
+        assert ('[DEPRECATION WARNING]: The playbook variable %s%s is deprecated: use %s, which means the same.'
+                % (old, where, new)) in text
+    assert "will be removed from collection 'codexops.runner' version 0.3.0" in text
+
+
+def test_a_wrong_typed_playbook_variable_fails_naming_it_before_anything_is_written(fleet):
+    fleet.set_host_vars('runner-2', codexops_keepalive='sometimes')
+    for host in fleet.hosts:
+        fleet.seed(host)
+    output = fleet.run('provision', expect_failure=True)
+    assert ("Invalid playbook variables of the provision playbook, nothing was done: codexops_keepalive "
+            "(host runner-2) must be a boolean (true or false), not 'sometimes'.") in output
+    assert all(not fleet.home(host).exists() for host in fleet.hosts)
+    output = fleet.run('reseed', expect_failure=True, codexops_reseed_serial='a quarter')
+    assert 'codexops_reseed_serial must be a number of hosts (25), a percentage of them ("25%")' in output
+    assert 'TASK [codexops.runner.codex_auth : ' not in output

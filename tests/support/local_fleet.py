@@ -60,10 +60,10 @@ class LocalFleet:
         write_private(path, fake_credentials.dumps(doc))
         return doc
 
-    def run(self, name, expect_failure=False, check=False, extra_args=(), tty_answers=None, **variables):
+    def run(self, name, expect_failure=False, check=False, extra_args=(), tty_answers=None, env=None, **variables):
         return self.space.playbook('codexops.runner.%s' % name, str(self.inventory), variables,
                                    expect_failure=expect_failure, check=check, label=name, extra_args=extra_args,
-                                   tty_answers=tty_answers)
+                                   tty_answers=tty_answers, env=env)
 
     def report(self, name='fleet-report'):
         return json.loads((self.report_dir / ('%s.json' % name)).read_text())

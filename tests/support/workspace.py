@@ -109,8 +109,9 @@ class Workspace:
                              expect_failure=expect_failure, check=check, interpreter=interpreter, label=target)
 
     def playbook(self, playbook, inventory, variables=None, expect_failure=False, check=False, interpreter=None,
-                 label=None, verbose=True, extra_args=(), tty_answers=None):
+                 label=None, verbose=True, extra_args=(), tty_answers=None, env=None):
         """ansible-playbook (at -vvvv --diff unless verbose=False) on any playbook; returns the output.
+        env: environment variables to set for this run on top of env() (e.g. ANSIBLE_DEPRECATION_WARNINGS).
         With tty_answers ([(prompt, answer)]), it runs on a terminal of its own (a pty that is its
         controlling terminal, as for a person at a shell) and each answer is typed once its prompt shows
         (as `--ask-vault-pass` needs: getpass reads /dev/tty, with echo off)."""
@@ -125,12 +126,14 @@ class Workspace:
         if check:
             cmd.append('--check')
         cmd.extend(extra_args)
+        run_env = self.env(interpreter)
+        run_env.update(env or {})
         if tty_answers is None:
-            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=self.env(interpreter),
+            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=run_env,
                                   cwd=str(self.root), check=False)
             returncode, output = proc.returncode, proc.stdout.decode('utf-8', 'replace')
         else:
-            returncode, output = run_on_a_terminal(cmd, self.env(interpreter), str(self.root), tty_answers)
+            returncode, output = run_on_a_terminal(cmd, run_env, str(self.root), tty_answers)
         self.outputs.append(output)
         log_dir = OUTPUT / 'logs'
         log_dir.mkdir(parents=True, exist_ok=True)

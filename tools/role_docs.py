@@ -20,9 +20,9 @@ import sys
 
 import yaml
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NAMESPACE, NAME = 'codexops', 'runner'
-GENERATOR = 'tests/docs/role_docs.py'
+GENERATOR = 'tools/role_docs.py'
 
 
 def roles(repo=REPO):

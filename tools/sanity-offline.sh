@@ -2,11 +2,11 @@
 # ansible-test sanity, offline. ansible-test wants the collection at
 # .../ansible_collections/codexops/runner inside a git work tree, and bootstraps each sanity venv
 # with a get-pip script it downloads from outside the package registries; here a stand-in that uses
-# ensurepip + pip (which do reach PyPI) takes its place. Usage: run-offline.sh VENV_BIN_DIR
+# ensurepip + pip (which do reach PyPI) takes its place. Usage: tools/sanity-offline.sh VENV_BIN_DIR
 set -euo pipefail
-bin=${1:?usage: run-offline.sh VENV_BIN_DIR}
+bin=${1:?usage: tools/sanity-offline.sh VENV_BIN_DIR}
 shift
-repo=$(cd "$(dirname "$0")/../.." && pwd)
+repo=$(cd "$(dirname "$0")/.." && pwd)
 work=${CODEXOPS_SANITY_DIR:-$repo/.build/sanity}
 tree=$work/ansible_collections/codexops/runner
 python_version=$("$bin/python" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
@@ -21,7 +21,7 @@ source = os.path.join(os.path.dirname(ansible_test.__file__), '_internal', 'pyth
 print(re.search(r"pip='([0-9.]+)'", open(source).read()).group(1).replace('.', '_'))
 PY
 )
-cp "$repo/tests/sanity/get_pip_stand_in.py" "$HOME/.ansible/test/cache/get_pip_${pip_version}.py"
+cp "$repo/tools/get_pip_stand_in.py" "$HOME/.ansible/test/cache/get_pip_${pip_version}.py"
 
 rm -rf "$tree"
 mkdir -p "$tree"
