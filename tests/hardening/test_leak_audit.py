@@ -53,12 +53,12 @@ def keepalive_and_cli_vars(space):
     for number in (1, 2):
         (space.root / 'systemd' / ('runner-%d' % number)).mkdir(parents=True)
     return {
-        'codex_keepalive': True, 'codex_keepalive_scheduler': 'systemd',
+        'codexops_keepalive': True, 'codex_keepalive_scheduler': 'systemd',
         'codex_keepalive_codex_path': codex_binary(),
         'codex_keepalive_script_dir': str(space.root / 'libexec' / '{{ inventory_hostname }}'),
         'codex_keepalive_systemd_dir': str(space.root / 'systemd' / '{{ inventory_hostname }}'),
         # The pinned CLI is already in this prefix: the codex_cli role checks it and links it.
-        'codex_install_cli': True, 'codex_cli_prefix': str(Path(codex_binary()).parents[2]),
+        'codexops_install_cli': True, 'codex_cli_prefix': str(Path(codex_binary()).parents[2]),
         'codex_cli_link': str(space.root / 'bin' / '{{ inventory_hostname }}' / 'codex'),
     }
 
@@ -163,11 +163,11 @@ def test_access_token_and_api_key_playbooks_leak_nothing(workspace, backend):
     # (On a fresh fleet, check mode does not pass yet: see test_access_token_provision_check_on_a_fresh_fleet.)
     run('provision', check=True, codex_auth_access_token=old)
     run('verify')
-    run('rotate_access_token', check=True, codex_new_access_token=new, codex_hosts='runner-1')
-    output = run('rotate_access_token', codex_new_access_token=new, codex_hosts='runner-1')
+    run('rotate_access_token', check=True, codex_new_access_token=new, codexops_hosts='runner-1')
+    output = run('rotate_access_token', codex_new_access_token=new, codexops_hosts='runner-1')
     assert 'It is now safe to revoke the old token' in output
     failed = run('rotate_access_token', expect_failure=True, codex_new_access_token=rejected,
-                 codex_hosts='runner-1')
+                 codexops_hosts='runner-1')
     assert 'Do NOT revoke the old access token yet: runner-1' in failed
     assert new in fleet.auth('runner-1').read_text()
     assert api_key_doc['OPENAI_API_KEY'] in fleet.auth('runner-2').read_text()
