@@ -23,6 +23,8 @@ from ansible.module_utils.six import string_types
 from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
+from ansible_collections.codexops.runner.plugins.module_utils import errors
+
 display = Display()
 
 PLAYBOOKS = ('provision', 'verify', 'reseed', 'rotate_access_token', 'writeback')
@@ -47,8 +49,8 @@ SERIAL_ITEM = re.compile(r'^\s*[0-9]+(\.[0-9]+)?\s*%?\s*$')
 MAX_HOSTS_NAMED = 5
 
 
-class PlaybookVarsError(Exception):
-    pass
+class PlaybookVarsError(errors.CodexOpsError):
+    default_code = 'playbook_vars_invalid'
 
 
 def check_value(kind, value):
@@ -123,7 +125,7 @@ class ActionModule(ActionBase):
         try:
             result.update(self._check(args['playbook'], task_vars))
         except PlaybookVarsError as exc:
-            result.update(failed=True, changed=False, msg=str(exc))
+            result.update(failed=True, changed=False, msg=exc.message, error_code=exc.code)
         return result
 
     def _check(self, playbook, task_vars):
