@@ -118,7 +118,7 @@ def test_seed_fleet_playbooks_and_roles_leak_nothing(workspace, backend):
     bad = fleet.seed_dir / 'runner-2.json'
     bad.unlink()
     write_private(bad, '{"auth_mode": "api_key", "tokens": {"refresh_token": "%s"}}'
-                 % broken['tokens']['refresh_token'])
+                  % broken['tokens']['refresh_token'])
     failed = run('provision', expect_failure=True, extra_args=vault, codex_auth_replace='always')
     assert 'auth_mode_invalid' in failed
     fleet.auth('runner-2').write_text('not json')

@@ -29,7 +29,7 @@ from support.runner_access import runner_owner
 from support.workspace import OUTPUT
 
 _needs_root = required(os.geteuid() == 0, 'installs root-owned files and runs Codex as another user: run as root '
-                                         '(CI does)')
+                       '(CI does)')
 
 PLAY = '''
 - hosts: localhost

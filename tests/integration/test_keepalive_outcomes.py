@@ -29,7 +29,7 @@ from test_keepalive import (SYSTEMD_RUNNING, Layout, changed, keepalive_name, ru
                             seed_codex_home)
 
 _needs_root = required(os.geteuid() == 0, 'installs root-owned files and runs Codex as another user: run as root '
-                                         '(CI does)')
+                       '(CI does)')
 
 STATUS_KEYS = {'format', 'started', 'finished', 'exit_status', 'result', 'reason', 'refreshed', 'codex_version',
                'interval_seconds'}

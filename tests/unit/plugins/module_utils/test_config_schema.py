@@ -260,5 +260,5 @@ def test_the_generator_writes_a_shared_field_set_once():
     text = config_schema_table.render({}, root, 'test schema')
     assert text.count("'key_5': 'string'") == 1 and text.count('_SHARED_FIELDS_1') == 3
     namespace = {}
-    exec(text, namespace)  # pylint: disable=exec-used  (the generator's own output)
+    exec(text, namespace)  # pylint: disable=exec-used
     assert namespace['ROOT'] == root

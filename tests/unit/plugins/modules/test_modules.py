@@ -283,7 +283,7 @@ exit %(rc)d
 def probe_script(tmp_path, rc=1, result='failed', reason='"refresh_token_reused"', body=None):
     path = tmp_path / 'codex-keepalive-probe'
     path.write_text(body if body is not None else PROBE_SCRIPT % {'rc': rc, 'result': result, 'reason': reason,
-                                                                         'version': CODEX_VERSION})
+                                                                  'version': CODEX_VERSION})
     path.chmod(0o755)
     return str(path)
 
