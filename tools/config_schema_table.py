@@ -340,21 +340,51 @@ class Builder:
             return _rebuild(spec, inline)
 
         definitions = dict((name, inline(self.converted[name])) for name in sorted(keep))
+        return inline_single_use(*share_repeats(definitions, inline(root)))
+
+
+def inline_single_use(definitions, root):
+    """(definitions, root) with every definition that is not recursive and is referenced once written
+    where it is used, and every one the root cannot reach dropped. Sharing a repeated table can leave
+    a definition used once that was used twice before."""
+    while True:
+        definitions = _reachable(definitions, root)
+        uses = dict.fromkeys(definitions, 0)
+        for spec in [root] + list(definitions.values()):
+            for name in _references(spec):
+                uses[name] += 1
+        single = set(name for name, count in uses.items()
+                     if count == 1 and name not in _references(definitions[name], definitions))
+        if not single:
+            return definitions, root
+
+        def inline(spec):
+            if isinstance(spec, str) and spec in single:
+                return inline(definitions[spec])
+            return _rebuild(spec, inline)
+
+        definitions = dict((name, inline(spec)) for name, spec in definitions.items() if name not in single)
         root = inline(root)
-        # Drop definitions that inlining left unused.
-        used = set()
 
-        def mark(spec):
-            if isinstance(spec, str):
-                if spec in definitions and spec not in used:
-                    used.add(spec)
-                    mark(definitions[spec])
-                return
-            for _key, sub in _children(spec, None):
-                mark(sub)
 
-        mark(root)
-        return share_repeats(dict((k, v) for k, v in definitions.items() if k in used), root)
+def _references(spec, definitions=None):
+    """The definition names `spec` refers to: directly, or (given `definitions`) through them too."""
+    found, stack = [], [spec]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, str):
+            if current[:1].isupper() and (definitions is None or current not in found):
+                found.append(current)
+                if definitions is not None:
+                    stack.append(definitions[current])
+            continue
+        stack.extend(sub for _key, sub in _children(current, None))
+    return found
+
+
+def _reachable(definitions, root):
+    names = set(_references(root, definitions))
+    return dict((name, spec) for name, spec in definitions.items() if name in names)
 
 
 # A table of at least this many keys that the schema spells out in two places (config.toml's
@@ -366,16 +396,8 @@ def share_repeats(definitions, root):
     """(definitions, root) with every large table that stands in more than one place replaced by a
     reference to one definition, named after the key it stands under (`features` -> `Features`)."""
     seen = {}
-
-    def collect(spec, key):
-        for sub_key, sub in _children(spec, key):
-            collect(sub, sub_key)
-        if _is_table(spec) and len(spec[1]) >= MIN_SHARED_KEYS:
-            seen.setdefault(_canonical(spec), (spec, []))[1].append(key)
-
-    collect(root, None)
-    for name in sorted(definitions):
-        collect(definitions[name], None)
+    for key, spec in _large_tables(definitions, root):
+        seen.setdefault(_canonical(spec), (spec, []))[1].append(key)
     shared = {}
     for canonical, (_spec, keys) in sorted(seen.items(), key=lambda item: repr(item[0])):
         if len(keys) > 1:
@@ -392,13 +414,30 @@ def share_repeats(definitions, root):
     return shared_definitions, replace(root)
 
 
+def _large_tables(definitions, root):
+    """(key it stands under, spec) for every table of MIN_SHARED_KEYS keys or more, innermost first."""
+    found = []
+
+    def collect(spec, key):
+        for sub_key, sub in _children(spec, key):
+            collect(sub, sub_key)
+        if _is_table(spec) and len(spec[1]) >= MIN_SHARED_KEYS:
+            found.append((key, spec))
+
+    collect(root, None)
+    for name in sorted(definitions):
+        collect(definitions[name], None)
+    return found
+
+
 def _canonical(spec):
     """A hashable form of a spec in which two tables with the same keys compare equal."""
     if not isinstance(spec, tuple):
         return spec
     if spec[0] == 'table' and isinstance(spec[1], dict):
-        return ('table', tuple((k, _canonical(v)) for k, v in sorted(spec[1].items()))) + tuple(
-            _canonical(part) if index == 1 else part for index, part in enumerate(spec[2:], 0))
+        # REQUIRED (spec[2]) is a tuple of names; EXTRA (spec[3]) is a spec.
+        fields = tuple((k, _canonical(v)) for k, v in sorted(spec[1].items()))
+        return ('table', fields) + spec[2:3] + tuple(_canonical(part) for part in spec[3:])
     return tuple(_canonical(part) if isinstance(part, tuple) else part for part in spec)
 
 
@@ -475,16 +514,8 @@ def _shared_fields(definitions, root):
     """{canonical fields: (variable name, fields)} for the large field sets that stand in more than
     one table."""
     found = {}
-
-    def collect(spec):
-        for _key, sub in _children(spec, None):
-            collect(sub)
-        if _is_table(spec) and len(spec[1]) >= MIN_SHARED_KEYS:
-            found.setdefault(_canonical(('table', spec[1])), []).append(spec[1])
-
-    collect(root)
-    for spec in definitions.values():
-        collect(spec)
+    for _key, spec in _large_tables(definitions, root):
+        found.setdefault(_canonical(('table', spec[1])), []).append(spec[1])
     repeated = sorted((key for key, places in found.items() if len(places) > 1), key=repr)
     return dict((key, ('_SHARED_FIELDS_%d' % index, found[key][0])) for index, key in enumerate(repeated, 1))
 
@@ -501,14 +532,12 @@ def _render_fields(fields, level, shared):
 
 def _render(spec, level, shared):
     """Tables one key a line, long enums wrapped at 120 columns, everything else on one line."""
-    if isinstance(spec, tuple) and spec[0] == 'table':
+    if _is_table(spec):
         name = shared.get(_canonical(('table', spec[1])), (None,))[0]
         head = "('table', %s" % (name or _render_fields(spec[1], level, shared))
-        tail = ''.join(', ' + repr(part) for part in spec[2:3])
-        tail += ''.join(', ' + _render(part, level, shared) for part in spec[3:])
+        tail = ''.join(', ' + repr(part) for part in spec[2:3])  # REQUIRED, when given
+        tail += ''.join(', ' + _render(part, level, shared) for part in spec[3:])  # EXTRA
         return head + tail + ')'
-    if spec is False:
-        return 'False'
     if isinstance(spec, tuple) and spec[0] in ('array', 'map'):
         return "('%s', %s)" % (spec[0], _render(spec[1], level, shared))
     if isinstance(spec, tuple) and spec[0] == 'union':
@@ -528,7 +557,7 @@ def _render(spec, level, shared):
                 line = ''
             line += value + ', '
         lines.append(line.rstrip(', '))
-        return "('enum', (\n%s%s))" % (pad, '\n'.join(pad + part for part in lines)[len(pad):])
+        return "('enum', (\n%s))" % '\n'.join(pad + part for part in lines)
     return repr(spec)
 
 

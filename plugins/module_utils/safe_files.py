@@ -179,13 +179,17 @@ class HomeDir(object):
         """Check mode: refuse, as codex_lock() would, a lock file that exists and cannot be used
         (opened for writing, never created, chowned or locked here)."""
         for name in LOCK_FILES:
-            if self.lstat(name) is not None:
-                os.close(self._open_lock(name, create=False)[0])
+            opened = self._open_lock(name, create=False)
+            if opened is not None:
+                os.close(opened[0])
 
     def _open_lock(self, name, create=True):
-        """(fd, fstat) of the lock file `name`, opened for writing without following a link. A special
-        file is refused on lstat, before it is opened (opening a device can do something)."""
+        """(fd, fstat) of the lock file `name`, opened for writing without following a link (None when
+        it is missing and create is false). A special file is refused on lstat, before it is opened
+        (opening a device can do something)."""
         before = self.lstat(name)
+        if before is None and not create:
+            return None
         if before is not None and not stat.S_ISREG(before.st_mode):
             raise UnsafePathError('lock_unavailable', 'the lock file %s is a %s, not a regular file.'
                                   % (self.shown(name), kind_of(before)))

@@ -262,3 +262,17 @@ def test_the_generator_writes_a_shared_field_set_once():
     namespace = {}
     exec(text, namespace)  # pylint: disable=exec-used
     assert namespace['ROOT'] == root
+
+
+def test_the_generator_inlines_what_sharing_left_used_once():
+    # `Flag` was used twice only because the large table holding it was spelled out twice.
+    features = ('table', dict(('flag_%d' % index, 'Flag' if index == 0 else 'boolean')
+                              for index in range(config_schema_table.MIN_SHARED_KEYS)))
+    flag = ('union', ('boolean', ('table', {'enabled': 'boolean'})))
+    recursive = ('table', {'child': 'Node'})
+    root = ('table', {'features': features, 'profile': ('table', {'features': features}), 'tree': 'Node'})
+    definitions, shared_root = config_schema_table.inline_single_use(
+        *config_schema_table.share_repeats({'Flag': flag, 'Node': recursive, 'Unused': 'string'}, root))
+    assert sorted(definitions) == ['Features', 'Node']
+    assert definitions['Features'][1]['flag_0'] == flag  # used once now: written in place
+    assert shared_root[1]['tree'] == 'Node'  # recursive: stays a reference
