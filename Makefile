@@ -37,7 +37,7 @@ export CODEXOPS_CODEX := $(ABS_CODEX_PREFIX)/node_modules/.bin/codex
 export PATH := $(BIN):$(PATH)
 
 
-.PHONY: bench help demo test units integration pytest molecule sanity lint venv codex codex-tarball fleet-deps collection clean
+.PHONY: bench help demo test units integration hardening pytest molecule sanity lint venv codex codex-tarball fleet-deps collection clean
 
 # One line per target; README.md (Development) lists the same, and tests/unit/test_readme.py checks that
 # both name every stage of `make test`.
@@ -88,8 +88,10 @@ codex-tarball: $(CODEX_TARBALL)
 $(CODEX_TARBALL): | codex
 	mkdir -p "$(@D)"
 	tar -C "$(ABS_CODEX_PREFIX)" -cf - node_modules | gzip -1 > "$@.tmp"
+	sha256sum < "$@.tmp" | cut -d' ' -f1 > "$@.sha256.tmp"
+	# The checksum first: make reruns nothing once the tarball is in place.
+	mv "$@.sha256.tmp" "$@.sha256"
 	mv "$@.tmp" "$@"
-	sha256sum "$@" | cut -d' ' -f1 > "$@.sha256"
 
 # openssh-server, iproute2 and sudo for the SSH fleet in network namespaces (tests/fleet).
 fleet-deps:

@@ -57,29 +57,28 @@ def take_snapshot(home):
 
 
 def lock_states(home):
-    """Codex's lock files as they are (lstat, nothing opened): [{name, kind, links, uid}]."""
+    """Codex's lock files as they are (lstat, nothing opened): [{name, fault, uid}]."""
     found = []
     for name in safe_files.LOCK_FILES:
         st = home.lstat(name)
         if st is not None:
-            found.append({'name': name, 'kind': safe_files.kind_of(st), 'links': st.st_nlink, 'uid': st.st_uid})
+            found.append({'name': name, 'fault': safe_files.lock_fault(st), 'uid': st.st_uid})
     return found
 
 
 def _lock_problems(locks, home_uid):
-    """A lock file Codex (or provisioning, as the runner) cannot use: every refresh fails to take it."""
+    """A lock file Codex cannot take: its next refresh cannot be saved."""
     problems = []
     for lock in locks:
-        if lock['kind'] != 'regular file':
-            why = 'is a %s, not a regular file' % lock['kind']
-        elif lock['links'] != 1:
-            why = 'has %d hard links' % lock['links']
+        if lock['fault']:
+            why = '%s; provisioning refuses it too (lock_unavailable)' % lock['fault']
         elif lock['uid'] != home_uid:
-            why = 'belongs to %s, not to the owner of CODEX_HOME' % safe_files.user_name(lock['uid'])
+            why = ('belongs to %s, not to the owner of CODEX_HOME, so Codex running as the runner cannot take it'
+                   % safe_files.user_name(lock['uid']))
         else:
             continue
-        problems.append(auth_model.problem('lock_unusable', '%s %s; Codex cannot take its lock to save a refreshed '
-                                           'auth.json, and provisioning refuses it.' % (lock['name'], why)))
+        problems.append(auth_model.problem('lock_unusable', '%s %s; Codex could not save a refreshed auth.json.'
+                                           % (lock['name'], why)))
     return problems
 
 

@@ -69,6 +69,14 @@ def needs_chown(st, uid, gid):
     return (uid is not None and st.st_uid != uid) or (gid is not None and st.st_gid != gid)
 
 
+def lock_fault(st):
+    """Why a lock file (its lstat or fstat) is not one anybody can take, or None. The one rule:
+    codex_lock refuses such a file, verify reports it (lock_unusable)."""
+    if not stat.S_ISREG(st.st_mode):
+        return 'is a %s, not a regular file' % kind_of(st)
+    return None
+
+
 def mode_changes(st, uid, gid, mode):
     """What a repair would change on `st`: 'mode' and/or 'owner'."""
     changes = []
@@ -190,19 +198,17 @@ class HomeDir(object):
         before = self.lstat(name)
         if before is None and not create:
             return None
-        if before is not None and not stat.S_ISREG(before.st_mode):
-            raise UnsafePathError('lock_unavailable', 'the lock file %s is a %s, not a regular file.'
-                                  % (self.shown(name), kind_of(before)))
+        if before is not None and lock_fault(before):
+            raise UnsafePathError('lock_unavailable', 'the lock file %s %s.' % (self.shown(name), lock_fault(before)))
         try:
             fd = os.open(name, os.O_RDWR | (os.O_CREAT if create else 0) | _OPEN_FLAGS, 0o600, dir_fd=self.fd)
         except OSError as exc:
             raise UnsafePathError('lock_unavailable', 'cannot open the lock file %s: %s.'
                                   % (self.shown(name), exc.strerror))
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
+        if lock_fault(st):
             os.close(fd)
-            raise UnsafePathError('lock_unavailable', 'the lock file %s is a %s, not a regular file.'
-                                  % (self.shown(name), kind_of(st)))
+            raise UnsafePathError('lock_unavailable', 'the lock file %s %s.' % (self.shown(name), lock_fault(st)))
         return fd, st
 
     def _acquire(self, name, uid, gid, timeout):

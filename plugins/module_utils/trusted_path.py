@@ -180,9 +180,19 @@ def read_file(path, code, max_bytes, _hops=0):
                 raise UnsafePathError('%s_symlink' % code, 'too many symlinks at %s.' % path)
             target = os.readlink(name, dir_fd=where.fd)
             return read_file(os.path.normpath(os.path.join(where.path, target)), code, max_bytes, _hops + 1)
-        return read_fd_file(where.fd, name, path, code, max_bytes, single_link=where.controller is not None)
+        if not stat.S_ISREG(st.st_mode):
+            # Refused on lstat, before it is opened: opening a device can do something.
+            raise UnsafePathError('%s_not_regular' % code, '%s is a %s, not a regular file.' % (path, kind_of(st)))
+        # A hard link needs a directory only root controls, and not one where anyone may add a name
+        # (a sticky /tmp counts as root's, yet a missing file there could be planted as a link).
+        single_link = where.controller is not None or _anyone_can_add(os.fstat(where.fd))
+        return read_fd_file(where.fd, name, path, code, max_bytes, single_link=single_link)
     finally:
         where.close()
+
+
+def _anyone_can_add(st):
+    return bool(stat.S_IMODE(st.st_mode) & 0o022)
 
 
 def read_fd_file(dir_fd, name, shown, code, max_bytes, single_link=True):

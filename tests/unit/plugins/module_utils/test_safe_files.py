@@ -543,17 +543,27 @@ def test_lock_timeout_on_second_lock_releases_first(home, hd, monkeypatch):
     assert probe_locks(home) == ['free', 'free']
 
 
-def test_lock_waits_for_release(home, hd):
-    held = hold(home / 'auth.lock')
-    releaser = threading.Timer(0.2, os.close, args=(held,))
-    releaser.start()
+def test_lock_waits_for_release(home, hd, monkeypatch):
+    """A held lock delays codex_lock until its holder lets go: the loop waits while it is held (its
+    first wait is where the holder releases it here), then takes both locks."""
+    held = [hold(home / 'auth.lock')]
+    waits = []
+
+    def release_on_first_wait(seconds):
+        waits.append(seconds)
+        if held:
+            os.close(held.pop())
+
+    monkeypatch.setattr(safe_files, 'time', types.SimpleNamespace(monotonic=time.monotonic,
+                                                                  sleep=release_on_first_wait))
     try:
-        started = time.monotonic()
         with hd.codex_lock(timeout=10):
-            waited = time.monotonic() - started
+            assert probe_locks(home) == ['held', 'held']
     finally:
-        releaser.join()
-    assert waited >= 0.1
+        for fd in held:
+            os.close(fd)
+    assert waits, 'codex_lock took a lock someone held without waiting'
+    assert probe_locks(home) == ['free', 'free']
 
 
 def test_lock_file_symlink_refused(home, hd, tmp_path):

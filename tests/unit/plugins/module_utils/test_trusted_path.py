@@ -381,3 +381,22 @@ def test_read_closes_what_it_opened(root):
     read_refused(big)
     read_refused(os.path.join(root, 'env', 'x'))
     assert fds() == before
+
+
+def test_a_hard_link_in_a_directory_anyone_can_add_to_is_refused(tmp_path):
+    # /tmp is root's and sticky, yet any user may put a name in it: a hard link there could be planted.
+    shared = tmp_path / 'shared'
+    shared.mkdir()
+    shared.chmod(0o1777)
+    (shared / 'real').write_bytes(b'OPENAI_API_KEY=x\n')
+    os.link(str(shared / 'real'), str(shared / 'seed'))
+    with pytest.raises(trusted_path.UnsafePathError) as info:
+        trusted_path.read_file(str(shared / 'seed'), 'seed', 1024)
+    assert info.value.code == 'seed_hardlink'
+
+
+def test_a_fifo_is_refused_before_it_is_opened(tmp_path):
+    os.mkfifo(str(tmp_path / 'seed'), 0o600)
+    with pytest.raises(trusted_path.UnsafePathError) as info:
+        trusted_path.read_file(str(tmp_path / 'seed'), 'seed', 1024)
+    assert info.value.code == 'seed_not_regular' and 'FIFO' in info.value.message
