@@ -91,7 +91,8 @@ class AccessTokenLogin:
             if stored:
                 result.update(attributes_changed=self._predicted_repairs(context))
                 result['changed'] = bool(result['attributes_changed'])
-                return self._finish(context, result)
+                # As the run leaves it: the repairs made (0700, 0600, the runner's).
+                return self._finish(context, result, predicted=existing)
             result.update(changed=True, attributes_changed=[], logged_in=True)
             return self._finish(context, result, predicted=expected_file(token))
         dir_changes = ['codex_home_%s' % change for change in context.ensure()]

@@ -32,7 +32,6 @@ from ansible_collections.codexops.runner.plugins.module_utils import trusted_pat
 UnsafePathError = trusted_path.UnsafePathError
 # The files root takes over (chown to the runner) when it hands a root-owned CODEX_HOME over.
 MANAGED_FILES = (constants.AUTH_FILE, constants.CONFIG_FILE) + safe_files.LOCK_FILES
-ROOT_UID = 0
 
 
 class Target(object):
@@ -143,13 +142,13 @@ class HomeContext(object):
         self.home = safe_files.HomeDir(owned_fd, self.path)
 
     def _hand_over(self):
-        if self.actor_uid != ROOT_UID:
+        if self.actor_uid != constants.ROOT_UID:
             # The runner can give its own files to a group it belongs to, nothing more.
             os.fchown(self.home.fd, -1, -1 if self.gid is None else self.gid)
             return
         for name in MANAGED_FILES:
             st = self.home.lstat(name)
-            if st is not None and st.st_uid not in (ROOT_UID, self.uid):
+            if st is not None and st.st_uid not in (constants.ROOT_UID, self.uid):
                 # Made by a third user (a CODEX_HOME others could write): never give it to the runner.
                 raise UnsafePathError('%s_owner' % _code_of(name), '%s belongs to %s; root hands over only what '
                                       'root made. Check it and remove it.'
@@ -165,7 +164,7 @@ class HomeContext(object):
         """Run func(self) as the user CODEX_HOME now belongs to (after ensure()). Root must not go
         on working in a directory it has just handed to the runner."""
         owner = self.home.stat().st_uid
-        if self.actor_uid != ROOT_UID or owner == ROOT_UID:
+        if self.actor_uid != constants.ROOT_UID or owner == constants.ROOT_UID:
             return func(self, *args)
         self.actor_uid = owner
         # The runner's own groups only: a `group` it is not in is refused by the kernel at chown.
@@ -210,20 +209,20 @@ def _choose_actor(path, home_fd, parent_controller, where, target):
     wanted = target.uid
     if home_fd is None:
         # Missing: created by root in root's tree, by the runner in the runner's.
-        creator = ROOT_UID if parent_controller is None else parent_controller
-        if wanted is not None and creator not in (ROOT_UID, wanted):
+        creator = constants.ROOT_UID if parent_controller is None else parent_controller
+        if wanted is not None and creator not in (constants.ROOT_UID, wanted):
             raise UnsafePathError('codex_home_parent_owner', '%s is controlled by %s, not by root or %s; put '
                                   'CODEX_HOME where nobody else can redirect it.'
                                   % (where.path, safe_files.user_name(creator), safe_files.user_name(wanted)))
         return creator
     st = os.fstat(home_fd)
     owner = st.st_uid
-    if owner == ROOT_UID and parent_controller is not None:
+    if owner == constants.ROOT_UID and parent_controller is not None:
         # Also for readers (Target(None)): the runner could have renamed any root directory here.
         raise UnsafePathError('codex_home_owner', '%s is owned by root but sits in a directory %s controls, '
                               'who could have moved any root directory there; check it and chown it to the '
                               'runner yourself.' % (path, safe_files.user_name(parent_controller)))
-    if owner == ROOT_UID and stat.S_IMODE(st.st_mode) & 0o022:
+    if owner == constants.ROOT_UID and stat.S_IMODE(st.st_mode) & 0o022:
         raise UnsafePathError('codex_home_path_shared', '%s is root\'s but others can write it; check what is in '
                               'it, then make it 0700.' % path)
     if wanted is not None and parent_controller not in (None, wanted):
@@ -232,13 +231,8 @@ def _choose_actor(path, home_fd, parent_controller, where, target):
                               % (path, safe_files.user_name(parent_controller), safe_files.user_name(wanted)))
     if wanted is None or owner == wanted:
         return owner  # root's own CODEX_HOME included: root works through the descriptor it holds
-    if owner == ROOT_UID and parent_controller is None:
-        return ROOT_UID  # root's, in root's tree: root works in it, then hands it over
-    if owner == ROOT_UID:
-        raise UnsafePathError('codex_home_owner', '%s is owned by root but sits in a directory %s controls, '
-                              'who could have swapped any root directory in; check it and chown it to %s '
-                              'yourself.' % (path, safe_files.user_name(parent_controller),
-                                             safe_files.user_name(wanted)))
+    if owner == constants.ROOT_UID and parent_controller is None:
+        return constants.ROOT_UID  # root's, in root's tree: root works in it, then hands it over
     raise UnsafePathError('codex_home_owner', '%s is owned by %s, not %s; root does not take over another '
                           "user's directory. chown it after checking it, or choose another codex_home."
                           % (path, safe_files.user_name(owner), safe_files.user_name(wanted)))

@@ -82,9 +82,10 @@ def write_settings(home, new_text, st, uid=None, gid=None):
     its mode and owner."""
     data = new_text.encode('utf-8')
     if st is None:
-        home.atomic_write(constants.CONFIG_FILE, data, uid, gid, 0o600)
+        home.atomic_write(constants.CONFIG_FILE, data, uid, gid, constants.CONFIG_MODE)
     else:
-        home.atomic_write(constants.CONFIG_FILE, data, st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode))
+        # Its permission bits only: never a setuid, setgid or sticky bit on the new file.
+        home.atomic_write(constants.CONFIG_FILE, data, st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode) & 0o777)
 
 
 def apply_settings(context, settings, check_mode=False):

@@ -7,11 +7,15 @@ Private to this collection. One place for the facts every helper needs, so that 
 health.py (or any other helper) only for a file name.
 """
 
+# The one user every rule about who controls a directory trusts.
+ROOT_UID = 0
 AUTH_FILE = 'auth.json'
 CONFIG_FILE = 'config.toml'
 # Codex refuses to save credentials a group or others can read; it creates both with these modes.
 HOME_MODE = 0o700
 AUTH_MODE = 0o600
+# A config.toml provisioning creates (an existing one keeps its mode): it may hold MCP server secrets.
+CONFIG_MODE = 0o600
 # A missing directory above CODEX_HOME is created like a home directory: traversable, not writable.
 PARENT_MODE = 0o755
 # config.toml is read whole before it is parsed; Codex's own files are a few KiB.

@@ -65,6 +65,11 @@ def guarded(module, func, *args, **kwargs):
         module.fail_json(msg=exc.message, error_code=exc.code)
     except OSError as exc:
         module.fail_json(msg=os_error_message(exc))
+    except Exception as exc:  # pylint: disable=broad-except
+        # A bug, not a refusal: its text could quote what it was parsing, so only its class is shown
+        # (as privsep does for a runner-user child).
+        module.fail_json(msg='unexpected %s; nothing more is shown, as it could quote file content'
+                         % type(exc).__name__, error_code='internal_error')
 
 
 def resolve_ids(module):

@@ -23,6 +23,7 @@ import signal
 import sys
 import time
 
+from ansible_collections.codexops.runner.plugins.module_utils import constants
 from ansible_collections.codexops.runner.plugins.module_utils import errors
 
 # A child that has not answered by then is killed: nothing the runner does may hang the run.
@@ -30,7 +31,6 @@ DEFAULT_CHILD_TIMEOUT = 300.0
 _MAX_RESULT_BYTES = 16 * 1024 * 1024
 _PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
-ROOT_UID = 0
 
 
 class PrivsepError(errors.CodexOpsError):
@@ -64,7 +64,7 @@ class Identity(object):
         os.setgroups(self.groups)
         os.setresgid(self.gid, self.gid, self.gid)
         # Saved uid still root: the runner cannot ptrace us yet (it must match all three uids).
-        os.setresuid(self.uid, self.uid, ROOT_UID)
+        os.setresuid(self.uid, self.uid, constants.ROOT_UID)
         # The euid change reset "dumpable" to fs.suid_dumpable, which may be 1: clear it ourselves.
         # Dropping the saved uid below changes neither euid nor fsuid, so the kernel keeps it clear.
         if ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:

@@ -132,7 +132,7 @@ class SeedRun:
 
     def _predicted_config(self, context):
         if self.config['text'] is not None and (self.config['changes'] or not context.exists):
-            return {'state': 'present', 'data': self.config['text'].encode('utf-8'), 'mode': constants.AUTH_MODE,
+            return {'state': 'present', 'data': self.config['text'].encode('utf-8'), 'mode': constants.CONFIG_MODE,
                     'uid': context.owner_after()}
         if not context.exists:
             return {'state': 'missing'}

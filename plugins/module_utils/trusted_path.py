@@ -17,12 +17,12 @@ import errno
 import os
 import stat
 
+from ansible_collections.codexops.runner.plugins.module_utils import constants
 from ansible_collections.codexops.runner.plugins.module_utils import errors
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0)
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, 'O_CLOEXEC', 0)
 _MAX_LINKS = 40  # as the kernel's own limit on symlinks in one lookup
-ROOT_UID = 0
 
 
 class UnsafePathError(errors.CodexOpsError):
@@ -61,7 +61,7 @@ def controller_of(st, inherited):
     mode = stat.S_IMODE(st.st_mode)
     if mode & 0o022 and not mode & stat.S_ISVTX:
         return 'many'
-    owner = None if st.st_uid == ROOT_UID else st.st_uid
+    owner = None if st.st_uid == constants.ROOT_UID else st.st_uid
     if inherited is not None and owner is not None and owner != inherited:
         return 'many'
     return inherited if inherited is not None else owner
@@ -119,7 +119,7 @@ def walk(path, code='codex_home', follow_final=False):
                 return Walk(fd, controller, [name] + parts, '/' + '/'.join(done), parent_controller)
             if stat.S_ISLNK(st.st_mode):
                 final = not parts
-                if controller is not None or st.st_uid != ROOT_UID or (final and not follow_final):
+                if controller is not None or st.st_uid != constants.ROOT_UID or (final and not follow_final):
                     raise UnsafePathError('%s_symlink' % code if final else '%s_path_symlink' % code,
                                           '%s is a symlink%s; %s (a link could redirect root anywhere on the '
                                           'host).' % (here, '' if final else ' that a non-root user could have made',
@@ -173,7 +173,7 @@ def read_file(path, code, max_bytes, _hops=0):
         if st is None:
             return None, None
         if stat.S_ISLNK(st.st_mode):
-            if where.controller is not None or st.st_uid != ROOT_UID:
+            if where.controller is not None or st.st_uid != constants.ROOT_UID:
                 raise UnsafePathError('%s_symlink' % code, '%s is a symlink a non-root user could have made; '
                                       'give the real path.' % path)
             if _hops >= _MAX_LINKS:

@@ -78,9 +78,7 @@ import base64
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from ansible_collections.codexops.runner.plugins.module_utils import codex_home
-from ansible_collections.codexops.runner.plugins.module_utils import constants
 from ansible_collections.codexops.runner.plugins.module_utils import health
 from ansible_collections.codexops.runner.plugins.module_utils import module_common
 
@@ -100,9 +98,13 @@ def _export(context, params):
     """As the user that owns CODEX_HOME: the file (refused if not a plain, single-link file) and its summary."""
     if not context.exists:
         raise codex_home.UnsafePathError('codex_home_missing', '%s does not exist.' % params['codex_home'])
-    data, _st = context.home.read_regular(constants.AUTH_FILE, 'auth', auth_model.MAX_AUTH_BYTES)
-    summary = health.evaluate(health.take_snapshot(context.home), salt=params['fingerprint_salt'],
-                              require_file_store=False)
+    # One read: the content and its summary describe the same file, even if Codex refreshes meanwhile.
+    snapshot = health.take_snapshot(context.home)
+    auth = snapshot['auth']
+    if auth['state'] == 'refused':
+        raise codex_home.UnsafePathError(auth['code'], auth['message'])
+    data = auth.get('data')
+    summary = health.evaluate(snapshot, salt=params['fingerprint_salt'], require_file_store=False)
     result = {'exists': data is not None, 'auth': summary}
     if data is not None and params['return_content']:
         result['content'] = base64.b64encode(data).decode('ascii')
