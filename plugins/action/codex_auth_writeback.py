@@ -210,9 +210,10 @@ class ActionModule(ActionBase):
                     exc.message += '. Nothing was read from the runner.'
                 raise
             if why == 'first' and len(labels_of(secrets)) > 1:
-                display.warning('codex_auth_writeback: the play has several vault secrets (%s); %s is encrypted '
-                                'with the first, %s. Set codex_writeback_vault_id (option vault_id) to choose.'
-                                % (', '.join(labels_of(secrets)), dest, label))
+                # No per-runner detail: Display drops repeats, so a fleet sees this once.
+                display.warning('codex_auth_writeback: the play has several vault secrets (%s); the store files are '
+                                'encrypted with the first, %s. Set codex_writeback_vault_id (option vault_id) to choose.'
+                                % (', '.join(labels_of(secrets)), label))
         decrypting = ([(label, secret)] if secret is not None else []) + secrets
 
         # 2. The store's copy.

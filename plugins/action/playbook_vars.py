@@ -45,7 +45,8 @@ VARIABLES = (
 )
 # Booleans (default false) that select runners for an optional play: returned as the hosts they select.
 SELECTORS = ('codexops_install_cli', 'codexops_keepalive')
-SERIAL_ITEM = re.compile(r'^\s*[0-9]+(\.[0-9]+)?\s*%?\s*$')
+# What Ansible's serial takes: a whole number of hosts, or a whole percentage of them.
+SERIAL_ITEM = re.compile(r'^\s*[0-9]+%?$')
 MAX_HOSTS_NAMED = 5
 
 
@@ -85,13 +86,21 @@ def check_value(kind, value):
         return None
     if kind == 'percentage':
         try:
-            number = None if isinstance(value, bool) else check_type_float(value)
+            # max_fail_percentage takes "25%" as well as 25.
+            number = None if isinstance(value, bool) else check_type_float(
+                value[:-1] if isinstance(value, string_types) and value.endswith('%') else value)
         except TypeError:
             number = None
         if number is None or not 0 <= number <= 100:
             return 'must be a number from 0 to 100 (a percentage of the hosts of a batch), not %s' % shown
         return None
     raise ValueError(kind)
+
+
+def unknown_hosts(kind, value, inventory):
+    """For a list of host names: why some are not in the inventory (add_host would make them up)."""
+    unknown = [name for name in value if name not in inventory] if kind == 'hosts' else []
+    return 'names hosts that are not in the inventory: %s' % host_list(unknown) if unknown else None
 
 
 def host_list(hosts):
@@ -131,7 +140,8 @@ class ActionModule(ActionBase):
     def _check(self, playbook, task_vars):
         hostvars = task_vars.get('hostvars') or {}
         hosts = list(task_vars.get('ansible_play_hosts') or [task_vars.get('inventory_hostname')])
-        errors, old_names = {}, []
+        problems, old_names = {}, []
+        inventory = set((task_vars.get('groups') or {}).get('all') or hosts)
         selected = dict((name, []) for name, _old, _kind, _per_host, playbooks in VARIABLES
                         if name in SELECTORS and playbook in playbooks)
         # Each host's variables are computed once (hostvars[host] asks the variable manager every time).
@@ -148,10 +158,11 @@ class ActionModule(ActionBase):
                 found = {}
                 for name in (new, old):
                     if name in variables:
-                        found[name] = variables[name]
-                        why = check_value(kind, found[name])
+                        # hostvars come templated; the task's own variables (the play's values) do not.
+                        found[name] = variables[name] if host else self._templar.template(variables[name])
+                        why = check_value(kind, found[name]) or unknown_hosts(kind, found[name], inventory)
                         if why:
-                            errors.setdefault((name, why), []).append(host)
+                            problems.setdefault((name, why), []).append(host)
                 if new in SELECTORS:
                     value = found.get(new, found.get(old, False))
                     if not check_value(kind, value) and check_type_bool(value):
@@ -166,9 +177,9 @@ class ActionModule(ActionBase):
                     msg='The playbook variable %s%s is deprecated: use %s, which means the same.%s'
                         % (old, where, new, ' %s is set too and wins.' % new if differ else ''),
                     version='0.3.0', collection_name='codexops.runner')
-        if errors:
+        if problems:
             raise PlaybookVarsError('Invalid playbook variables of the %s playbook, nothing was done: %s' % (
-                playbook, ' '.join('%s%s %s.' % (name, naming(hosts), why) for (name, why), hosts in errors.items())))
+                playbook, ' '.join('%s%s %s.' % (name, naming(hosts), why) for (name, why), hosts in problems.items())))
         return dict(changed=False, deprecated_names=old_names, hosts_with=selected,
                     msg='the %s playbook variables are valid%s' % (
                         playbook, ' (deprecated names used: %s)' % ', '.join(old_names) if old_names else ''))
