@@ -25,6 +25,7 @@ import copy
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -823,6 +824,8 @@ def probe(codex, module=MODULE, jobs=8, only=None):
                 cases[index]['codex_refused'] = refused
                 cases[index]['codex_message'] = message
     pool.shutdown()
+    for home in homes:
+        shutil.rmtree(home, ignore_errors=True)
     disagreements = []
     for case in cases:
         message = case['codex_message']

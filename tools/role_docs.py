@@ -32,7 +32,7 @@ def roles(repo=REPO):
 
 
 def load_specs(role, repo=REPO):
-    with open(os.path.join(repo, 'roles', role, 'meta', 'argument_specs.yml')) as handle:
+    with open(os.path.join(repo, 'roles', role, 'meta', 'argument_specs.yml'), encoding='utf-8') as handle:
         return yaml.safe_load(handle)['argument_specs']
 
 
@@ -189,16 +189,20 @@ def outputs(repo=REPO):
     return expected
 
 
+def _current(full):
+    """The text of a generated file as it is now, or None when it is missing."""
+    if not os.path.exists(full):
+        return None
+    with open(full, encoding='utf-8') as handle:
+        return handle.read()
+
+
 def stale(repo=REPO):
     problems = []
     for path, text in sorted(outputs(repo).items()):
-        full = os.path.join(repo, path)
-        if not os.path.exists(full):
-            problems.append('%s is missing' % path)
-            continue
-        with open(full) as handle:
-            if handle.read() != text:
-                problems.append('%s is stale' % path)
+        current = _current(os.path.join(repo, path))
+        if current != text:
+            problems.append('%s is %s' % (path, 'missing' if current is None else 'stale'))
     return problems
 
 
@@ -206,10 +210,9 @@ def write(repo=REPO):
     written = []
     for path, text in sorted(outputs(repo).items()):
         full = os.path.join(repo, path)
-        current = open(full).read() if os.path.exists(full) else None
-        if current != text:
+        if _current(full) != text:
             os.makedirs(os.path.dirname(full), exist_ok=True)
-            with open(full, 'w') as handle:
+            with open(full, 'w', encoding='utf-8') as handle:
                 handle.write(text)
             written.append(path)
     return written

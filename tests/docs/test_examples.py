@@ -28,6 +28,8 @@ import yaml
 import docs_support
 from support import fake_credentials
 from support.codex import codex_binary
+from support.leaks import find_leaks
+from support.private_files import write_private
 # `backend` is a pytest fixture; importing it is how this suite gets it.
 from support.backend_fixture import backend  # noqa: F401 pylint: disable=unused-import
 
@@ -92,8 +94,7 @@ def _run(kind, name, path, work, backend, secrets):
         doc, host_secrets = fake_credentials.chatgpt_seed()
         secrets += host_secrets
         seed = seeds / ('%s.json' % host)
-        seed.write_text(fake_credentials.dumps(doc))
-        seed.chmod(0o600)
+        write_private(seed, fake_credentials.dumps(doc))
         home_parent = work / host
         home_parent.mkdir(mode=0o700)
         inventory.append('%s ansible_connection=local example_codex_home=%s' % (host, home_parent / '.codex'))
@@ -101,8 +102,7 @@ def _run(kind, name, path, work, backend, secrets):
     vault_password = 'vault-FAKE-examples-%s' % secrets_module.token_hex(8)
     secrets.append(vault_password)
     vault_password_file = work / 'vault-password'
-    vault_password_file.write_text(vault_password)
-    vault_password_file.chmod(0o600)
+    write_private(vault_password_file, vault_password)
 
     setup = []
     module_defaults = {}
@@ -153,7 +153,7 @@ def _run(kind, name, path, work, backend, secrets):
     log_dir.mkdir(parents=True, exist_ok=True)
     (log_dir / ('examples-%s-%s.log' % (kind, name))).write_text(output)
     assert proc.returncode == 0, 'the EXAMPLES of %s %s failed:\n%s' % (kind, name, output[-6000:])
-    leaked = [secret[:12] for secret in secrets if secret in output]
-    assert not leaked, 'the EXAMPLES of %s printed a secret: %s...' % (name, leaked)
+    leaked = find_leaks(secrets, [output])
+    assert not leaked, 'the EXAMPLES of %s printed a secret: %s' % (name, leaked)
     recap = re.findall(r'^(runner-\d)\s+: ok=(\d+)\s.*failed=(\d+)', output, re.M)
     assert sorted(host for host, _ok, failed in recap if failed == '0') == list(HOSTS), output[-3000:]

@@ -23,7 +23,9 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO / 'tests') not in sys.path:
     sys.path.insert(0, str(REPO / 'tests'))
 
+from support import fake_credentials  # noqa: E402 pylint: disable=wrong-import-position
 from support.codex import CODEX_VERSION, codex_binary  # noqa: E402 pylint: disable=wrong-import-position
+from support.private_files import write_private  # noqa: E402 pylint: disable=wrong-import-position
 from support.require import required  # noqa: E402 pylint: disable=wrong-import-position
 
 FLEET = REPO / 'tests' / 'fleet' / 'fleet.sh'
@@ -274,13 +276,11 @@ def playbook(fleet, inventory, name, extra, expect_ok=True):
 def test_an_unreachable_runner_is_unknown_and_left_alone_by_reseed(fleet, tmp_path):
     """Real SSH hosts: provision all three, then one stops answering SSH. verify calls it unknown
     (code `unreachable`), never broken; reseed queues nobody and touches no host."""
-    sys.path.insert(0, str(REPO / 'tests'))
-    from support import fake_credentials  # pylint: disable=import-outside-toplevel
     seeds = tmp_path / 'codex_seeds'
     seeds.mkdir(mode=0o700)
     for host in fleet.hosts:
         doc, _secrets = fake_credentials.chatgpt_seed(account_id='acct-%s' % host)
-        (seeds / ('%s.json' % host)).write_text(fake_credentials.dumps(doc))
+        write_private(seeds / ('%s.json' % host), fake_credentials.dumps(doc))
     report = tmp_path / 'report'
     extra = {'codex_auth_user': 'ci', 'codex_auth_seed_dir': str(seeds), 'codex_auth_report_dir': str(report),
              'codex_auth_fingerprint_salt': 'salt-FAKE-fleet'}

@@ -23,16 +23,16 @@ def secret_needles(secrets):
     return sorted(needles)
 
 
-def find_leaks(secrets, outputs, root):
+def find_leaks(secrets, outputs, root=None):
     """Every place one of `secrets` shows up where it must not: in one of `outputs` (texts), or in
-    a file under `root` (links not followed) whose mode is not exactly 0600."""
+    a file under `root` (links not followed; None: outputs only) whose mode is not exactly 0600."""
     needles = secret_needles(secrets)
     found = []
     for index, output in enumerate(outputs):
         for needle in needles:
             if needle in output:
                 found.append('output %d contains a secret (%s...)' % (index + 1, needle[:12]))
-    for path in Path(root).rglob('*'):
+    for path in Path(root).rglob('*') if root is not None else ():
         if path.is_symlink() or not path.is_file():
             continue
         try:

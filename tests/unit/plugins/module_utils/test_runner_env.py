@@ -4,6 +4,7 @@ import os
 
 from ansible_collections.codexops.runner.plugins.module_utils import codex_process
 from ansible_collections.codexops.runner.plugins.module_utils import runner_env
+from support.private_files import write_private
 
 NOBODY = 65534
 SECRET = 'sk-proj-FAKE-shadow-value-0123456789'
@@ -58,8 +59,7 @@ def test_runner_made_link_to_a_root_file_is_not_followed(tmp_path):
     """The runner points a link at root's file that sets a shadowing variable: root does not read
     through it, so the verdict is an unreadable file, not a finding in root's file."""
     roots = tmp_path / 'root-only.env'
-    roots.write_text('OPENAI_API_KEY=%s\n' % SECRET)
-    roots.chmod(0o600)
+    write_private(roots, 'OPENAI_API_KEY=%s\n' % SECRET)
     assert runner_env.shadowing_problems([str(roots)])[0] != []  # root's own file is read
     link = tmp_path / 'runner.env'
     link.symlink_to(roots)
@@ -75,7 +75,7 @@ def test_hard_link_in_the_runners_directory_is_not_read(tmp_path):
     runner.mkdir()
     os.chown(str(runner), NOBODY, NOBODY)
     roots = tmp_path / 'root-only.env'
-    roots.write_text('CODEX_API_KEY=%s\n' % SECRET)
+    write_private(roots, 'CODEX_API_KEY=%s\n' % SECRET)
     os.link(str(roots), str(runner / '.env'))
     problems, warnings = runner_env.shadowing_problems([str(runner / '.env')])
     assert problems == [] and codes(warnings) == ['environment_file_unreadable']
