@@ -42,24 +42,19 @@ import tempfile
 import time
 from pathlib import Path
 
-from hardening_support import module_env, parse_result, snapshot_diff
+from hardening_support import module_env, parse_result, runner_ids, snapshot_diff
 from support import fake_credentials
 from support.private_files import write_private
 from support.require import require
+from support.runner_access import runner_owner
 
-RUNNER = 'nobody'
+RUNNER = runner_owner()
 STORE = b'cli_auth_credentials_store = "file"\n'
 LOCKS = ('auth.lock', 'auth.json.lock')
 
 
-def unavailable(reason):
-    """Skip on a developer's machine; fail under CI, where everything must be there."""
-    require(False, reason)
-
-
 def require_root():
-    if os.geteuid() != 0:
-        unavailable('the attack suite plays a runner user against modules running as root: run it as root')
+    require(os.geteuid() == 0, 'the attack suite plays a runner user against modules running as root: run it as root')
 
 
 def require_tool(name):
@@ -67,13 +62,8 @@ def require_tool(name):
         path = shutil.which(name) if not directory else os.path.join(directory, name)
         if path and os.access(path, os.X_OK):
             return path
-    unavailable('%s is not installed' % name)
+    require(False, '%s is not installed' % name)
     return None
-
-
-def runner_ids():
-    entry = pwd.getpwnam(RUNNER)
-    return entry.pw_uid, entry.pw_gid
 
 
 def other_runner():
@@ -85,7 +75,7 @@ def other_runner():
             continue
         if entry.pw_uid not in (0, runner_ids()[0]):
             return entry
-    unavailable('no second non-root user here to play another runner')
+    require(False, 'no second non-root user here to play another runner')
     return None
 
 
@@ -110,7 +100,7 @@ def runner_python():
         if proc.returncode == 0:
             _PYTHON.append(candidate)
             return candidate
-    unavailable('no Python interpreter the runner user %s can execute' % RUNNER)
+    require(False, 'no Python interpreter the runner user %s can execute' % RUNNER)
     return None
 
 
@@ -523,7 +513,7 @@ class Sysctl:
     def __enter__(self):
         sysctl = require_tool('sysctl')
         if not os.path.exists(self.path):
-            unavailable('this kernel has no %s' % self.name)
+            require(False, 'this kernel has no %s' % self.name)
         with open(self.path) as handle:
             self.original = handle.read().strip()
         proc = subprocess.run([sysctl, '-q', '-w', '%s=%s' % (self.name, self.value)], stdout=subprocess.PIPE,
@@ -532,7 +522,7 @@ class Sysctl:
             now = handle.read().strip()
         if proc.returncode != 0 or now != self.value:
             self._restore()
-            unavailable('cannot set %s=%s here: %s' % (self.name, self.value, proc.stdout.decode(errors='replace')))
+            require(False, 'cannot set %s=%s here: %s' % (self.name, self.value, proc.stdout.decode(errors='replace')))
         return self
 
     def _restore(self):
