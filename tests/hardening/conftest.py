@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from hardening_support import SeedWorker, Workspace
-# `backend` is a pytest fixture; importing it is how this suite gets it.
+from hardening_support import SeedWorker
+# `backend` and `workspace` are pytest fixtures; importing them is how this suite gets them.
 from support.backend_fixture import backend  # noqa: F401 pylint: disable=unused-import
+from support.workspace_fixture import workspace  # noqa: F401 pylint: disable=unused-import
 
 
 @pytest.fixture(scope='module')
@@ -37,13 +38,3 @@ def scratch():
             subprocess.run(['umount', '-l', point], check=False)
     shutil.rmtree(str(root), ignore_errors=True)
 
-
-@pytest.fixture
-def workspace(request, backend):
-    root = tempfile.mkdtemp(prefix='codexops-hard-it-')
-    os.chmod(root, 0o755)
-    space = Workspace(root, request.node.name, backend)
-    yield space
-    problems = space.leaks()
-    shutil.rmtree(root, ignore_errors=True)
-    assert not problems, 'secrets leaked:\n' + '\n'.join(problems)

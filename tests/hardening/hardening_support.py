@@ -34,7 +34,7 @@ from support.codex import codex_binary  # noqa: E402,F401
 from support.leaks import secret_needles  # noqa: E402,F401
 from support.private_files import write_private  # noqa: E402
 from support.runner_access import runner_owner  # noqa: E402
-from support.workspace import COLLECTIONS, OUTPUT, Workspace, python39  # noqa: E402,F401
+from support.workspace import COLLECTIONS, OUTPUT, python39  # noqa: E402,F401
 # pylint: enable=wrong-import-position,unused-import
 
 WORKER = HERE / 'seed_worker.py'

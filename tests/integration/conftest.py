@@ -8,9 +8,7 @@ the tests import by name; this file holds only fixtures.
 
 import os
 import shlex
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -19,26 +17,9 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO / 'tests') not in sys.path:
     sys.path.insert(0, str(REPO / 'tests'))
 
-# `backend` is a pytest fixture; importing it is how this suite gets it.
+# `backend` and `workspace` are pytest fixtures; importing them is how this suite gets them.
 from support.backend_fixture import backend  # noqa: E402,F401 pylint: disable=unused-import
-from support.runner_access import runner_problem  # noqa: E402
-from support.workspace import Workspace  # noqa: E402
-
-
-@pytest.fixture
-def workspace(request, backend):
-    root = tempfile.mkdtemp(prefix='codexops-it-')
-    os.chmod(root, 0o755)  # the runner user (nobody) must be able to reach its CODEX_HOME
-    reason = runner_problem('traverse', os.path.dirname(root))
-    if reason:
-        os.rmdir(root)
-        pytest.fail('%s. Each test\'s CODEX_HOME lives there: set TMPDIR to a directory every user can '
-                    'traverse (e.g. TMPDIR=/tmp).' % reason)
-    space = Workspace(root, request.node.name, backend)
-    yield space
-    leaks = space.leaks()
-    shutil.rmtree(root, ignore_errors=True)
-    assert not leaks, 'secrets leaked:\n' + '\n'.join(leaks)
+from support.workspace_fixture import workspace  # noqa: E402,F401 pylint: disable=unused-import
 
 
 @pytest.fixture
