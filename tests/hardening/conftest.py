@@ -37,4 +37,3 @@ def scratch():
         if point.startswith(str(root) + '/'):
             subprocess.run(['umount', '-l', point], check=False)
     shutil.rmtree(str(root), ignore_errors=True)
-
