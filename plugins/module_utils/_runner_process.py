@@ -14,8 +14,8 @@ grandchild holding its output pipe open. So:
   is on its own child, bounded by privsep;
 - the dropped child waits on the program without ever blocking: its output is read through
   select() with a deadline, its exit is polled with WNOHANG, its process group is sent SIGTERM then
-  SIGKILL at the deadline, and a program that still cannot be reaped (a tracer holds it) is
-  abandoned with `unreaped` set - the run goes on;
+  SIGKILL at the deadline, and a program that cannot be reaped (a tracer holds its zombie, seen
+  in /proc for REAP_SECONDS, or after SIGKILL) is abandoned with `unreaped` set - the run goes on;
 - the program never runs as root, nor as anyone but the runner asked for (`runner_unknown`).
 """
 
@@ -89,11 +89,17 @@ def _spawn(argv, env, stdin, timeout, capture):
     deadline = time.monotonic() + timeout
     timed_out = False
     status = None
+    dead_since = None
     try:
         while status is None:
             left = deadline - time.monotonic()
             if left <= 0:
                 timed_out = True
+                break
+            # It has exited but cannot be reaped: a tracer holds its zombie. Waiting on to the
+            # deadline would only let the runner stall us; give it up after REAP_SECONDS.
+            dead_since = _zombie_since(proc.pid, dead_since)
+            if dead_since is not None and time.monotonic() - dead_since > REAP_SECONDS:
                 break
             if pending is not None and writer is not None:
                 pending, writer = _feed(writer, pending)
@@ -103,7 +109,7 @@ def _spawn(argv, env, stdin, timeout, capture):
             else:
                 time.sleep(wait_for)
             status = _poll(proc.pid)
-        if status is None:
+        if status is None and timed_out:
             status = _stop(proc.pid)
         if reader is not None:
             # A grandchild may hold the pipe open: take what is there now, never wait for its end.
@@ -173,6 +179,20 @@ def _poll(pid):
     if not done:
         return None
     return os.waitstatus_to_exitcode(status) if hasattr(os, 'waitstatus_to_exitcode') else _exit_code(status)
+
+
+def _zombie_since(pid, since):
+    """When pid was first seen a zombie (exited, not reaped), or None while it is not one."""
+    try:
+        with open('/proc/%d/stat' % pid, 'rb') as handle:
+            stat = handle.read(4096)
+    except OSError:
+        return since
+    # The state follows the command name, which is in parentheses and may hold anything.
+    state = stat[stat.rfind(b')') + 2:][:1]
+    if state != b'Z':
+        return None
+    return time.monotonic() if since is None else since
 
 
 def _exit_code(status):
