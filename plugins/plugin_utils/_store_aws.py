@@ -131,8 +131,9 @@ class AwsSecretsManagerStore(store.SecretStore):
             return store.StoreError('%s the %s failed: %s' % (doing, where, exc.__class__.__name__), 'store_error')
         error = exc.response.get('Error') or {}
         code = error.get('Code') or ''
+        status = exc.response.get('ResponseMetadata', {}).get('HTTPStatusCode', 0)
         text = '%s (%s)' % (code, error.get('Message') or 'no message')
-        if code in DENIED:
+        if code in DENIED or status in (401, 403):
             return store.StorePermissionDenied('%s the %s was refused: %s. The credential needs '
                                                'secretsmanager:GetSecretValue, DescribeSecret, PutSecretValue and '
                                                'UpdateSecretVersionStage on this secret. Nothing was written.'
@@ -143,7 +144,7 @@ class AwsSecretsManagerStore(store.SecretStore):
             return store.StoreCasLost('the %s changed since it was read: %s' % (where, text))
         if code == 'InvalidRequestException' and 'deletion' in (error.get('Message') or '').lower():
             return store.StoreSecretMissing('%s the %s: it is scheduled for deletion (%s)' % (doing, where, text))
-        if code in UNREACHABLE or exc.response.get('ResponseMetadata', {}).get('HTTPStatusCode', 0) >= 500:
+        if code in UNREACHABLE or status >= 500:
             return store.StoreUnreachable('%s the %s failed: the service is not serving (%s). Nothing was written.'
                                           % (doing, where, text))
         return store.StoreRequestInvalid('%s the %s was refused: %s. Nothing was written.' % (doing, where, text))
