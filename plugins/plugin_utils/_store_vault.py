@@ -50,6 +50,8 @@ class VaultStore(store.SecretStore):
         self.url = redact_url(url)
 
     def describe(self, name):
+        if name is None:
+            return 'vault server at %s (AppRole login)' % self.url
         return 'vault secret %s/%s at %s' % (self.mount_point, name, self.url)
 
     def read(self, name):
@@ -168,7 +170,11 @@ def open_store(options):
             client.auth.approle.login(role_id=role_id, secret_id=secret_id,
                                       mount_point=options.get('approle_mount_point') or 'approle')
         except Exception as exc:  # pylint: disable=broad-except
-            raise vault._error(exc, '(AppRole login)', 'logging in for')
+            error = vault._error(exc, None, 'logging in to')
+            if isinstance(error, store.StoreRequestInvalid):
+                # Vault and OpenBao answer a wrong role_id or secret_id with 400 "invalid role or secret ID".
+                error = store.StorePermissionDenied(error.message, 'store_permission_denied')
+            raise error
     elif token:
         client.token = token
     else:
