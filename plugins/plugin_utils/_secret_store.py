@@ -28,6 +28,7 @@ MAX_COPY_BYTES = auth_model.MAX_AUTH_BYTES
 # The store kinds and the private module that implements each (imported on first use: a controller
 # without hvac can still use boto3, and the other way round).
 BACKENDS = {
+    'file': '_store_file',
     'vault': '_store_vault',
     'aws_secretsmanager': '_store_aws',
 }

@@ -6,9 +6,15 @@ servers: make a store (as the admin, or with a narrower credential), seed a secr
 behind the contract's back (content, number of versions), plant a copy of the wrong shape."""
 
 import datetime
+import hashlib
+import os
+import secrets
 import uuid
 
-from ansible_collections.codexops.runner.plugins.plugin_utils import _store_aws, _store_vault
+from ansible.module_utils.common.text.converters import to_bytes
+from ansible.parsing.vault import VaultLib, VaultSecret
+
+from ansible_collections.codexops.runner.plugins.plugin_utils import _store_aws, _store_file, _store_vault
 from support import fake_credentials
 from support.store_servers import closed_port
 
@@ -26,6 +32,76 @@ def auth_file(minutes_ago, account='acct-fake-stores', user='user-fake-stores'):
 
 def new_name(prefix='runner'):
     return 'codexops-test/%s-%s/auth' % (prefix, uuid.uuid4().hex[:12])
+
+
+class FileHarness(object):
+    """The `file` store: vault-encrypted files in a 0700 directory, as the writeback role keeps them."""
+    kind = 'file'
+    label = 'ci'
+
+    def __init__(self, directory):
+        self.directory = str(directory)
+        os.chmod(self.directory, 0o700)
+        password = 'fake-vault-password-%s' % secrets.token_hex(8)
+        SECRETS.append(password)
+        self.secret = (self.label, VaultSecret(password.encode('ascii')))
+
+    @staticmethod
+    def file_name(name):
+        return name.replace('/', '_')
+
+    def path(self, name):
+        return os.path.join(self.directory, self.file_name(name) + _store_file.SUFFIX)
+
+    def store(self, secret=None):
+        secret = secret or self.secret
+        return NamedFileStore(self.directory, [secret], secret)
+
+    def seed(self, name, data):
+        with open(self.path(name), 'wb') as handle:
+            handle.write(to_bytes(VaultLib().encrypt(data, self.secret[1], vault_id=self.label)) + b'\n')
+        os.chmod(self.path(name), 0o600)
+
+    def raw(self, name):
+        with open(self.path(name), 'rb') as handle:
+            stored = handle.read()
+        return VaultLib([self.secret]).decrypt(stored).decode('utf-8'), hashlib.sha256(stored).hexdigest()
+
+    def state(self, name):
+        try:
+            info = os.stat(self.path(name))
+        except FileNotFoundError:
+            return None
+        with open(self.path(name), 'rb') as handle:
+            return info.st_ino, info.st_mtime_ns, hashlib.sha256(handle.read()).hexdigest()
+
+    def plant_wrong_shape(self, name):
+        with open(self.path(name), 'wb') as handle:
+            handle.write(b'x' * (2 * 1024 * 1024))
+
+    def scoped_store(self, name, capabilities):
+        """The file store's credential is the vault secret: a wrong one cannot read. (Root ignores file
+        modes, so a read-only credential cannot be shown for this store.)"""
+        assert not capabilities
+        password = 'fake-wrong-password-%s' % secrets.token_hex(8)
+        SECRETS.append(password)
+        return self.store((self.label, VaultSecret(password.encode('ascii'))))
+
+    def unreachable_store(self):
+        return NamedFileStore(os.path.join(self.directory, 'no-such-directory'), [self.secret], self.secret)
+
+
+class NamedFileStore(_store_file.FileStore):
+    """The tests' secret names have slashes (Vault paths, AWS names); a file store takes file names."""
+
+    def read(self, name):
+        return super(NamedFileStore, self).read(FileHarness.file_name(name))
+
+    def write(self, name, data, expected_version):
+        return super(NamedFileStore, self).write(FileHarness.file_name(name), data, expected_version)
+
+    def describe(self, name):
+        return super(NamedFileStore, self).describe(FileHarness.file_name(name))
 
 
 class VaultHarness(object):
@@ -59,6 +135,9 @@ class VaultHarness(object):
                 return 0
             raise
         return metadata['data']['current_version']
+
+    def state(self, name):
+        return self.versions(name)
 
     def plant_wrong_shape(self, name):
         self.root.secrets.kv.v2.create_or_update_secret(path=name, secret={'password': 'not-an-auth-json'},
@@ -114,6 +193,13 @@ class AwsHarness(object):
             return 0
         answer = self.admin.list_secret_version_ids(SecretId=name, IncludeDeprecated=True)
         return len(answer['Versions'])
+
+    def state(self, name):
+        if not self.versions(name):
+            return ()
+        answer = self.admin.list_secret_version_ids(SecretId=name, IncludeDeprecated=True)
+        return tuple(sorted((item['VersionId'], tuple(sorted(item.get('VersionStages') or ())))
+                            for item in answer['Versions']))
 
     def plant_wrong_shape(self, name):
         self.admin.create_secret(Name=name, SecretBinary=b'\x00\x01binary, not an auth.json')

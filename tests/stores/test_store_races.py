@@ -2,7 +2,7 @@
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Two jobs write back at once, one with an older refresh than the other: the newer copy ends up in
-the store every time, against both real servers.
+the store every time, against both real servers and the file store.
 
 Each run seeds a fresh secret, then two threads (each with its own client, as two jobs would have)
 pass a barrier and run the write-back loop. In half the runs the threads also wait for each other
@@ -14,7 +14,7 @@ import threading
 import pytest
 
 from ansible_collections.codexops.runner.plugins.plugin_utils._store_writeback import write_back
-from store_harness import AwsHarness, VaultHarness, auth_file, new_name
+from store_harness import AwsHarness, FileHarness, VaultHarness, auth_file, new_name
 
 RUNS = 50
 
@@ -65,10 +65,14 @@ def race(harness, forced):
     return files, outcome, harness.raw(name)[0].encode('utf-8')
 
 
-@pytest.mark.parametrize('kind', ['vault', 'aws_secretsmanager'])
+@pytest.mark.parametrize('kind', ['file', 'vault', 'aws_secretsmanager'])
 def test_the_newer_copy_wins_every_race(kind, request):
-    harness = VaultHarness(request.getfixturevalue('openbao')) if kind == 'vault' \
-        else AwsHarness(request.getfixturevalue('moto'))
+    if kind == 'vault':
+        harness = VaultHarness(request.getfixturevalue('openbao'))
+    elif kind == 'aws_secretsmanager':
+        harness = AwsHarness(request.getfixturevalue('moto'))
+    else:
+        harness = FileHarness(request.getfixturevalue('tmp_path'))
     counts = dict(runs=0, newer_won=0, races_with_a_lost_cas=0, older_wrote_first=0, older_refused=0)
     for run in range(RUNS):
         files, outcome, final = race(harness, forced=run % 2 == 0)
