@@ -123,7 +123,7 @@ class VaultHarness(object):
     def raw(self, name):
         """(text, version) as the server holds them, read as root."""
         answer = self.root.secrets.kv.v2.read_secret_version(path=name, mount_point=self.mount,
-                                                              raise_on_deleted_version=True)
+                                                             raise_on_deleted_version=True)
         return answer['data']['data'].get(_store_vault.FIELD), answer['data']['metadata']['version']
 
     def versions(self, name):
