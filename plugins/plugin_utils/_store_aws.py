@@ -63,8 +63,8 @@ class AwsSecretsManagerStore(store.SecretStore):
             answer = self.client.get_secret_value(SecretId=name, VersionStage=CURRENT)
         except Exception as exc:  # pylint: disable=broad-except
             error = self._error(exc, name, 'reading')
-            if not isinstance(error, store.StoreSecretMissing):
-                raise error
+            if not isinstance(error, store.StoreSecretMissing) or _code(exc) != 'ResourceNotFoundException':
+                raise error  # (a secret scheduled for deletion cannot be written, nor created: restore it first)
             return None, self._token_without_value(name)
         if 'SecretString' not in answer or answer.get('SecretString') is None:
             raise store.StoreCopyInvalid('the %s holds a binary value (SecretBinary), not the auth.json text this '
@@ -82,7 +82,8 @@ class AwsSecretsManagerStore(store.SecretStore):
                 return None
             raise error
         if described.get('DeletedDate'):
-            return None
+            raise store.StoreSecretMissing('the %s is scheduled for deletion; restore it (RestoreSecret) first. Nothing '
+                                           'was written.' % self.describe(name))
         return NO_CURRENT
 
     def write(self, name, data, expected_version):
@@ -104,6 +105,9 @@ class AwsSecretsManagerStore(store.SecretStore):
         except Exception as exc:  # pylint: disable=broad-except
             raise self._error(exc, name, 'writing')
         new_version = answer['VersionId']
+        if CURRENT in (answer.get('VersionStages') or ()):
+            # The secret's first version: the service makes it current whatever stage was asked for.
+            return new_version
         move = dict(SecretId=name, VersionStage=CURRENT, MoveToVersionId=new_version)
         if expected_version != NO_CURRENT:
             move['RemoveFromVersionId'] = expected_version
@@ -142,12 +146,17 @@ class AwsSecretsManagerStore(store.SecretStore):
             return store.StoreSecretMissing('%s the %s: no such secret, or no current value (%s)' % (doing, where, text))
         if code == 'ResourceExistsException' or (staging and code == 'InvalidParameterException'):
             return store.StoreCasLost('the %s changed since it was read: %s' % (where, text))
-        if code == 'InvalidRequestException' and 'deletion' in (error.get('Message') or '').lower():
+        if code == 'InvalidRequestException' and 'marked' in text.lower() and 'delet' in text.lower():
             return store.StoreSecretMissing('%s the %s: it is scheduled for deletion (%s)' % (doing, where, text))
         if code in UNREACHABLE or status >= 500:
             return store.StoreUnreachable('%s the %s failed: the service is not serving (%s). Nothing was written.'
                                           % (doing, where, text))
         return store.StoreRequestInvalid('%s the %s was refused: %s. Nothing was written.' % (doing, where, text))
+
+
+def _code(exc):
+    response = getattr(exc, 'response', None) or {}
+    return (response.get('Error') or {}).get('Code')
 
 
 def open_store(options, session=None):

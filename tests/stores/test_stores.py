@@ -241,3 +241,44 @@ def test_the_decision_options_are_passed_on(harness):
     harness.seed(name, auth_file(60))
     result = write_back(harness.store(), name, auth_file(5), allowed_auth_modes=['apikey'])
     assert result['action'] == 'refuse' and not result['written']
+
+
+def test_vault_a_deleted_latest_version_counts_as_no_copy(openbao):
+    """KV v2 keeps the metadata of a soft-deleted version: the store reads no copy, a write-back refuses
+    (store_secret_missing), and the operator's create writes over it with cas = the current version."""
+    harness = VaultHarness(openbao)
+    name = new_name('deleted')
+    harness.seed(name, auth_file(60))
+    harness.root.secrets.kv.v2.delete_latest_version_of_secret(path=name, mount_point=harness.mount)
+    store = harness.store()
+    assert store.read(name) == (None, 1)
+    with pytest.raises(contract.StoreSecretMissing):
+        write_back(store, name, auth_file(5))
+    runner = auth_file(5)
+    result = write_back(store, name, runner, create=True)
+    assert result['written'] and result['version'] == 2 and harness.raw(name)[0].encode('utf-8') == runner
+
+
+def test_aws_a_secret_without_a_value_is_missing_until_created(moto):
+    """The operator may create the secret (and its policy) before the first seed: no AWSCURRENT yet."""
+    harness = AwsHarness(moto)
+    name = new_name('empty')
+    harness.admin.create_secret(Name=name)
+    store = harness.store()
+    assert store.read(name) == (None, '')
+    with pytest.raises(contract.StoreSecretMissing):
+        write_back(store, name, auth_file(5))
+    runner = auth_file(5)
+    result = write_back(store, name, runner, create=True)
+    assert result['written'] and harness.raw(name) == (runner.decode('utf-8'), result['version'])
+
+
+def test_aws_a_secret_scheduled_for_deletion_is_missing_even_to_create(moto):
+    harness = AwsHarness(moto)
+    name = new_name('deleting')
+    harness.seed(name, auth_file(60))
+    harness.admin.delete_secret(SecretId=name, RecoveryWindowInDays=7)
+    with pytest.raises(contract.StoreSecretMissing):
+        write_back(harness.store(), name, auth_file(5))
+    with pytest.raises(contract.StoreSecretMissing):
+        write_back(harness.store(), name, auth_file(5), create=True)

@@ -11,6 +11,7 @@ OpenBao root token goes in BAO_DEV_ROOT_TOKEN_ID (not argv) and is never stored 
 (-dev-no-store-token); moto's IAM users and keys are created through its API.
 """
 
+import ctypes
 import os
 import secrets
 import shutil
@@ -40,6 +41,15 @@ def tool(name):
     if os.access(beside, os.X_OK):
         return beside
     return shutil.which(name)
+
+
+def _die_with_parent():
+    """In the child before exec: SIGTERM when the test process dies, so that even a killed pytest
+    leaves no server behind (PR_SET_PDEATHSIG; Linux only, silently skipped elsewhere)."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (AttributeError, OSError):
+        pass
 
 
 def free_port(pairs=1):
@@ -79,7 +89,7 @@ class Server(object):
         self._log = open(log_path, 'wb')
         self.process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL, stdout=self._log,
                                         stderr=subprocess.STDOUT, cwd=os.path.dirname(log_path),
-                                        start_new_session=True)
+                                        start_new_session=True, preexec_fn=_die_with_parent)
         self.pid = self.process.pid
 
     def wait_until(self, ready, what):
@@ -112,6 +122,8 @@ class Server(object):
                 os.kill(self.pid, signal.SIGKILL)
                 self.process.wait(STOP_TIMEOUT)
         self._log.close()
+        assert not os.path.exists('/proc/%d' % self.pid) or self.process.returncode is not None, \
+            '%s (pid %d) is still there' % (self.name, self.pid)
 
     def alive(self):
         return self.process.poll() is None
