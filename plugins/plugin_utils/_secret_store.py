@@ -114,8 +114,14 @@ def check_copy(store, name, data):
 
 
 def check_name(name):
-    if not isinstance(name, str) or not name or name != name.strip() or '\x00' in name:
-        raise StoreOptionsInvalid('a secret name must be a non-empty string without surrounding blanks')
+    """A secret's name: text without blanks around it or control characters, and, where it is a path
+    (Vault), no empty, `.` or `..` segment that the server would resolve to another secret."""
+    if not isinstance(name, str) or not name or name != name.strip() or any(ord(char) < 32 or ord(char) == 127
+                                                                            for char in name):
+        raise StoreOptionsInvalid('a secret name must be a non-empty string without surrounding blanks or control '
+                                  'characters')
+    if any(segment in ('', '.', '..') for segment in name.split('/')):
+        raise StoreOptionsInvalid('a secret name must not have an empty, "." or ".." path segment')
     return name
 
 

@@ -107,3 +107,12 @@ def test_every_error_has_its_own_code():
     for code in ('store_unreachable', 'store_secret_missing', 'store_permission_denied', 'store_cas_lost',
                  'store_copy_invalid'):
         assert code in contract.ERROR_CODES
+
+
+@pytest.mark.parametrize('name', ['', ' runner', 'a/../b', '../b', 'a//b', '/a', 'a/', 'a/./b', 'a\nb', 'a\x00b'])
+def test_a_name_that_could_reach_another_secret_is_refused(openbao, name):
+    store = VaultHarness(openbao).store()
+    with pytest.raises(contract.StoreOptionsInvalid):
+        store.read(name)
+    with pytest.raises(contract.StoreOptionsInvalid):
+        store.write(name, b'{}', 0)
