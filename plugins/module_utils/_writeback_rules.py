@@ -11,6 +11,8 @@ time. The runner's file is written by the untrusted runner user, so it is believ
   refresh token); the same time, or the same bytes, means nothing to store;
 - not from the future: a `last_refresh` later than now plus the clock-skew tolerance would pin the
   store (every genuine refresh afterwards would look older);
+- judged against a usable store copy: a store copy that is not a usable auth.json is refused
+  (store_copy_invalid), never overwritten, so a damaged secret is seen and re-seeded by a person;
 - the same account and user as the store's copy, unless the operator allows a change for that
   runner: a job must not be able to swap another account's credentials into the runner's secret.
 
@@ -25,7 +27,7 @@ from ansible_collections.codexops.runner.plugins.module_utils import constants
 STORE, UNCHANGED, REFUSE = 'store', 'unchanged', 'refuse'
 # Why a copy was refused; stable, documented in docs/troubleshooting.md (Errors when writing back).
 REFUSAL_CODES = ('runner_file_invalid', 'runner_last_refresh_missing', 'runner_older', 'runner_from_future',
-                 'runner_identity_changed')
+                 'runner_identity_changed', 'store_copy_invalid')
 
 
 def facts_of(data, allowed_modes, salt):
@@ -73,7 +75,9 @@ def decide(runner_data, store_data, allowed_modes=None, salt=None, now=None, all
     if runner_data.strip() == store_data.strip():
         return decided(UNCHANGED, 'the store already holds this exact file')
     if not store['valid']:
-        return decided(STORE, "the store's copy is not usable (%s)" % ', '.join(store['problems']))
+        return decided(REFUSE, "the store's copy is not usable (%s); a write-back never replaces what it cannot "
+                       'judge (it may be newer than it looks): re-seed the store from a trusted machine'
+                       % ', '.join(store['problems']), 'store_copy_invalid')
     if store_file.credential_identity() != runner_file.credential_identity() and not allow_identity_change:
         return decided(REFUSE, "the runner's auth.json is for another account or user (runner account %s, store "
                        'account %s); set allow_identity_change for this runner if the change is intended'

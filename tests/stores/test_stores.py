@@ -94,7 +94,7 @@ def test_a_store_copy_of_the_wrong_shape_is_store_copy_invalid(harness):
 @pytest.mark.parametrize('broken', [b'{"tokens": ', b'not json at all\n', b'{}\n'])
 def test_a_broken_auth_json_in_the_store_gets_the_decisions_verdict(harness, broken):
     """The store holds text that is not a usable auth.json: the loop does what codex_writeback_decision
-    says for it (today: `store`, the broken copy is replaced) - the rule lives there, not here."""
+    says for it (store_copy_invalid: refused, nothing written) - the rule lives there, not here."""
     name = new_name()
     harness.seed(name, broken)
     runner = auth_file(5)
@@ -102,6 +102,7 @@ def test_a_broken_auth_json_in_the_store_gets_the_decisions_verdict(harness, bro
     result = write_back(harness.store(), name, runner)
     assert result['action'] == expected['action'] and result['store'] == expected['store']
     assert result['written'] == (expected['action'] == 'store')
+    assert result['action'] == 'refuse' and result['code'] == 'store_copy_invalid' and not result['written']
     stored = harness.raw(name)[0].encode('utf-8')
     assert stored == (runner if result['written'] else broken)
 

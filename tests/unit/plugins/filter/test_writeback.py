@@ -35,10 +35,11 @@ def test_newer_runner_file_is_stored():
     assert not any(secret in json.dumps(decision) for secret in secrets)
 
 
-def test_missing_or_broken_store_takes_a_valid_file():
+def test_missing_store_takes_a_valid_file_and_a_broken_one_is_refused():
     runner, _secrets = login(0, 'r')
     assert decide(runner, '')['action'] == 'store'
-    assert decide(runner, '{"tokens": {')['action'] == 'store'
+    broken = decide(runner, '{"tokens": {')
+    assert broken['action'] == 'refuse' and broken['code'] == 'store_copy_invalid'
 
 
 def test_identical_and_same_time_are_unchanged():
