@@ -26,8 +26,8 @@ options:
   owner:
     description:
       - The runner user CODEX_HOME must belong to. A CODEX_HOME owned by anyone else is refused without being read
-        (error code C(codex_home_owner)): where the runner's own home is missing, another local user could have
-        planted one (in a shared sticky directory such as C(/tmp)) to have its file written back as the runner's.
+        (error code C(codex_home_owner)), because where the runner's own home is missing, another local user could
+        have planted one (in a shared sticky directory such as C(/tmp)) to have its file written back as the runner's.
       - Without it, the file is read as whoever owns CODEX_HOME. M(codexops.runner.codex_auth_writeback) always
         passes it.
     type: str

@@ -30,7 +30,8 @@ import time
 
 import pytest
 
-from attack_support import machine_as_found  # noqa: F401 pylint: disable=unused-import (an autouse fixture)
+# machine_as_found is an autouse fixture: imported, never called.
+from attack_support import machine_as_found  # noqa: F401 pylint: disable=unused-import
 from attack_support import (RUNNER, ModuleRun, Recreator, Sysctl, World, other_runner, outcome, problem_codes,
                             require_root, runner_ids)
 from hardening_support import TRACEBACK, SeedWorker, codex_binary, module_env, report_figures, run_module_forked
@@ -175,8 +176,8 @@ def _slow_program(world, name):
 SEIZED_CASES = {
     # case: (module, args builder, the bound the module documents for its program, in seconds)
     'verify_login_status': ('codex_auth_verify', lambda w, prog: w.verify_args(login_status=True, codex_path=prog), 60),
-    'verify_probe': ('codex_auth_verify', lambda w, prog: w.verify_args(probe=True, probe_command=prog,
-                                                                         probe_timeout=5), 5 + 30),
+    'verify_probe': ('codex_auth_verify',
+                     lambda w, prog: w.verify_args(probe=True, probe_command=prog, probe_timeout=5), 5 + 30),
     'access_token_login': ('codex_access_token_login', lambda w, prog: w.login_args(codex=prog), 120),
     'access_token_smoke_test': ('codex_access_token_login',
                                 lambda w, prog: w.login_args(codex=prog, smoke_test=True), 120),
@@ -219,6 +220,17 @@ def test_seized_program_does_not_hold_the_run(world, ptrace_allowed, case):
 
 # -- 3. root's descriptors while it has Codex started ---------------------------------------------
 
+PARENT_RECORDER = '''#!/bin/sh
+p=$PPID
+{
+echo "parent_uid=$(awk '/^Uid:/ {print $2}' /proc/$p/status)"
+if cat /proc/$p/environ >/dev/null 2>&1; then echo environ=read; else echo environ=denied; fi
+if ls /proc/$p/fd >/dev/null 2>&1; then echo fds=read; else echo fds=denied; fi
+} >> %s
+echo "Logged in using ChatGPT" >&2
+exit 0
+'''
+
 LAUNCHER = r'''
 import os, sys
 fd = os.open(sys.argv[1], os.O_RDONLY)
@@ -233,12 +245,18 @@ def test_root_descriptors_never_reach_the_runner_with_suid_dumpable_1(world):
     Codex (a stand-in) started as the runner. The runner stops each new process of its uid and reads
     every descriptor it can through /proc. With fs.suid_dumpable=1, a process whose uid just changed
     stays dumpable until exec: root's descriptors must be closed, or the process not the runner's,
-    before anything of the runner's can look. Counts: processes stopped, descriptors tried."""
-    home = world.make_codex_home()
+    before anything of the runner's can look. Counts: processes stopped, descriptors tried.
+    CODEX_HOME is missing (a runner never provisioned): the case where root used to start Codex itself."""
+    home = world.root / 'never-provisioned' / '.codex'
     decoy = world.rootonly / 'auth.json'
     codex = world.root / 'bin' / 'codex-fd'
     codex.parent.mkdir(exist_ok=True)
-    codex.write_text('#!/bin/sh\necho "Logged in using ChatGPT" >&2\nexit 0\n')
+    # The stand-in, as the runner, looks at the process that started it: root's module (the old way,
+    # its descriptors one race away) or the module's dropped, non-dumpable child.
+    parents = world.root / 'codex-fd.parents'
+    write_private(parents, b'', 0o666)
+    os.chmod(str(parents), 0o666)
+    codex.write_text(PARENT_RECORDER % parents)
     os.chmod(str(codex), 0o755)
     runs = max(20, ITERATIONS // 4)
     attacker = world.start_attacker()
@@ -265,9 +283,16 @@ def test_root_descriptors_never_reach_the_runner_with_suid_dumpable_1(world):
                 stolen['found'][needle] = stolen['found'].get(needle, 0) + count
             stolen['fds_tried'] += reply['value']['fds_tried']
             stolen['processes_stopped'] += reply['value']['processes_stopped']
-    report_figures('descriptor_window_counts', dict(stolen, runs=runs, module_seconds=round(seconds, 1)))
+    seen = parents.read_text().split()
+    report_figures('descriptor_window_counts', dict(stolen, runs=runs, module_seconds=round(seconds, 1),
+                                                    parents={item: seen.count(item) for item in set(seen)}))
     assert stolen['processes_stopped'] > 0, 'the attacker never saw a process of its uid: %s' % stolen
     assert stolen['found'] == {}, 'the runner read root\'s decoy through /proc: %s' % stolen
+    # Structurally, not only by luck of timing: Codex was started by a process of the runner's uid that
+    # the runner can neither read nor ptrace (not root's module, whose descriptors it would inherit).
+    assert len(seen) == runs * 3, seen
+    assert seen.count('parent_uid=%d' % runner_ids()[0]) == runs, seen
+    assert seen.count('environ=denied') == runs and seen.count('fds=denied') == runs, seen
 
 
 # -- 4. a CODEX_HOME planted by another local user ---------------------------------------------------

@@ -38,10 +38,10 @@ import time
 
 import pytest
 
-from attack_support import machine_as_found  # noqa: F401 pylint: disable=unused-import (an autouse fixture)
-from attack_support import (LOCKS, RUNNER, STORE, ModuleRun, Swapper, Sysctl, World, b64, descendants, is_denied,
-                            mode_of, other_runner, outcome, problem_codes, require_root, require_tool, run_module,
-                            runner_ids, uid_of)
+# machine_as_found is an autouse fixture: imported, never called.
+from attack_support import machine_as_found  # noqa: F401 pylint: disable=unused-import
+from attack_support import (LOCKS, RUNNER, STORE, ModuleRun, Swapper, Sysctl, World, b64, is_denied, mode_of,
+                            other_runner, outcome, problem_codes, run_module, uid_of)
 from hardening_support import SeedWorker, TRACEBACK, module_env, report_figures, run_module_forked
 from support.private_files import write_private
 
