@@ -30,6 +30,7 @@ from support import fake_credentials
 from support.codex import codex_binary
 from support.leaks import find_leaks
 from support.private_files import write_private
+from support.runner_access import runner_owner
 # `backend` is a pytest fixture; importing it is how this suite gets it.
 from support.backend_fixture import backend  # noqa: F401 pylint: disable=unused-import
 
@@ -97,6 +98,8 @@ def _run(kind, name, path, work, backend, secrets):
         write_private(seed, fake_credentials.dumps(doc))
         home_parent = work / host
         home_parent.mkdir(mode=0o700)
+        if name == 'codex_access_token_login':
+            os.chmod(str(home_parent), 0o755)  # the runner user's home is its own to reach
         inventory.append('%s ansible_connection=local example_codex_home=%s' % (host, home_parent / '.codex'))
     (work / 'inventory.ini').write_text('\n'.join(inventory) + '\n')
     vault_password = 'vault-FAKE-examples-%s' % secrets_module.token_hex(8)
@@ -107,6 +110,9 @@ def _run(kind, name, path, work, backend, secrets):
     setup = []
     module_defaults = {}
     if name == 'codex_access_token_login':
+        # Codex never runs as root (issue 18): the example logs in an unprivileged runner, as users do.
+        variables['example_owner'] = runner_owner()
+        os.chmod(str(work), 0o755)
         codex = codex_binary()
         token = fake_credentials.personal_access_token()
         backend.allow_access_token(token)
