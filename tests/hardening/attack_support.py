@@ -569,19 +569,18 @@ sys.stdout.write(json.dumps(counts) + '\n')
 '''
 
 
-class Recreator:
-    """As the runner user: delete `home` and make it again, as fast as it can, with tmp/arg0-linux
-    and the credential files as symlinks into `link_to` (a directory root owns), until stopped."""
+class RunnerLoop:
+    """One of the runner user's attack loops (a program source run as the runner, its config as
+    JSON in argv) that works until stopped and then prints its counts."""
 
-    def __init__(self, home, link_to, files=('auth.json', 'config.toml', '.env')):
-        config = {'home': str(home), 'link_to': str(link_to), 'files': list(files)}
-        self.proc = subprocess.Popen(as_runner_argv(runner_python(), '-I', '-c', RECREATOR_SOURCE,
-                                                    json.dumps(config)),
-                                     stdout=subprocess.PIPE, env=attacker_env(), cwd='/', start_new_session=True)
+    def __init__(self, source, config, home='/'):
+        self.proc = subprocess.Popen(as_runner_argv(runner_python(), '-I', '-c', source, json.dumps(config)),
+                                     stdout=subprocess.PIPE, env=attacker_env(home), cwd='/', start_new_session=True)
         self.counts = None
 
     def stop(self):
         if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGCONT)  # it may be paused
             self.proc.send_signal(signal.SIGTERM)
         try:
             out, _err = self.proc.communicate(timeout=10)
@@ -592,33 +591,26 @@ class Recreator:
         return self.counts
 
 
-class Swapper:
+class Recreator(RunnerLoop):
+    """As the runner user: delete `home` and make it again, as fast as it can, with tmp/arg0-linux
+    and the credential files as symlinks into `link_to` (a directory root owns), until stopped."""
+
+    def __init__(self, home, link_to, files=('auth.json', 'config.toml', '.env')):
+        super().__init__(RECREATOR_SOURCE, {'home': str(home), 'link_to': str(link_to), 'files': list(files)})
+
+
+class Swapper(RunnerLoop):
     """Swaps <home>/<name> with each symlink in `links` (names in the home), as fast as it can,
     as the runner user, until stopped. `counts` holds its swaps and errors afterwards."""
 
     def __init__(self, home, name, links, mode):
-        config = {'home': str(home), 'name': name, 'links': list(links), 'mode': mode}
-        self.proc = subprocess.Popen(as_runner_argv(runner_python(), '-I', '-c', SWAPPER_SOURCE, json.dumps(config)),
-                                     stdout=subprocess.PIPE, env=attacker_env(home), cwd='/', start_new_session=True)
-        self.counts = None
+        super().__init__(SWAPPER_SOURCE, {'home': str(home), 'name': name, 'links': list(links), 'mode': mode}, home)
 
     def pause(self):
         os.kill(self.proc.pid, signal.SIGSTOP)
 
     def resume(self):
         os.kill(self.proc.pid, signal.SIGCONT)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGCONT)
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            out, _err = self.proc.communicate(timeout=10)
-            self.counts = json.loads(out.decode() or 'null')
-        except (subprocess.TimeoutExpired, ValueError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        return self.counts
 
 
 # -- the machine as found ----------------------------------------------------------------------------

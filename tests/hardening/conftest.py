@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from attack_support import World
 from hardening_support import SeedWorker
 # `backend` and `workspace` are pytest fixtures; importing them is how this suite gets them.
 from support.backend_fixture import backend  # noqa: F401 pylint: disable=unused-import
@@ -19,9 +20,21 @@ from support.workspace_fixture import workspace  # noqa: F401 pylint: disable=un
 
 @pytest.fixture(scope='module')
 def seed_worker():
+    """A pre-imported interpreter that forks one module run per call (tens of ms instead of a
+    Python start-up): for the cases that run modules many times."""
     worker = SeedWorker()
     yield worker
     worker.close()
+
+
+@pytest.fixture
+def world():
+    """The attack suites' world: a runner home, root-owned decoys around it, the attacker (attack_support)."""
+    space = World()
+    try:
+        yield space
+    finally:
+        space.close()
 
 
 @pytest.fixture

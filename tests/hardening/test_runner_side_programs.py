@@ -32,9 +32,9 @@ import pytest
 
 # machine_as_found is an autouse fixture: imported, never called.
 from attack_support import machine_as_found  # noqa: F401 pylint: disable=unused-import
-from attack_support import (RUNNER, ModuleRun, Recreator, Sysctl, World, other_runner, outcome, problem_codes,
+from attack_support import (RUNNER, ModuleRun, Recreator, Sysctl, other_runner, outcome, problem_codes,
                             require_root, runner_ids)
-from hardening_support import TRACEBACK, SeedWorker, codex_binary, module_env, report_figures, run_module_forked
+from hardening_support import TRACEBACK, codex_binary, module_env, report_figures, run_module_forked
 from support import fake_credentials
 from support.private_files import write_private
 
@@ -42,22 +42,6 @@ ITERATIONS = int(os.environ.get('CODEXOPS_RECREATE_ITERATIONS', '200'))
 # What a module may take beyond the deadline of the program it started: _runner_process's grace
 # (SIGTERM, then SIGKILL, then the reap) and Python's start-up.
 SLACK = 15.0
-
-
-@pytest.fixture
-def world():
-    space = World()
-    try:
-        yield space
-    finally:
-        space.close()
-
-
-@pytest.fixture(scope='module')
-def forker():
-    worker = SeedWorker()
-    yield worker
-    worker.close()
 
 
 def shared_dir(world):
@@ -99,7 +83,7 @@ def root_owned_under(path):
 
 # -- 1. the home re-created between the walk and Codex's start -------------------------------------
 
-def test_home_recreated_between_walk_and_codex_never_gets_codex_as_root(world, forker):
+def test_home_recreated_between_walk_and_codex_never_gets_codex_as_root(world, seed_worker):
     """verify login_status: true, no owner, CODEX_HOME in a sticky /tmp; the runner re-creates its
     home in a loop with tmp/arg0-linux -> a root directory. The real Codex runs as the runner or not
     at all (runner_unknown when the home is missing at that moment); the root directory is untouched."""
@@ -114,7 +98,7 @@ def test_home_recreated_between_walk_and_codex_never_gets_codex_as_root(world, f
         for _n in range(ITERATIONS):
             args = {'codex_home': str(home), 'login_status': True, 'codex_path': codex}
             started = time.monotonic()
-            _rc, result, out, err = run_module_forked(forker, 'codex_auth_verify', args, timeout=120)
+            _rc, result, out, err = run_module_forked(seed_worker, 'codex_auth_verify', args, timeout=120)
             slowest = max(slowest, time.monotonic() - started)
             assert not TRACEBACK.search(out + err), err[-3000:]
             key = outcome(result)

@@ -40,33 +40,15 @@ import pytest
 
 # machine_as_found is an autouse fixture: imported, never called.
 from attack_support import machine_as_found  # noqa: F401 pylint: disable=unused-import
-from attack_support import (LOCKS, RUNNER, STORE, ModuleRun, Swapper, Sysctl, World, b64, is_denied, mode_of,
+from attack_support import (LOCKS, RUNNER, STORE, ModuleRun, Swapper, Sysctl, b64, is_denied, mode_of,
                             other_runner, outcome, problem_codes, run_module, uid_of)
-from hardening_support import SeedWorker, TRACEBACK, module_env, report_figures, run_module_forked
+from hardening_support import TRACEBACK, module_env, report_figures, run_module_forked
 from support.private_files import write_private
 
 ITERATIONS = int(os.environ.get('CODEXOPS_ATTACK_ITERATIONS', '500'))
 BOUND = 10.0  # seconds: no module may take longer, whatever the runner put in CODEX_HOME
 MODULE = {'seed': 'codex_auth_seed', 'config': 'codex_config', 'login': 'codex_access_token_login',
           'verify': 'codex_auth_verify', 'export': 'codex_auth_export'}
-
-
-@pytest.fixture
-def world():
-    space = World()
-    try:
-        yield space
-    finally:
-        space.close()
-
-
-@pytest.fixture(scope='module')
-def forker():
-    """A pre-imported interpreter that forks one module run per call (tens of ms instead of a
-    Python start-up): for the cases that run modules many times."""
-    worker = SeedWorker()
-    yield worker
-    worker.close()
 
 
 @pytest.fixture
@@ -234,7 +216,7 @@ HARDLINKED = {
 
 
 @pytest.mark.parametrize('linked', sorted(HARDLINKED))
-def test_hardlinked_root_files(world, forker, hardlinks_allowed, linked):
+def test_hardlinked_root_files(world, seed_worker, hardlinks_allowed, linked):
     """The runner hard-links root-only files (0600, root) into its CODEX_HOME. No module may read
     them into a result, change them, or chown them; the refusals name the hard link."""
     home = world.make_codex_home()
@@ -246,7 +228,7 @@ def test_hardlinked_root_files(world, forker, hardlinks_allowed, linked):
     guard = world.guard()
     outcomes = {}
     for label, module, args in every_module(world):
-        result, text, _seconds = fast(forker, module, args)
+        result, text, _seconds = fast(seed_worker, module, args)
         guard.check([text])
         outcomes[label] = outcome(result) if module != 'codex_auth_verify' else sorted(set(problem_codes(result)))
         if 'auth.json' in HARDLINKED[linked]:
@@ -268,7 +250,7 @@ def test_hardlinked_root_files(world, forker, hardlinks_allowed, linked):
 # -- 3. a symlinked component on the way to CODEX_HOME -----------------------------------------------
 
 @pytest.mark.parametrize('target', ['rootonly', 'victim'])
-def test_symlinked_intermediate_component(world, forker, target):
+def test_symlinked_intermediate_component(world, seed_worker, target):
     """<home>/.config -> a root directory, codex_home = <home>/.config/<name>: every module refuses
     (codex_home_path_symlink) and creates nothing, neither in the root directory nor in the home."""
     attacker = world.start_attacker()
@@ -281,7 +263,7 @@ def test_symlinked_intermediate_component(world, forker, target):
     guard = world.guard()
     outcomes = {}
     for label, module, args in every_module(world, home=home):
-        result, text, _seconds = fast(forker, module, args)
+        result, text, _seconds = fast(seed_worker, module, args)
         guard.check([text])
         if module == 'codex_auth_verify':
             codes = problem_codes(result)
@@ -361,7 +343,7 @@ def runner_link(world, attacker, request, case, path, name, link_dir):
 
 
 @pytest.mark.parametrize('case', ENV_CASES)
-def test_environment_files_through_runner_links(world, forker, case, request):
+def test_environment_files_through_runner_links(world, seed_worker, case, request):
     """verify reads environment_files as root. A runner-made link (file or directory) or hard link
     to a root-only file that sets OPENAI_API_KEY must not make verify report that file's
     variables; it warns (environment_file_unreadable). The runner's own file is still scanned."""
@@ -373,7 +355,7 @@ def test_environment_files_through_runner_links(world, forker, case, request):
     else:
         path = runner_link(world, attacker, request, case, path, 'secret.env', 'envdir')
     guard = world.guard()
-    result, text, _seconds = fast(forker, 'codex_auth_verify', world.verify_args(environment_files=[str(path)]))
+    result, text, _seconds = fast(seed_worker, 'codex_auth_verify', world.verify_args(environment_files=[str(path)]))
     guard.check([text])
     shadowing = [item for item in result['problems'] if item['code'] == 'env_shadowing']
     warnings = [item['code'] for item in result.get('health_warnings', [])]
@@ -386,7 +368,7 @@ def test_environment_files_through_runner_links(world, forker, case, request):
 
 
 @pytest.mark.parametrize('case', ['symlink_rootonly', 'hardlink', 'dir_symlink'])
-def test_seed_src_through_runner_links(world, forker, case, request):
+def test_seed_src_through_runner_links(world, seed_worker, case, request):
     """codex_auth_seed src = a path in the runner's home that the runner linked to a root-only
     auth.json (a valid seed): refused, nothing written, the root file's content nowhere."""
     home = world.make_codex_home()
@@ -396,7 +378,7 @@ def test_seed_src_through_runner_links(world, forker, case, request):
     args = world.seed_args(replace='always')
     del args['content']
     args['src'] = str(src)
-    result, text, _seconds = fast(forker, 'codex_auth_seed', args)
+    result, text, _seconds = fast(seed_worker, 'codex_auth_seed', args)
     guard.check([text, (home / 'auth.json').read_text()])
     report_figures('seed_src_%s' % case, {'outcome': outcome(result)})
     assert result.get('failed'), 'a seed read through a runner link was accepted: %s' % result
@@ -411,7 +393,7 @@ HOSTILE_NAMES = ['auth.json', 'config.toml', 'auth.lock']
 
 @pytest.mark.parametrize('name', HOSTILE_NAMES)
 @pytest.mark.parametrize('kind', KINDS)
-def test_special_files_end_in_bounded_time(world, forker, kind, name):
+def test_special_files_end_in_bounded_time(world, seed_worker, kind, name):
     """A FIFO (the runner keeps no writer on it), a link to /dev/zero, a character device like
     /dev/zero (only root can make one, but a module must refuse it anyway) or a 64 MiB sparse file
     at `name`: every module ends within BOUND seconds, with a problem code or a clear error."""
@@ -430,7 +412,7 @@ def test_special_files_end_in_bounded_time(world, forker, kind, name):
     guard = world.guard()
     figures = {}
     for label, module, args in every_module(world):
-        result, text, seconds = fast(forker, module, args, timeout=BOUND + 5)
+        result, text, seconds = fast(seed_worker, module, args, timeout=BOUND + 5)
         guard.check([text])
         assert seconds < BOUND, '%s took %.1fs with a %s at %s' % (label, seconds, kind, name)
         if module == 'codex_auth_verify':
@@ -452,7 +434,7 @@ def test_special_files_end_in_bounded_time(world, forker, kind, name):
 
 @pytest.mark.parametrize('mode', ['exchange', 'rename'])
 @pytest.mark.parametrize('module', ['codex_config', 'codex_auth_seed'])
-def test_swap_loop_race(world, forker, module, mode):
+def test_swap_loop_race(world, seed_worker, module, mode):
     """An unassisted runner process swaps ~/.codex between the real directory and symlinks to the
     root-only decoy directory and the victim's CODEX_HOME as fast as it can (`exchange`:
     renameat2(RENAME_EXCHANGE), ~/.codex always there; `rename`: plain rename(2), with moments when
@@ -473,7 +455,7 @@ def test_swap_loop_race(world, forker, module, mode):
                 args = world.config_args(value='race-%d' % iteration)
             else:
                 args = world.seed_args(n=iteration, backup=True)
-            result, text, _seconds = fast(forker, module, args)
+            result, text, _seconds = fast(seed_worker, module, args)
             what = outcome(result)
             if what == 'ok':
                 what = 'ok:%s' % (result.get('action') or ('changed' if result.get('changed') else 'unchanged'))

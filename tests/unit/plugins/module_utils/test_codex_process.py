@@ -9,8 +9,6 @@ nobody (65534).
 """
 
 import os
-import shutil
-import tempfile
 import time
 
 import pytest
@@ -31,17 +29,6 @@ exit ${FAKE_EXIT:-0}
 '''
 # What the shell adds to the environment it was given.
 SHELL_ADDED = {'PWD', 'OLDPWD', 'SHLVL', '_'}
-
-
-@pytest.fixture
-def shared_dir():
-    """A directory nobody can traverse (pytest's tmp_path sits in a root-only directory)."""
-    path = tempfile.mkdtemp(prefix='codexops-unit-', dir='/tmp')
-    os.chmod(path, 0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path)
 
 
 def make_codex(directory, text=FAKE_CODEX):

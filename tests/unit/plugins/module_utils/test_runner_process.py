@@ -8,8 +8,6 @@ its pipe open, never read its stdin) must end at the deadline. ptrace holding a 
 real by the attack suite (tests/hardening/test_untrusted_runner.py)."""
 
 import os
-import shutil
-import tempfile
 import time
 
 import pytest
@@ -19,16 +17,6 @@ from ansible_collections.codexops.runner.plugins.module_utils import privsep
 
 NOBODY = 65534
 ENV = {'PATH': '/usr/bin:/bin'}
-
-
-@pytest.fixture
-def script_dir():
-    path = tempfile.mkdtemp(prefix='codexops-unit-', dir='/tmp')
-    os.chmod(path, 0o755)
-    try:
-        yield path
-    finally:
-        shutil.rmtree(path)
 
 
 def script(directory, body, name='prog'):
@@ -55,36 +43,36 @@ def test_the_owner_asked_for_wins_then_the_homes_owner():
     assert _runner_process.runner_for(None, NOBODY, 'x').uid == NOBODY
 
 
-def test_runs_as_the_runner_and_reports_the_exit_status(script_dir):
-    outcome = run([script(script_dir, 'id -u\nexit 7\n')], timeout=10)
+def test_runs_as_the_runner_and_reports_the_exit_status(shared_dir):
+    outcome = run([script(shared_dir, 'id -u\nexit 7\n')], timeout=10)
     assert outcome == {'rc': 7, 'timed_out': False, 'unreaped': False, 'output': '%d\n' % NOBODY}
 
 
-def test_a_grandchild_holding_the_output_open_does_not_hold_the_run(script_dir):
+def test_a_grandchild_holding_the_output_open_does_not_hold_the_run(shared_dir):
     """The program exits; a process it left behind keeps the pipe: the run ends now, not at EOF."""
     started = time.monotonic()
-    outcome = run([script(script_dir, 'echo started\n(sleep 60) &\nexit 0\n')], timeout=30)
+    outcome = run([script(shared_dir, 'echo started\n(sleep 60) &\nexit 0\n')], timeout=30)
     assert outcome['rc'] == 0 and 'started' in outcome['output'] and not outcome['timed_out']
     assert time.monotonic() - started < 5
 
 
-def test_a_program_that_never_reads_its_stdin_ends_at_the_deadline(script_dir):
+def test_a_program_that_never_reads_its_stdin_ends_at_the_deadline(shared_dir):
     started = time.monotonic()
-    outcome = run([script(script_dir, 'sleep 60\n')], stdin=b'x' * (1 << 20), timeout=1)
+    outcome = run([script(shared_dir, 'sleep 60\n')], stdin=b'x' * (1 << 20), timeout=1)
     assert outcome['timed_out'] is True and outcome['unreaped'] is False
     assert time.monotonic() - started < 1 + _runner_process.TERM_GRACE_SECONDS + 2
 
 
-def test_a_program_that_ignores_sigterm_is_killed(script_dir):
+def test_a_program_that_ignores_sigterm_is_killed(shared_dir):
     started = time.monotonic()
-    outcome = run([script(script_dir, "trap '' TERM\nsleep 60 & wait\n")], timeout=1)
+    outcome = run([script(shared_dir, "trap '' TERM\nsleep 60 & wait\n")], timeout=1)
     assert outcome['timed_out'] is True and outcome['rc'] is not None
     assert time.monotonic() - started < 1 + _runner_process.TERM_GRACE_SECONDS + _runner_process.REAP_SECONDS + 2
 
 
-def test_output_is_capped(script_dir, monkeypatch):
+def test_output_is_capped(shared_dir, monkeypatch):
     monkeypatch.setattr(_runner_process, 'MAX_OUTPUT_BYTES', 1000)
-    outcome = run([script(script_dir, 'head -c 200000 /dev/zero | tr "\\0" a\n')], timeout=10)
+    outcome = run([script(shared_dir, 'head -c 200000 /dev/zero | tr "\\0" a\n')], timeout=10)
     assert outcome['rc'] == 0 and len(outcome['output']) == 1000
 
 
