@@ -1,0 +1,284 @@
+# Copyright (c) codexops.runner contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The job-time round trip on the runner (issue 21): codex-job-credential, installed as the
+codex_job_hooks role installs it, run by the hooks as GitHub's and GitLab's runners call them, as the
+runner user, against the real OpenBao and moto servers, with the store credential the role's
+least-privilege policy allows (Vault: the rendered HCL policy itself; moto checks only the actions)."""
+
+import ast
+import json
+import os
+import threading
+import uuid
+
+import pytest
+
+from job_hooks_support import MODULE_UTILS, Layout, render, role_defaults, role_vars
+from store_harness import SECRETS, AwsHarness, VaultHarness, auth_file, new_name
+from support import leaks
+
+RACE_RUNS = 50
+
+
+@pytest.fixture(scope='module')
+def layout():
+    installed = Layout()
+    try:
+        yield installed
+    finally:
+        installed.remove()
+
+
+class VaultSide(object):
+    kind = 'vault'
+
+    def __init__(self, bao):
+        self.harness = VaultHarness(bao)
+        self.bao = bao
+
+    def section(self, name):
+        """A token whose only policy is the one the role renders for this secret."""
+        policy_text = render('vault-policy.hcl.j2', codex_job_hooks_instance='test', inventory_hostname='test',
+                             codex_job_hooks_secret=name, codex_job_hooks_store_options={'mount_point': 'secret'})
+        policy = 'codexops-job-%s' % uuid.uuid4().hex[:12]
+        self.harness.root.sys.create_or_update_policy(name=policy, policy=policy_text)
+        token = self.harness.root.auth.token.create(policies=[policy], ttl='30m')['auth']['client_token']
+        SECRETS.append(token)
+        return {'url': self.bao.url, 'token': token}
+
+
+class AwsSide(object):
+    kind = 'aws_secretsmanager'
+
+    def __init__(self, moto):
+        self.harness = AwsHarness(moto)
+        self.moto = moto
+
+    def section(self, name):
+        """An IAM user with exactly the statement the role renders (moto enforces its actions)."""
+        document = json.loads(render('iam-policy.json.j2', __codex_job_hooks_aws_arn='arn:aws:secretsmanager:%s:'
+                                     '123456789012:secret:%s-??????' % (self.moto.region, name)))
+        statement = document['Statement'][0]
+        assert statement['Resource'].endswith(':secret:%s-??????' % name)
+        key = self.moto.user_with_policy('codexops-job-%s' % uuid.uuid4().hex[:12], statement['Action'])
+        SECRETS.append(key['SecretAccessKey'])
+        return {'region': self.moto.region, 'endpoint_url': self.moto.url, 'access_key_id': key['AccessKeyId'],
+                'secret_access_key': key['SecretAccessKey']}
+
+
+@pytest.fixture(params=['vault', 'aws_secretsmanager'])
+def side(request):
+    if request.param == 'vault':
+        return VaultSide(request.getfixturevalue('openbao'))
+    return AwsSide(request.getfixturevalue('moto'))
+
+
+def no_leak(*completed):
+    outputs = []
+    for item in completed:
+        outputs.extend([item.stdout.decode('utf-8', 'replace'), item.stderr.decode('utf-8', 'replace')])
+    assert leaks.find_leaks(SECRETS, outputs) == []
+
+
+def make_runner(layout, side, name, instance=None, **extra):
+    return layout.runner(instance or 'runner-%s' % uuid.uuid4().hex[:8], side.kind, name, side.section(name), **extra)
+
+
+def test_the_installed_files_are_closed_under_their_imports():
+    """The role installs module_utils files as they are: every collection import they make is installed."""
+    installed = set(role_vars()['__codex_job_hooks_module_utils'])
+    for name in installed:
+        with open(os.path.join(MODULE_UTILS, name)) as handle:
+            tree = ast.parse(handle.read())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or '').startswith('ansible_collections.'):
+                assert node.module.startswith('ansible_collections.codexops.runner.plugins.module_utils'), \
+                    '%s imports %s, which the runner does not get' % (name, node.module)
+                if node.module.endswith('.module_utils'):
+                    needed = ['%s.py' % alias.name for alias in node.names]
+                else:
+                    needed = ['%s.py' % node.module.rsplit('.', 1)[1]]
+                assert set(needed) <= installed, '%s needs %s' % (name, needed)
+            elif isinstance(node, ast.Import):
+                assert not any(alias.name.startswith(('ansible', 'hvac', 'boto')) for alias in node.names), name
+
+
+def test_restore_then_writeback_through_the_github_hooks(layout, side):
+    name = new_name('job')
+    seed = auth_file(180)
+    side.harness.seed(name, seed)
+    runner = make_runner(layout, side, name)
+    started = runner.github_hook('started')
+    assert started.returncode == 0, started.stdout
+    assert started.result['action'] == 'restored' and started.result['code'] is None
+    assert runner.auth() == seed
+    home_stat, auth_stat = os.stat(runner.home), os.stat(os.path.join(runner.home, 'auth.json'))
+    assert home_stat.st_mode & 0o777 == 0o700 and auth_stat.st_mode & 0o777 == 0o600
+    assert auth_stat.st_uid == home_stat.st_uid != 0 or os.geteuid() != 0
+    assert os.path.exists(os.path.join(runner.home, 'auth.json.lock')), "Codex's lock files are taken"
+    versions = side.harness.versions(name)
+
+    refreshed = auth_file(1)  # what Codex leaves after refreshing during the job
+    runner.put_auth(refreshed)
+    completed = runner.github_hook('completed')
+    assert completed.returncode == 0, completed.stdout
+    assert completed.result['action'] == 'stored' and completed.result['written'] is True
+    assert side.harness.raw(name)[0].encode('utf-8') == refreshed
+    assert side.harness.versions(name) == versions + 1
+
+    again = runner.github_hook('completed')
+    assert again.returncode == 0 and again.result['action'] == 'unchanged' and not again.result['written']
+    assert side.harness.versions(name) == versions + 1, 'byte-identical: no new version'
+    restored_again = runner.github_hook('started')
+    assert restored_again.returncode == 0 and restored_again.result['action'] == 'unchanged'
+    no_leak(started, completed, again, restored_again)
+
+
+def test_an_older_file_is_refused_and_a_newer_runner_file_is_kept(layout, side):
+    name = new_name('job')
+    newer = auth_file(5)
+    side.harness.seed(name, newer)
+    runner = make_runner(layout, side, name)
+    runner.put_auth(auth_file(120))
+    state = side.harness.state(name)
+    refused = runner.command('writeback')
+    assert refused.returncode == 0, 'an older copy is the normal loser of a race, not a failure'
+    assert refused.result['action'] == 'refuse' and refused.result['code'] == 'runner_older'
+    assert side.harness.state(name) == state and side.harness.raw(name)[0].encode('utf-8') == newer
+    # Restore replaces the runner's older file with the store's newer copy...
+    restored = runner.command('restore')
+    assert restored.returncode == 0 and restored.result['action'] == 'restored' and runner.auth() == newer
+    # ...and keeps a runner file that is newer than the store's.
+    newest = auth_file(1)
+    runner.put_auth(newest)
+    kept = runner.command('restore')
+    assert kept.returncode == 0 and kept.result['action'] == 'kept' and kept.result['code'] == 'runner_older'
+    assert runner.auth() == newest
+    no_leak(refused, restored, kept)
+
+
+def test_future_foreign_and_broken_files_are_refused_with_exit_3(layout, side):
+    name = new_name('job')
+    stored = auth_file(30)
+    side.harness.seed(name, stored)
+    runner = make_runner(layout, side, name)
+    state = side.harness.state(name)
+    for data, code in ((auth_file(-60), 'runner_from_future'),
+                       (auth_file(1, account='acct-fake-other'), 'runner_identity_changed'),
+                       (b'{"tokens": ', 'runner_file_invalid')):
+        runner.put_auth(data)
+        refused = runner.command('writeback')
+        assert (refused.returncode, refused.result['code']) == (3, code), refused.stdout
+        assert side.harness.state(name) == state
+        no_leak(refused)
+    os.unlink(os.path.join(runner.home, 'auth.json'))
+    missing = runner.command('writeback')
+    assert (missing.returncode, missing.result['code']) == (3, 'auth_missing')
+    assert side.harness.state(name) == state
+
+
+def test_errors_have_the_store_codes_and_write_nothing(layout, side):
+    name = new_name('job')
+    runner = make_runner(layout, side, name)
+    missing = runner.github_hook('started')
+    assert missing.returncode == 1 and missing.result['code'] == 'store_secret_missing', missing.stdout
+    assert runner.auth() is None
+
+    # The runner's credential is scoped to its own secret: another runner's is out of reach.
+    other = new_name('other')
+    side.harness.seed(other, auth_file(60))
+    other_state = side.harness.state(other)
+    config = json.load(open(runner.config_path))
+    config['secret'] = other
+    runner.write_config(config)
+    runner.put_auth(auth_file(1))
+    denied_read = runner.command('restore')
+    denied_write = runner.command('writeback')
+    if side.kind == 'vault':  # (moto checks IAM actions, not the secret's ARN)
+        assert denied_read.result['code'] == 'store_permission_denied' and denied_read.returncode == 1
+        assert denied_write.result['code'] == 'store_permission_denied' and denied_write.returncode == 1
+        assert side.harness.state(other) == other_state
+
+    config['secret'] = name
+    section = 'vault' if side.kind == 'vault' else 'aws'
+    config[section] = dict(config[section], **({'url': 'http://127.0.0.1:9'} if side.kind == 'vault'
+                                               else {'endpoint_url': 'http://127.0.0.1:9'}))
+    runner.write_config(config)
+    unreachable = runner.command('writeback')
+    assert unreachable.returncode == 1 and unreachable.result['code'] == 'store_unreachable'
+
+    runner.write_config(config, mode=0o644)
+    loose = runner.command('restore')
+    assert loose.returncode == 1 and loose.result['code'] == 'config_invalid'
+    no_leak(missing, denied_read, denied_write, unreachable, loose)
+
+
+def test_concurrent_writebacks_the_newer_wins(layout, side):
+    """Two jobs of the same runner instance finish at once with copies of different ages: the newer
+    copy is in the store afterwards, every run (check-and-set, one re-read, the one verdict)."""
+    name = new_name('race')
+    section = side.section(name)
+    older_runner = layout.runner('race-old-%s' % uuid.uuid4().hex[:6], side.kind, name, section)
+    newer_runner = layout.runner('race-new-%s' % uuid.uuid4().hex[:6], side.kind, name, section)
+    outcomes = {}
+    for run in range(RACE_RUNS):
+        side.harness.seed(name, auth_file(600 - run)) if run == 0 else None
+        base_age = 300 - run * 2
+        older, newer = auth_file(base_age + 1), auth_file(base_age)
+        older_runner.put_auth(older)
+        newer_runner.put_auth(newer)
+        results = {}
+        barrier = threading.Barrier(2)
+
+        def job(who, runner):
+            barrier.wait(30)
+            results[who] = runner.command('writeback')
+
+        threads = [threading.Thread(target=job, args=item) for item in (('older', older_runner),
+                                                                          ('newer', newer_runner))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        assert side.harness.raw(name)[0].encode('utf-8') == newer, 'run %d: %r' % (
+            run, {who: item.result for who, item in results.items()})
+        for who, item in results.items():
+            assert item.returncode == 0, (run, who, item.stdout)
+            key = (who, item.result['action'], item.result.get('code'), item.result.get('cas_lost'))
+            outcomes[key] = outcomes.get(key, 0) + 1
+    print('\n%s races (%d runs): %s' % (side.kind, RACE_RUNS, sorted(outcomes.items())))
+
+
+def test_the_gitlab_hooks_wrap_the_job_and_their_exit_status_counts(layout, side):
+    name = new_name('gitlab')
+    seed = auth_file(60)
+    side.harness.seed(name, seed)
+    runner = make_runner(layout, side, name)
+    refreshed = auth_file(1)
+    # The job's script stands for Codex: it finds the restored file and leaves a refreshed one.
+    job = ('cmp -s "$HOME/.codex/auth.json" %s && cp %s "$HOME/.codex/.refresh" && '
+           'mv "$HOME/.codex/.refresh" "$HOME/.codex/auth.json"' % (layout_copy(layout, seed), layout_copy(layout, refreshed)))
+    done = runner.gitlab_job(job)
+    assert done.returncode == 0, (done.stdout, done.stderr)
+    assert side.harness.raw(name)[0].encode('utf-8') == refreshed
+    # A restore that fails (no such secret) fails the job before its script runs.
+    broken = make_runner(layout, side, new_name('gitlab-missing'))
+    failed = broken.gitlab_job('touch "$HOME/job-ran"')
+    assert failed.returncode != 0 and not os.path.exists(os.path.join(os.path.dirname(broken.home), 'job-ran'))
+    no_leak(done, failed)
+
+
+def layout_copy(layout, data):
+    """`data` in a file the runner user can read (the job compares the restored file with it)."""
+    path = os.path.join(layout.base, 'expected-%s' % uuid.uuid4().hex[:8])
+    with open(path, 'wb') as handle:
+        handle.write(data)
+    os.chmod(path, 0o644)
+    return path
+
+
+def test_defaults_fail_a_job_on_restore_errors_only():
+    defaults = role_defaults()
+    assert defaults['codex_job_hooks_fail_job_on_restore_error'] is True
+    assert defaults['codex_job_hooks_fail_job_on_writeback_error'] is False
