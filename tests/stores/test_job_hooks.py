@@ -14,8 +14,8 @@ import uuid
 
 import pytest
 
-from job_hooks_support import MODULE_UTILS, Layout, render, role_defaults, role_vars
-from store_harness import SECRETS, AwsHarness, VaultHarness, auth_file, new_name
+from job_hooks_support import MODULE_UTILS, AwsSide, Layout, VaultSide, role_defaults, role_vars
+from store_harness import SECRETS, auth_file, new_name
 from support import leaks
 
 RACE_RUNS = 50
@@ -28,43 +28,6 @@ def layout():
         yield installed
     finally:
         installed.remove()
-
-
-class VaultSide(object):
-    kind = 'vault'
-
-    def __init__(self, bao):
-        self.harness = VaultHarness(bao)
-        self.bao = bao
-
-    def section(self, name):
-        """A token whose only policy is the one the role renders for this secret."""
-        policy_text = render('vault-policy.hcl.j2', codex_job_hooks_instance='test', inventory_hostname='test',
-                             codex_job_hooks_secret=name, codex_job_hooks_store_options={'mount_point': 'secret'})
-        policy = 'codexops-job-%s' % uuid.uuid4().hex[:12]
-        self.harness.root.sys.create_or_update_policy(name=policy, policy=policy_text)
-        token = self.harness.root.auth.token.create(policies=[policy], ttl='30m')['auth']['client_token']
-        SECRETS.append(token)
-        return {'url': self.bao.url, 'token': token}
-
-
-class AwsSide(object):
-    kind = 'aws_secretsmanager'
-
-    def __init__(self, moto):
-        self.harness = AwsHarness(moto)
-        self.moto = moto
-
-    def section(self, name):
-        """An IAM user with exactly the statement the role renders (moto enforces its actions)."""
-        document = json.loads(render('iam-policy.json.j2', __codex_job_hooks_aws_arn='arn:aws:secretsmanager:%s:'
-                                     '123456789012:secret:%s-??????' % (self.moto.region, name)))
-        statement = document['Statement'][0]
-        assert statement['Resource'].endswith(':secret:%s-??????' % name)
-        key = self.moto.user_with_policy('codexops-job-%s' % uuid.uuid4().hex[:12], statement['Action'])
-        SECRETS.append(key['SecretAccessKey'])
-        return {'region': self.moto.region, 'endpoint_url': self.moto.url, 'access_key_id': key['AccessKeyId'],
-                'secret_access_key': key['SecretAccessKey']}
 
 
 @pytest.fixture(params=['vault', 'aws_secretsmanager'])
