@@ -46,7 +46,7 @@ def _environment():
                              loader=jinja2.FileSystemLoader(os.path.join(ROLE, 'templates')))
     # The three Ansible filters the templates use, with Ansible's meaning.
     env.filters['quote'] = lambda value: shlex.quote(str(value))
-    env.filters['to_json'] = lambda value: json.dumps(value)
+    env.filters['to_json'] = json.dumps
     env.filters['to_nice_json'] = lambda value, indent=4: json.dumps(value, indent=indent, sort_keys=True)
     return env
 

@@ -198,8 +198,8 @@ def test_concurrent_writebacks_the_newer_wins(layout, side):
             barrier.wait(30)
             results[who] = runner.command('writeback')
 
-        threads = [threading.Thread(target=job, args=item) for item in (('older', older_runner),
-                                                                          ('newer', newer_runner))]
+        threads = [threading.Thread(target=job, args=item)
+                   for item in (('older', older_runner), ('newer', newer_runner))]
         for thread in threads:
             thread.start()
         for thread in threads:

@@ -47,7 +47,6 @@ def run_as_runner(argv, env):
     return completed
 
 
-
 def test_the_role_installs_wires_and_the_github_hooks_round_trip(workspace, openbao):  # noqa: F811
     vault = VaultHarness(openbao)
     user = pwd.getpwnam(runner_owner())
@@ -81,7 +80,7 @@ def test_the_role_installs_wires_and_the_github_hooks_round_trip(workspace, open
         handle.write('localhost ansible_connection=local\n')
     # First run without a credential: the operator applies the rendered policy, then gives the token.
     workspace.playbook(playbook, inventory, variables, label='job-hooks-policy',
-                                env={'ANSIBLE_REMOTE_TEMP': shared_tmp})
+                       env={'ANSIBLE_REMOTE_TEMP': shared_tmp})
     policy_file = os.path.join(policy_dir, 'localhost-%s.hcl' % instance)
     with open(policy_file) as handle:
         policy_text = handle.read()
@@ -92,9 +91,9 @@ def test_the_role_installs_wires_and_the_github_hooks_round_trip(workspace, open
     workspace.remember([token])
     variables['codex_job_hooks_store_credentials'] = {'token': token}
     workspace.playbook(playbook, inventory, variables, label='job-hooks',
-                                env={'ANSIBLE_REMOTE_TEMP': shared_tmp})
+                       env={'ANSIBLE_REMOTE_TEMP': shared_tmp})
     again = workspace.playbook(playbook, inventory, variables, label='job-hooks-idempotence',
-                                env={'ANSIBLE_REMOTE_TEMP': shared_tmp})
+                               env={'ANSIBLE_REMOTE_TEMP': shared_tmp})
     assert re.search(r'localhost\s*:\s*ok=\d+\s+changed=0\s', again), again[-1500:]
 
     prefix = variables['codex_job_hooks_prefix']
