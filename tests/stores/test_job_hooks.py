@@ -245,3 +245,53 @@ def test_defaults_fail_a_job_on_restore_errors_only():
     defaults = role_defaults()
     assert defaults['codex_job_hooks_fail_job_on_restore_error'] is True
     assert defaults['codex_job_hooks_fail_job_on_writeback_error'] is False
+
+
+def test_vault_approle_from_the_config_and_a_wrong_secret_id(layout, openbao):
+    side = VaultSide(openbao)
+    root = side.harness.root
+    if 'approle/' not in root.sys.list_auth_methods()['data']:
+        root.sys.enable_auth_method('approle')
+    name = new_name('job-approle')
+    side.harness.seed(name, auth_file(60))
+    token_section = side.section(name)  # creates the role's rendered policy for this secret
+    policy = root.lookup_token(token_section['token'])['data']['policies']
+    role = 'codexops-job-%s' % uuid.uuid4().hex[:8]
+    root.auth.approle.create_or_update_approle(role, token_policies=[p for p in policy if p != 'default'],
+                                               token_ttl='10m')
+    role_id = root.auth.approle.read_role_id(role)['data']['role_id']
+    secret_id = root.auth.approle.generate_secret_id(role)['data']['secret_id']
+    SECRETS.extend([secret_id])
+    runner = layout.runner('approle-%s' % uuid.uuid4().hex[:6], 'vault', name,
+                           {'url': openbao.url, 'role_id': role_id, 'secret_id': secret_id})
+    restored = runner.github_hook('started')
+    assert restored.returncode == 0 and restored.result['action'] == 'restored', restored.stdout
+    runner.put_auth(auth_file(1))
+    stored = runner.github_hook('completed')
+    assert stored.returncode == 0 and stored.result['action'] == 'stored', stored.stdout
+    config = json.load(open(runner.config_path))
+    config['vault']['secret_id'] = 'fake-wrong-secret-id'
+    runner.write_config(config)
+    refused = runner.command('restore')
+    assert (refused.returncode, refused.result['code']) == (1, 'store_permission_denied')
+    no_leak(restored, stored, refused)
+
+
+def test_credentials_from_the_environment_the_ci_runner_starts_the_hook_with(layout, side):
+    """An empty credential section: VAULT_ADDR/VAULT_TOKEN, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/
+    AWS_REGION/AWS_ENDPOINT_URL, from the runner service's environment (never argv)."""
+    name = new_name('job-env')
+    side.harness.seed(name, auth_file(60))
+    section = side.section(name)
+    runner = layout.runner('env-%s' % uuid.uuid4().hex[:6], side.kind, name, {})
+    env = runner.github_env()
+    if side.kind == 'vault':
+        env.update(VAULT_ADDR=section['url'], VAULT_TOKEN=section['token'])
+    else:
+        env.update(AWS_ACCESS_KEY_ID=section['access_key_id'], AWS_SECRET_ACCESS_KEY=section['secret_access_key'],
+                   AWS_REGION=section['region'], AWS_ENDPOINT_URL=section['endpoint_url'])
+    restored = runner.github_hook('started', env)
+    assert restored.returncode == 0 and restored.result['action'] == 'restored', restored.stdout
+    missing = runner.github_hook('started', runner.github_env())
+    assert missing.returncode == 1 and missing.result['code'] in ('store_options_invalid', 'store_permission_denied')
+    no_leak(restored, missing)
