@@ -292,11 +292,10 @@ def writeback(config, environ):
 
 
 def _facts(command, decision, store, config, version):
-    """What a run reports: facts and codes only (no credential, no token; fingerprints are salted hashes)."""
-    if command == 'restore':
-        incoming, current = decision.get('runner'), decision.get('store')
-    else:
-        incoming, current = decision.get('runner'), decision.get('store')
+    """What a run reports: facts and codes only (no credential, no token; fingerprints are salted hashes).
+    `candidate` is the copy that would replace the other (restore: the store's; writeback: the runner's),
+    `replaced` the copy it would replace: decide's `runner` and `store` in both directions."""
+    incoming, current = decision.get('runner'), decision.get('store')
     return {'command': command, 'code': decision.get('code'), 'store_kind': store.kind, 'secret': config['secret'],
             'version': version if isinstance(version, (int, str)) else None,
             'candidate': incoming, 'replaced': current, 'codex_home': config['codex_home']}
