@@ -78,6 +78,10 @@ def test_the_role_installs_wires_and_the_github_hooks_round_trip(workspace, open
     inventory = os.path.join(root, 'inventory.ini')
     with open(inventory, 'w') as handle:
         handle.write('localhost ansible_connection=local\n')
+    # Check mode first: nothing is installed, nothing is wired.
+    workspace.playbook(playbook, inventory, variables, label='job-hooks-check', check=True,
+                       env={'ANSIBLE_REMOTE_TEMP': shared_tmp})
+    assert not os.path.exists(variables['codex_job_hooks_prefix']) and not os.path.exists(os.path.join(runner_dir, '.env'))
     # First run without a credential: the operator applies the rendered policy, then gives the token.
     workspace.playbook(playbook, inventory, variables, label='job-hooks-policy',
                        env={'ANSIBLE_REMOTE_TEMP': shared_tmp})
