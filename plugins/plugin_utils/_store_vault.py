@@ -16,6 +16,7 @@ client only: never returned, logged, or put in a message.
 
 import os
 
+from ansible_collections.codexops.runner.plugins.module_utils import _store_contract
 from ansible_collections.codexops.runner.plugins.plugin_utils import _secret_store as store
 
 try:
@@ -28,7 +29,7 @@ except ImportError:
 FIELD = 'auth_json'
 DEFAULT_MOUNT = 'secret'
 DEFAULT_TIMEOUT = 10
-CAS_MISMATCH = 'check-and-set parameter did not match'
+CAS_MISMATCH = _store_contract.VAULT_CAS_MISMATCH
 
 
 def redact_url(url):
