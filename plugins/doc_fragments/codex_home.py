@@ -62,6 +62,13 @@ options:
         equal tokens on two hosts give equal fingerprints; keep it secret so fingerprints cannot be
         compared with anything outside the fleet.
     type: str
+  keepalive_failure_threshold:
+    description:
+      - How many keepalive runs in a row may fail before it is the problem C(keepalive_failing), whatever
+        the reason (a network failure included). One failed run with a transient reason is the warning
+        C(keepalive_failed); a reason that says the credential is dead is C(refresh_failed) at once.
+    type: int
+    default: 2
   fail_on_problems:
     description:
       - Fail the task when the verified state has any problem (warnings do not count). The result still

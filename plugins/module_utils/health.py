@@ -30,7 +30,8 @@ PROBLEM_CODES = (
     'auth_mode_bits', 'auth_owner', 'auth_not_json', 'auth_invalid', 'auth_mode_invalid',
     'auth_mode_unexpected', 'id_token_invalid', 'last_refresh_invalid', 'refresh_token_missing',
     'credential_missing', 'store_not_file', 'config_invalid', 'config_unreadable', 'forced_login_conflict',
-    'env_shadowing', 'codex_status_failed', 'refresh_failed', 'lock_unusable',
+    'env_shadowing', 'codex_status_failed', 'refresh_failed', 'lock_unusable', 'keepalive_failing',
+    'codex_home_network_fs',
 )
 WARNING_CODES = (
     'stale', 'access_token_expired', 'store_key_in_table', 'temp_files_left', 'environment_file_unreadable',
@@ -136,7 +137,8 @@ def read_file_state(home, name, code, max_bytes):
 
 
 def evaluate(snap, owner_uid=None, allowed_auth_modes=None, require_refresh_token=True, max_age_days=8,
-             require_file_store=True, salt=None, now=None):
+             require_file_store=True, salt=None, now=None,
+             keepalive_failure_threshold=keepalive_status.DEFAULT_FAILURE_THRESHOLD):
     """Snapshot -> the codex_auth_verify result (without `changed`)."""
     problems, warnings = [], []
     result = dict(auth_model.EMPTY_FACTS)
@@ -177,7 +179,8 @@ def evaluate(snap, owner_uid=None, allowed_auth_modes=None, require_refresh_toke
         _evaluate_config(config, auth_file, require_file_store, problems, warnings, result)
         # Snapshots predicted by a writing module may carry no keepalive record.
         facts, keepalive_problems, keepalive_warnings = keepalive_status.evaluate(
-            snap.get('keepalive'), owner_uid=owner_uid, now=now, user_name=safe_files.user_name)
+            snap.get('keepalive'), owner_uid=owner_uid, now=now, user_name=safe_files.user_name,
+            failure_threshold=keepalive_failure_threshold)
         result.update(facts)
         problems.extend(keepalive_problems)
         warnings.extend(keepalive_warnings)

@@ -9,7 +9,11 @@ the one place runs are classified) records each run's outcome in CODEX_HOME/code
 
     {"format": 1, "started": "2026-11-30T03:12:09Z", "finished": "2026-11-30T03:12:31Z",
      "exit_status": 1, "result": "failed", "reason": "refresh_token_reused", "refreshed": false,
-     "codex_version": "0.169.0", "interval_seconds": 604800}
+     "codex_version": "0.171.0", "interval_seconds": 604800, "consecutive_failures": 1}
+
+`consecutive_failures` (since 0.2.x of this collection; absent in older files, read as unknown) counts
+the failed runs in a row, this one included: verify escalates a keepalive that failed
+`failure_threshold` times in a row to a problem, whatever the reason.
 
 The file is written by the runner user, who is untrusted: whatever it holds (anything, of any size,
 a link, a FIFO) becomes a warning here, never an exception, and no message quotes its content; only
@@ -54,6 +58,9 @@ SLACK_FRACTION = 0.25
 # A finish time further in the future than this is not a clock skew but a forged or broken file.
 FUTURE_TOLERANCE_SECONDS = 300
 MAX_INTERVAL_SECONDS = 400 * 86400
+# The script caps its count here; the default number of failed runs in a row that is a problem.
+MAX_CONSECUTIVE_FAILURES = 9999
+DEFAULT_FAILURE_THRESHOLD = 2
 
 EMPTY_FACTS = {
     'keepalive_last_run': None,
@@ -61,6 +68,7 @@ EMPTY_FACTS = {
     'keepalive_reason': None,
     'keepalive_refreshed': None,
     'keepalive_codex_version': None,
+    'keepalive_consecutive_failures': None,
 }
 
 _TIMESTAMP = re.compile(r'^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$')
@@ -161,9 +169,16 @@ def parse(data):
         interval = _integer(interval)
         if interval is None or not 60 <= interval <= MAX_INTERVAL_SECONDS:
             raise StatusError('interval_seconds is not between 60 and %d' % MAX_INTERVAL_SECONDS)
+    consecutive = None
+    if 'consecutive_failures' in doc:
+        consecutive = _integer(doc['consecutive_failures'])
+        if consecutive is None or not 0 <= consecutive <= MAX_CONSECUTIVE_FAILURES:
+            raise StatusError('consecutive_failures is not between 0 and %d' % MAX_CONSECUTIVE_FAILURES)
+        if (consecutive == 0) != (result == 'ok'):
+            raise StatusError('consecutive_failures does not agree with the result')
     return {'started': doc['started'], 'finished': doc['finished'], 'exit_status': exit_status,
             'result': result, 'reason': reason, 'refreshed': refreshed, 'codex_version': version,
-            'interval_seconds': interval}
+            'interval_seconds': interval, 'consecutive_failures': consecutive}
 
 
 def _no_duplicates(pairs):
@@ -216,8 +231,9 @@ def overdue_seconds(status, now):
     return late if late > 0 else None
 
 
-def evaluate(record, owner_uid=None, now=None, user_name=str):
-    """A snapshot record (read()) -> (facts, problems, warnings) for the verify summary."""
+def evaluate(record, owner_uid=None, now=None, user_name=str, failure_threshold=DEFAULT_FAILURE_THRESHOLD):
+    """A snapshot record (read()) -> (facts, problems, warnings) for the verify summary. A keepalive that
+    failed `failure_threshold` runs in a row (whatever the reason) is the problem `keepalive_failing`."""
     facts, problems, warnings = dict(EMPTY_FACTS), [], []
     record = record or {'state': 'missing'}
     state = record.get('state')
@@ -242,7 +258,8 @@ def evaluate(record, owner_uid=None, now=None, user_name=str):
         return facts, problems, warnings
     facts.update(keepalive_last_run=status['finished'], keepalive_result=status['result'],
                  keepalive_reason=status['reason'], keepalive_refreshed=status['refreshed'],
-                 keepalive_codex_version=status['codex_version'])
+                 keepalive_codex_version=status['codex_version'],
+                 keepalive_consecutive_failures=status.get('consecutive_failures'))
     if status['result'] == 'failed':
         reason = status['reason']
         auth_mtime = record.get('auth_mtime')
@@ -253,6 +270,12 @@ def evaluate(record, owner_uid=None, now=None, user_name=str):
             problems.append(problem('refresh_failed', 'The keepalive run that finished at %s could not refresh the '
                                     'credentials: %s (%s). auth.json still looks valid, but Codex cannot use '
                                     'it any more.' % (status['finished'], reason, REASON_TEXT[reason])))
+        elif (status.get('consecutive_failures') or 0) >= max(1, failure_threshold):
+            problems.append(problem('keepalive_failing', 'The keepalive failed %d runs in a row, the last one '
+                                    'finishing at %s: %s (%s). Nothing has been refreshed since; the credentials '
+                                    'die when the access token and then the refresh token expire.'
+                                    % (status['consecutive_failures'], status['finished'], reason,
+                                       REASON_TEXT[reason])))
         else:
             warnings.append(problem('keepalive_failed', 'The keepalive run that finished at %s failed: %s (%s); '
                                     'nothing was refreshed. The next run tries again.'

@@ -19,7 +19,8 @@ description:
     V(auth_invalid), V(auth_mode_invalid), V(auth_mode_unexpected), V(id_token_invalid),
     V(last_refresh_invalid), V(refresh_token_missing), V(credential_missing), V(store_not_file),
     V(config_invalid), V(config_unreadable), V(forced_login_conflict), V(env_shadowing),
-    V(codex_status_failed), V(refresh_failed), V(lock_unusable). The README's troubleshooting section gives the fix for each.
+    V(codex_status_failed), V(refresh_failed), V(lock_unusable), V(keepalive_failing),
+    V(codex_home_network_fs). The README's troubleshooting section gives the fix for each.
   - Warning codes (in RV(health_warnings)) - V(stale), V(access_token_expired), V(store_key_in_table),
     V(temp_files_left), V(environment_file_unreadable), V(keepalive_failed), V(keepalive_overdue),
     V(keepalive_status_invalid), V(keepalive_probe_failed).
@@ -28,7 +29,8 @@ description:
     C(CODEX_HOME/codexops-keepalive.json) is reported as facts (RV(keepalive_last_run), RV(keepalive_result),
     RV(keepalive_reason), RV(keepalive_refreshed)) and codes - V(refresh_failed) when the reason says the
     credential is dead (V(refresh_token_reused), V(refresh_token_expired), V(refresh_token_invalidated),
-    V(unauthorized)), V(keepalive_failed) for a transient one (V(network), V(timeout), V(config), V(other)), and
+    V(unauthorized)), V(keepalive_failed) for a transient one (V(network), V(timeout), V(config), V(other)),
+    V(keepalive_failing) once O(keepalive_failure_threshold) runs in a row failed (whatever the reason), and
     V(keepalive_overdue) when the scheduled run is late. The file is the runner user's and is parsed under
     bounds; anything odd in it is V(keepalive_status_invalid), never an error.
 author:
@@ -284,7 +286,14 @@ keepalive_codex_version:
   description: The Codex version the last keepalive run used (C(codex --version)).
   returned: always
   type: str
-  sample: 0.169.0
+  sample: 0.171.0
+keepalive_consecutive_failures:
+  description:
+    - How many keepalive runs in a row have failed, the last one included (0 after a run that did its job);
+      null when there is no status file or it was written by a keepalive older than this count.
+  returned: always
+  type: int
+  sample: 2
 keepalive_probe:
   description:
     - With O(probe=true) - whether the probe ran (C(ran)), the command, its exit status (C(rc), 0 when the run did
