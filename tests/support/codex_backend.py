@@ -226,11 +226,14 @@ class CodexBackend:
 
             def _reply(self, status, body):
                 data = json.dumps(body).encode()
-                self.send_response(status)
-                self.send_header('Content-Type', 'application/json')
-                self.send_header('Content-Length', str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(status)
+                    self.send_header('Content-Type', 'application/json')
+                    self.send_header('Content-Length', str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError:
+                    pass  # Codex gave up on the request (its deadline, or the run was stopped)
 
             def do_POST(self):
                 length = int(self.headers.get('Content-Length') or 0)
@@ -317,11 +320,14 @@ class CodexBackend:
                                                      'total_tokens': 2}}}),
                 ]
                 data = ''.join('event: %s\ndata: %s\n\n' % (name, json.dumps(body)) for name, body in events).encode()
-                self.send_response(200)
-                self.send_header('Content-Type', 'text/event-stream')
-                self.send_header('Content-Length', str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.send_response(200)
+                    self.send_header('Content-Type', 'text/event-stream')
+                    self.send_header('Content-Length', str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except OSError:
+                    pass
 
         return Handler
 
