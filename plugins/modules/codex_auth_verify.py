@@ -48,15 +48,6 @@ options:
   allowed_auth_modes:
     description:
       - Auth modes that count as healthy. Default is every mode Codex knows.
-  environment_files:
-    description:
-      - Files on the runner whose environment the runner's jobs get (C(/etc/environment), the CI runner's
-        C(.env) or C(.runner_env), a systemd unit). An assignment of C(CODEX_ACCESS_TOKEN), C(OPENAI_API_KEY) or
-        C(CODEX_API_KEY) in any of them is a V(env_shadowing) problem, because Codex uses those variables instead
-        of C(auth.json). Values are never read into the result.
-    type: list
-    elements: path
-    default: []
   login_status:
     description:
       - Also run C(codex login status) as the runner user (O(owner)) with this CODEX_HOME, and return its verdict
@@ -314,14 +305,12 @@ from ansible_collections.codexops.runner.plugins.module_utils import health
 from ansible_collections.codexops.runner.plugins.module_utils import keepalive_status
 from ansible_collections.codexops.runner.plugins.module_utils import module_common
 from ansible_collections.codexops.runner.plugins.module_utils import privsep
-from ansible_collections.codexops.runner.plugins.module_utils import runner_env
 
 
 def main():
     argument_spec = module_common.base_argument_spec(verify=True, runs_codex=True)
     argument_spec.update(
         owner=dict(type='str'),
-        environment_files=dict(type='list', elements='path', default=[]),
         login_status=dict(type='bool', default=False),
         probe=dict(type='bool', default=False),
         probe_command=dict(type='path'),
@@ -355,9 +344,7 @@ def main():
     if params['probe'] and not probe:
         result['keepalive_probe'] = {'ran': False, 'msg': 'not run in check mode: a probe sends a request to Codex '
                                      'and may rotate auth.json; the last recorded outcome is reported.'}
-    problems, warnings = runner_env.shadowing_problems(params['environment_files'])
-    result['problems'].extend(problems)
-    result['health_warnings'].extend(warnings)
+    module_common.add_environment_checks(result, params)
     if result.get('codex_login_status', {}).get('rc', 0) != 0:
         result['problems'].append({'code': 'codex_status_failed',
                                    'message': 'codex login status failed: %s' % result['codex_login_status']['message']})

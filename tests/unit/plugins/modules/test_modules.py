@@ -654,3 +654,34 @@ def test_fake_codex_script_is_valid_python():
     compiled = compile(textwrap.dedent(FAKE_CODEX.format(python=sys.executable, log='/x', fail=False)), 'codex',
                        'exec')
     assert compiled is not None
+
+
+# -- one verdict: the summary a writing module returns is verify's, environment included -----------
+
+def test_seed_login_and_verify_give_one_summary_with_the_environment(tmp_path, capsys, seed, fake_codex):
+    """env_shadowing (here a workload-identity variable in the runner service's unit) is in the summary
+    seed and access-token login return, as in verify's: provisioning records what verify would."""
+    content, _secrets = seed
+    unit = tmp_path / 'runner.service'
+    unit.write_text('[Service]\nEnvironment="OPENAI_IDENTITY_TOKEN_SOURCE=spiffe"\n')
+    common = {'require_file_store': False, 'environment_files': [str(unit)]}
+    home = tmp_path / '.codex'
+    for check_mode in (True, False):
+        rc, seeded, _out = run_module(codex_auth_seed, dict(common, codex_home=str(home), content=content,
+                                                            _ansible_check_mode=check_mode), capsys)
+        assert rc == 0 and seeded['auth']['healthy'] is False
+        assert [item['code'] for item in seeded['auth']['problems']] == ['env_shadowing']
+    rc, verified, _out = run_module(codex_auth_verify, dict(common, codex_home=str(home)), capsys)
+    assert rc == 0
+    for key in ('healthy', 'problems', 'health_warnings', 'refresh_token_fingerprint', 'auth_mode'):
+        assert seeded['auth'][key] == verified[key], key
+
+    login_home = tmp_path / 'login' / '.codex'
+    token = fc.personal_access_token()
+    rc, logged, out = run_module(codex_access_token_login, login_args(login_home, fake_codex, token, **common),
+                                 capsys)
+    assert rc == 0 and token not in out
+    assert [item['code'] for item in logged['auth']['problems']] == ['env_shadowing']
+    rc, failed, _out = run_module(codex_access_token_login, login_args(login_home, fake_codex, token,
+                                                                       fail_on_problems=True, **common), capsys)
+    assert rc == 1 and 'env_shadowing' in failed['msg']
