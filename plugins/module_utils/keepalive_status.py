@@ -79,20 +79,33 @@ _VERSION = re.compile(r'^[0-9A-Za-z.+-]{1,64}$')
 DEFAULT_SCRIPT_DIR = '/usr/local/libexec/codexops'
 
 
-def keepalive_name(user, home, default_home=None):
-    """The codex_keepalive role's default codex_keepalive_name: codex-keepalive-USER for the default
-    CODEX_HOME (`~USER/.codex`, or `default_home`, the same path expanded), else with the first 8
-    hex digits of the SHA-256 of `home` as given appended."""
+def keepalive_name(user, home):
+    """The name of the keepalive of `user` for CODEX_HOME `home` (its script, units and cron job): the ONE
+    place it is computed. The codex_keepalive role's default codex_keepalive_name, codex_auth's probe
+    command and codex_auth_verify's default probe all ask this (the roles through the filter
+    codexops.runner.codex_keepalive_name). `codex-keepalive-USER` for `~USER/.codex` (the role's default,
+    the name keepalives always had), else with the first 8 hex digits of the SHA-256 of `home` as given:
+    `/home/ci/.codex` given as a path is named by its hash on every side."""
+    if not isinstance(user, str) or not isinstance(home, str) or not user or not home:
+        raise ValueError('keepalive_name needs a user name and a CODEX_HOME')
     legacy = 'codex-keepalive-%s' % user
-    if home == '~%s/.codex' % user or (default_home and os.path.normpath(home) == os.path.normpath(default_home)):
+    if home == '~%s/.codex' % user:
         return legacy
     return '%s-%s' % (legacy, hashlib.sha256(home.encode('utf-8')).hexdigest()[:8])
 
 
-def default_script(user, home, user_home=None):
-    """The path of the keepalive script the role installs for `user` and CODEX_HOME `home` by default."""
-    default_home = os.path.join(user_home, '.codex') if user_home else None
-    return os.path.join(DEFAULT_SCRIPT_DIR, keepalive_name(user, home, default_home))
+def default_script(user, home, user_home=None, exists=os.path.exists):
+    """The keepalive script the role installs for `user` and CODEX_HOME `home` by default. A module gets
+    `home` already expanded (Ansible expands `~ci/.codex` of a path option to `/home/ci/.codex`): for the
+    user's own default CODEX_HOME the script the role named for `~USER/.codex` is used when that one is
+    installed and the one named for the path is not."""
+    script = os.path.join(DEFAULT_SCRIPT_DIR, keepalive_name(user, home))
+    if user_home and os.path.normpath(home) == os.path.normpath(os.path.join(user_home, '.codex')) \
+            and not exists(script):
+        legacy = os.path.join(DEFAULT_SCRIPT_DIR, keepalive_name(user, '~%s/.codex' % user))
+        if exists(legacy):
+            return legacy
+    return script
 
 
 class StatusError(ValueError):

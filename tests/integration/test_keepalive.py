@@ -8,7 +8,6 @@ the tests that would enable a scratch unit are skipped. Runs as root; the runner
 """
 
 import datetime
-import hashlib
 import json
 import os
 import pwd
@@ -26,7 +25,10 @@ from support.codex import CODEX_VERSION, codex_binary
 from support.private_files import write_private
 from support.require import require, required
 from support.runner_access import runner_owner
-from support.workspace import OUTPUT
+from support.workspace import COLLECTIONS, OUTPUT
+
+sys.path.insert(0, str(COLLECTIONS))
+from ansible_collections.codexops.runner.plugins.module_utils import keepalive_status  # noqa: E402
 
 _needs_root = required(os.geteuid() == 0, 'installs root-owned files and runs Codex as another user: run as root '
                        '(CI does)')
@@ -80,9 +82,8 @@ class Layout:
 
 
 def keepalive_name(user, home):
-    if home == '~%s/.codex' % user:
-        return 'codex-keepalive-%s' % user
-    return 'codex-keepalive-%s-%s' % (user, hashlib.sha256(home.encode()).hexdigest()[:8])
+    """The one rule (module_utils/keepalive_status.py), which the roles use through the filter."""
+    return keepalive_status.keepalive_name(user, home)
 
 
 def run_role(workspace, variables, check=False, expect_failure=False):

@@ -331,9 +331,14 @@ def test_verify_probe_default_command_is_the_roles(codex_home, capsys, seed, mon
     run_module(codex_auth_verify, {'codex_home': str(home), 'probe': True}, capsys)
     assert seen == ['/usr/local/libexec/codexops/codex-keepalive-root-%s'
                     % hashlib.sha256(str(home).encode()).hexdigest()[:8]]
+    # The user's default CODEX_HOME given as a path: the role given that path names it by its hash, and
+    # so does the module (the one rule, keepalive_status.keepalive_name), unless the role installed the
+    # keepalive for ~root/.codex (codex-keepalive-root), which it then finds (not installed here).
     seen[:] = []
-    run_module(codex_auth_verify, {'codex_home': os.path.expanduser('~root/.codex'), 'probe': True}, capsys)
-    assert seen == ['/usr/local/libexec/codexops/codex-keepalive-root']
+    default_home = os.path.expanduser('~root/.codex')
+    run_module(codex_auth_verify, {'codex_home': default_home, 'probe': True}, capsys)
+    assert seen == ['/usr/local/libexec/codexops/codex-keepalive-root-%s'
+                    % hashlib.sha256(default_home.encode()).hexdigest()[:8]]
 
 
 def test_verify_probe_timeout_is_bounded(codex_home, capsys):
