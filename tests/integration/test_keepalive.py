@@ -132,8 +132,8 @@ def test_role_check_apply_idempotent_check_remove(workspace, scheduler, request)
     script = layout.script.read_text()
     assert 'CODEX_HOME=%s\n' % layout.codex_home in script and UNSET_LINE in script
     assert "\nCODEX=/usr/local/bin/codex\n" in script and "\nTIMEOUT=30m\n" in script
-    assert ("\noutput=$(run_codex exec --skip-git-repo-check --sandbox read-only --ephemeral -- "
-            "'Reply with the single word OK.' </dev/null 2>&1) || rc=$?\n") in script
+    assert ("\nrun_codex exec --skip-git-repo-check --sandbox read-only --ephemeral -- "
+            "'Reply with the single word OK.' </dev/null >\"$output_file\" 2>&1 || rc=$?\n") in script
     # weekly, for verify's keepalive_overdue
     assert '\nINTERVAL_SECONDS=604800\n' in script
 

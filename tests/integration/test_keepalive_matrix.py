@@ -59,7 +59,7 @@ OUTCOMES = ('refreshed', 'reused', 'revoked', 'expired', 'unauthorized', 'networ
 # timeout(1) around Codex in the installed script; the slow token endpoint holds its answer longer.
 SCRIPT_TIMEOUT = 30
 SLOW_SECONDS = 60
-PARALLEL = int(os.environ.get('CODEXOPS_MATRIX_PARALLEL', '8'))
+PARALLEL = int(os.environ.get('CODEXOPS_MATRIX_PARALLEL', '6'))
 CASES = [(plan, age, outcome) for plan in PLANS for age in AGES for outcome in OUTCOMES]
 EXPECTED_REASON = {
     'refresh_token_reused': 'refresh_token_reused',
@@ -122,7 +122,8 @@ class Case:
         bare = {'PATH': '/usr/bin:/bin', 'LANG': 'C.UTF-8'}
         run = subprocess.run(['/usr/sbin/runuser', '-u', user, '--'] + argv, env=bare, cwd='/',
                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                             timeout=SCRIPT_TIMEOUT + 60, check=False)
+                             start_new_session=True,  # as cron and systemd start it: no terminal
+                             timeout=SCRIPT_TIMEOUT + 180, check=False)
         self.rc, self.output = run.returncode, run.stdout.decode('utf-8', 'replace')
         text = (self.home / 'codexops-keepalive.json').read_text()
         self.status = json.loads(text)
