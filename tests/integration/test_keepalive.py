@@ -214,8 +214,10 @@ def seed_codex_home(layout, backend, workspace):
     layout.codex_home.mkdir(mode=0o700)
     doc, secrets = backend.login(access_ttl=datetime.timedelta(minutes=1))
     workspace.remember(secrets)
+    # chatgpt_base_url: the loopback backend answers the ChatGPT backend too (cloud config bundle,
+    # workspace routing, 401 for a dead access token), so Codex walks its real paths.
     for name, text in (('auth.json', json.dumps(doc, indent=2)),
-                       ('config.toml', 'cli_auth_credentials_store = "file"\n')):
+                       ('config.toml', 'cli_auth_credentials_store = "file"\n%s\n' % backend.chatgpt_config())):
         write_private(layout.codex_home / name, text)
         os.chown(str(layout.codex_home / name), user.pw_uid, user.pw_gid)
     os.chown(str(layout.codex_home), user.pw_uid, user.pw_gid)

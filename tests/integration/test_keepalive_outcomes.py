@@ -32,7 +32,7 @@ _needs_root = required(os.geteuid() == 0, 'installs root-owned files and runs Co
                        '(CI does)')
 
 STATUS_KEYS = {'format', 'started', 'finished', 'exit_status', 'result', 'reason', 'refreshed', 'codex_version',
-               'interval_seconds'}
+               'interval_seconds', 'consecutive_failures'}
 VERIFY_PLAY = '''
 - hosts: runner
   gather_facts: false
