@@ -55,6 +55,10 @@ def token_fingerprint(token):
 class CodexBackend:
 
     def __init__(self, access_ttl=datetime.timedelta(hours=1)):
+        # Refreshed access tokens must outlive Codex's 5-minute refresh window, as the real ones do: a
+        # shorter one makes Codex refresh again within the same run, and several refreshes can race.
+        if access_ttl <= datetime.timedelta(minutes=5):
+            raise ValueError('refreshed access tokens must live longer than 5 minutes')
         self.access_tokens = {}   # token -> metadata
         self.requests = []        # (method, path, status, token fingerprint, outcome)
         self.access_ttl = access_ttl
