@@ -70,6 +70,7 @@ class CodexBackend:
         self.slow_seconds = 90
         self.issued_access = {}   # access token -> (login id, exp as a unix time)
         self.down = False         # every ChatGPT backend path refuses (503), as when the network is gone
+        self.routing = True       # see accounts_check()
         self._server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -159,6 +160,18 @@ class CodexBackend:
         """The newest refresh token of the login `refresh_token` belongs to."""
         with self._lock:
             return self.logins[self.login_of[refresh_token]]['current']
+
+    def accounts_check(self, login):
+        """Workspace routing's answer, as the real backend gives it: the account with its
+        `workspace_backend_origin` (https://chatgpt.com; Codex accepts only an https origin, which a
+        loopback server cannot be, so the model request then goes there and fails offline, as the model
+        call of every offline test does). `routing = False` lists no account instead (Codex then stops
+        with "selected workspace missing from routing discovery")."""
+        if not self.routing:
+            return {'accounts': [], 'default_account_id': None}
+        return {'accounts': [{'id': login['account_id'], 'workspace_backend_origin': 'https://chatgpt.com',
+                              'account_routing_override': 'NO_CONSTRAINT'}],
+                'default_account_id': login['account_id']}
 
     def remember_access(self, access_token, login_id, access_ttl=None):
         ttl = access_ttl if access_ttl is not None else self.access_ttl
@@ -298,10 +311,7 @@ class CodexBackend:
                                       'requirements_toml': {'enterprise_managed': []}})
                 elif path == ACCOUNTS_CHECK_PATH:
                     backend._log(method, self.path, 200, token, 'accounts')
-                    self._reply(200, {'accounts': [{'id': login['account_id'], 'name': 'CI workspace',
-                                                    'structure': 'workspace' if login['plan'] in BUNDLE_PLANS
-                                                    else 'personal'}],
-                                      'default_account_id': login['account_id']})
+                    self._reply(200, backend.accounts_check(login))
                 elif path == RESPONSES_PATH and method == 'POST':
                     backend._log(method, self.path, 200, token, 'responses')
                     self._stream_reply()
