@@ -255,6 +255,8 @@ def keepalive_fleet(workspace, backend, size):
                       codex_keepalive_script_dir=str(workspace.root / 'libexec' / '{{ inventory_hostname }}'),
                       codex_keepalive_systemd_dir=str(workspace.root / 'systemd' / '{{ inventory_hostname }}'),
                       codex_keepalive_environment=refresh_env(backend),
+                      # Offline, Codex retries the unreachable model for minutes after a refresh: stop it.
+                      codex_keepalive_timeout='120s',
                       codex_keepalive_extra_args=['--skip-git-repo-check', '--sandbox', 'read-only', '--ephemeral']
                       + loopback_model(backend))
 
