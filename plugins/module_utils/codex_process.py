@@ -4,7 +4,8 @@
 """Running the Codex CLI for a runner user.
 
 Private to this collection. Secrets go to Codex on stdin, never in argv (argv is world-readable
-in /proc). The child runs as the runner user, so every file Codex creates in CODEX_HOME (auth.json,
+in /proc). The child runs as the runner user and only ever as the runner (started by a child that
+has already dropped to it, with a deadline on every wait: _runner_process), so every file Codex creates in CODEX_HOME (auth.json,
 its lock files, log/) belongs to that user, and Codex runs code the runner user controls (its
 config, its MCP servers), so its environment is built from an allow-list, never inherited: root's
 environment (a proxy password, cloud keys from a play's `environment:`) stays root's. What Codex
@@ -14,11 +15,9 @@ needs beyond the list (proxy settings, test endpoints) the operator names explic
 
 import os
 import re
-import signal
-import subprocess
 
+from ansible_collections.codexops.runner.plugins.module_utils import _runner_process
 from ansible_collections.codexops.runner.plugins.module_utils import errors
-from ansible_collections.codexops.runner.plugins.module_utils import privsep
 
 # Read by Codex at run time and preferred over auth.json (the OPENAI_IDENTITY_*/SPIFFE_* ones: workload identity, 0.171.0).
 SHADOWING_VARIABLES = ('CODEX_ACCESS_TOKEN', 'OPENAI_API_KEY', 'CODEX_API_KEY', 'OPENAI_IDENTITY_TOKEN_SOURCE',
@@ -66,34 +65,33 @@ def child_environment(home, identity, extra=None):
     return env
 
 
-def run_codex(codex_path, args, home, identity=None, stdin=b'', secrets=(), timeout=120, extra_env=None):
-    """(rc, output) of `codex ARGS` as `identity` (default: this process's user), every secret and any
-    API key tail masked, Codex's harmless PATH-alias warning dropped. The working directory is /, so
-    no path the runner controls is resolved before the child is the runner."""
-    identity = identity or privsep.current()
-    kwargs = {}
-    if not identity.is_current():
-        kwargs.update(user=identity.uid, group=identity.gid, extra_groups=identity.groups)
+def run_codex(codex_path, args, home, identity, stdin=b'', secrets=(), timeout=120, extra_env=None):
+    """(rc, output) of `codex ARGS` as the runner `identity` (never root: _runner_process), every secret
+    and any API key tail masked, Codex's harmless PATH-alias warning dropped. The working directory is
+    /, so no path the runner controls is resolved before the program is the runner's."""
     try:
-        proc = subprocess.run([codex_path] + list(args), input=stdin, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, env=child_environment(home, identity, extra_env), cwd='/',
-                              timeout=timeout, check=False, **kwargs)
-    except subprocess.TimeoutExpired:
-        raise CodexProcessError('codex %s did not finish within %d seconds.' % (' '.join(args), timeout),
-                                code='codex_timeout')
+        outcome = _runner_process.run(identity, [codex_path] + list(args),
+                                      child_environment(home, identity, extra_env), stdin=stdin, timeout=timeout)
+    except _runner_process.RunnerProcessError as exc:
+        raise CodexProcessError(exc.message, code=exc.code)
     except OSError as exc:
         raise CodexProcessError('cannot run %s as %s: %s. Install the Codex CLI where that user can execute it '
                                 '(codex_path).' % (codex_path, identity.name, exc.strerror))
     except ValueError:  # a NUL byte in codex_path
         raise CodexProcessError('cannot run %r: it is not a valid file name (codex_path).' % codex_path)
-    return proc.returncode, mask(proc.stdout.decode('utf-8', 'replace'), secrets)
+    if outcome['timed_out'] or outcome['unreaped']:
+        raise CodexProcessError('codex %s did not finish within %d seconds%s.'
+                                % (' '.join(args), timeout, '' if not outcome['unreaped'] else
+                                   ' and could not be reaped (another process holds it); it was abandoned'),
+                                code='codex_unreaped' if outcome['unreaped'] else 'codex_timeout')
+    return outcome['rc'], mask(outcome['output'] or '', secrets)
 
 
-def login_status(codex_path, home, identity=None, secrets=(), extra_env=None):
+def login_status(codex_path, home, identity, secrets=(), extra_env=None):
     """Codex's own verdict on CODEX_HOME: {'rc', 'message', 'logged_in'}. `logged_in` (exit 0) is what
     every caller tests; exit 1 means both "not logged in" and "could not read the credentials or
     config", and only the message tells which."""
-    rc, output = run_codex(codex_path, ['login', 'status'], home, identity=identity, secrets=secrets, timeout=60,
+    rc, output = run_codex(codex_path, ['login', 'status'], home, identity, secrets=secrets, timeout=60,
                            extra_env=extra_env)
     return {'rc': rc, 'message': output, 'logged_in': rc == 0}
 
@@ -102,21 +100,20 @@ def login_status(codex_path, home, identity=None, secrets=(), extra_env=None):
 KEEPALIVE_GRACE_SECONDS = 30
 
 
-def run_keepalive(command, home, identity=None, timeout=120, extra_env=None):
-    """Run the keepalive wrapper script `command` now, as `identity`, the way its schedule does (no
-    arguments, no stdin, working directory /), with the allow-listed environment. Returns (exit
-    status, timed_out). Its output is Codex's and is discarded unread: what the run did is in the
-    status file it writes. The script bounds Codex by `timeout` (CODEXOPS_KEEPALIVE_TIMEOUT); if the
-    script itself is still running `KEEPALIVE_GRACE_SECONDS` later, its process group is stopped."""
-    identity = identity or privsep.current()
+def run_keepalive(command, home, identity, timeout=120, extra_env=None):
+    """Run the keepalive wrapper script `command` now, as the runner `identity`, the way its schedule
+    does (no arguments, no stdin, working directory /), with the allow-listed environment. Returns
+    (exit status, timed_out); the exit status is None when the script could not be reaped. Its output
+    is Codex's and is discarded unread: what the run did is in the status file it writes. The script
+    bounds Codex by `timeout` (CODEXOPS_KEEPALIVE_TIMEOUT); if the script itself is still running
+    `KEEPALIVE_GRACE_SECONDS` later, its process group is stopped."""
     env = child_environment(home, identity, extra_env)
     env['CODEXOPS_KEEPALIVE_TIMEOUT'] = str(int(timeout))
-    kwargs = {}
-    if not identity.is_current():
-        kwargs.update(user=identity.uid, group=identity.gid, extra_groups=identity.groups)
     try:
-        proc = subprocess.Popen([command], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, env=env, cwd='/', start_new_session=True, **kwargs)
+        outcome = _runner_process.run(identity, [command], env, timeout=timeout + KEEPALIVE_GRACE_SECONDS,
+                                      capture=False)
+    except _runner_process.RunnerProcessError as exc:
+        raise CodexProcessError(exc.message, code=exc.code)
     except OSError as exc:
         raise CodexProcessError('cannot run the keepalive %s as %s: %s. Install it with the codex_keepalive role, '
                                 'or give its path in probe_command.' % (command, identity.name, exc.strerror),
@@ -124,19 +121,7 @@ def run_keepalive(command, home, identity=None, timeout=120, extra_env=None):
     except ValueError:  # a NUL byte
         raise CodexProcessError('cannot run %r: it is not a valid file name (probe_command).' % command,
                                 code='keepalive_probe_failed')
-    try:
-        return proc.wait(timeout=timeout + KEEPALIVE_GRACE_SECONDS), False
-    except subprocess.TimeoutExpired:
-        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, None)):
-            try:
-                os.killpg(proc.pid, sig)
-            except OSError:
-                pass
-            try:
-                return proc.wait(timeout=wait), True
-            except subprocess.TimeoutExpired:
-                continue
-    return proc.wait(), True
+    return outcome['rc'], outcome['timed_out'] or outcome['unreaped']
 
 
 def mask(text, secrets):

@@ -7,6 +7,10 @@ Private to this collection. One place for the facts every helper needs, so that 
 health.py (or any other helper) only for a file name.
 """
 
+# A time a runner wrote (a keepalive's finish time, auth.json's last_refresh) may lie this far in the
+# future for clock skew; further, it is forged or broken, and neither verify nor a store believes it.
+CLOCK_SKEW_TOLERANCE_SECONDS = 300
+
 # The one user every rule about who controls a directory trusts.
 ROOT_UID = 0
 AUTH_FILE = 'auth.json'

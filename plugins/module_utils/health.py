@@ -31,7 +31,7 @@ PROBLEM_CODES = (
     'auth_mode_bits', 'auth_owner', 'auth_not_json', 'auth_invalid', 'auth_mode_invalid',
     'auth_mode_unexpected', 'id_token_invalid', 'last_refresh_invalid', 'refresh_token_missing',
     'credential_missing', 'store_not_file', 'config_invalid', 'config_unreadable', 'forced_login_conflict',
-    'env_shadowing', 'codex_status_failed', 'refresh_failed', 'lock_unusable', 'keepalive_failing',
+    'env_shadowing', 'codex_status_failed', 'runner_unknown', 'refresh_failed', 'lock_unusable', 'keepalive_failing',
     'codex_home_network_fs',
 )
 WARNING_CODES = (
@@ -102,7 +102,7 @@ def snapshot_path(path):
     """take_snapshot of the CODEX_HOME at `path`, read as whoever owns it now (codex_home.act); a
     path we refuse to open is a refused snapshot, not an error."""
     try:
-        snap = codex_home.act(path, codex_home.Target(), lambda context: _portable(take_snapshot(context.home)))
+        snap = codex_home.act(path, codex_home.reader(), lambda context: _portable(take_snapshot(context.home)))
     except safe_files.UnsafePathError as exc:
         return refused_snapshot(exc)
     return _portable(snap, back=True)

@@ -26,6 +26,7 @@ import json
 import os
 import re
 
+from ansible_collections.codexops.runner.plugins.module_utils import constants
 from ansible_collections.codexops.runner.plugins.module_utils import safe_files
 
 STATUS_FILE = 'codexops-keepalive.json'
@@ -56,7 +57,7 @@ REASON_TEXT = {
 MIN_SLACK_SECONDS = 2 * 3600
 SLACK_FRACTION = 0.25
 # A finish time further in the future than this is not a clock skew but a forged or broken file.
-FUTURE_TOLERANCE_SECONDS = 300
+FUTURE_TOLERANCE_SECONDS = constants.CLOCK_SKEW_TOLERANCE_SECONDS
 MAX_INTERVAL_SECONDS = 400 * 86400
 # The script caps its count here; the default number of failed runs in a row that is a problem.
 MAX_CONSECUTIVE_FAILURES = 9999

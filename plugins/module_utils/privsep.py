@@ -29,6 +29,8 @@ from ansible_collections.codexops.runner.plugins.module_utils import errors
 # A child that has not answered by then is killed: nothing the runner does may hang the run.
 DEFAULT_CHILD_TIMEOUT = 300.0
 _MAX_RESULT_BYTES = 16 * 1024 * 1024
+# Once its result is in (or it was killed), the child must be gone within this; we never wait longer.
+REAP_SECONDS = 5.0
 _PR_SET_PDEATHSIG = 1
 _PR_SET_DUMPABLE = 4
 
@@ -94,9 +96,16 @@ def run_as(identity, func, *args, **kwargs):
     os.close(write_end)
     try:
         payload = _read_all(read_end, pid, timeout)
+    except BaseException:
+        _kill(pid)
+        raise
     finally:
         os.close(read_end)
-        _reap(pid)
+        reaped = _reap(pid)
+    if not reaped:
+        # Our own child, non-dumpable, killed: only a kernel in trouble keeps it. Never wait for it.
+        raise PrivsepError('the runner-user child acting as %s could not be reaped within %g seconds after it '
+                           'finished; it was left behind.' % (identity.name, REAP_SECONDS), code='child_unreaped')
     return _unwrap(payload, identity)
 
 
@@ -190,14 +199,24 @@ def _kill(pid):
 
 
 def _reap(pid):
+    """Reap our child without ever blocking: poll (WNOHANG) up to REAP_SECONDS, killing it once it
+    is past due. True when it is gone."""
+    deadline = time.monotonic() + REAP_SECONDS
+    killed = False
     while True:
         try:
-            os.waitpid(pid, 0)
-            return
-        except InterruptedError:
-            continue
+            done, _status = os.waitpid(pid, os.WNOHANG)
         except ChildProcessError:
-            return
+            return True
+        if done:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        if not killed and time.monotonic() >= deadline - REAP_SECONDS / 2:
+            # It sent its result and should have exited: a stopped or stuck child goes now.
+            _kill(pid)
+            killed = True
+        time.sleep(0.01)
 
 
 def _unwrap(payload, identity):

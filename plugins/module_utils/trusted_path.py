@@ -55,16 +55,29 @@ def lstat_at(name, dir_fd):
         raise
 
 
+# A root-only path up to a directory anyone may add entries to (sticky and group/world writable:
+# /tmp, /var/tmp, /dev/shm). Its existing entries are their owners' (the sticky bit stops others
+# renaming or removing them), but any user can create a name there first, or remove its own entry
+# and make it again: root never creates anything in it, nor treats a name in it as root's.
+ANYONE = 'anyone'
+
+
 def controller_of(st, inherited):
     """Who besides root can change the entries of the directory `st`, given `inherited` (who
-    controlled the directories above it: a uid, or None for root alone)."""
+    controlled the directories above it: a uid, None for root alone, or ANYONE for a sticky shared
+    directory, whose entries belong to their owners)."""
     mode = stat.S_IMODE(st.st_mode)
     if mode & 0o022 and not mode & stat.S_ISVTX:
         return 'many'
+    if inherited == ANYONE:
+        inherited = None  # this directory is an entry of a sticky one: only its owner can move it
     owner = None if st.st_uid == constants.ROOT_UID else st.st_uid
     if inherited is not None and owner is not None and owner != inherited:
         return 'many'
-    return inherited if inherited is not None else owner
+    controller = inherited if inherited is not None else owner
+    if controller is None and mode & 0o022:
+        return ANYONE
+    return controller
 
 
 def split(path, code='codex_home'):

@@ -23,6 +23,14 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes
   - codexops.runner.codex_home
 options:
+  owner:
+    description:
+      - The runner user CODEX_HOME must belong to. A CODEX_HOME owned by anyone else is refused without being read
+        (error code C(codex_home_owner)): where the runner's own home is missing, another local user could have
+        planted one (in a shared sticky directory such as C(/tmp)) to have its file written back as the runner's.
+      - Without it, the file is read as whoever owns CODEX_HOME. M(codexops.runner.codex_auth_writeback) always
+        passes it.
+    type: str
   return_content:
     description:
       - Return the file's bytes (base64) in RV(content). Without it only the facts are returned.
@@ -50,6 +58,7 @@ EXAMPLES = r'''
 - name: Read the refreshed auth.json of an ephemeral runner
   codexops.runner.codex_auth_export:
     codex_home: /home/ci/.codex
+    owner: ci
     return_content: true
   register: runner_auth
   no_log: true
@@ -85,11 +94,14 @@ from ansible_collections.codexops.runner.plugins.module_utils import module_comm
 
 def main():
     argument_spec = module_common.base_argument_spec()
-    argument_spec.update(return_content=dict(type='bool', default=False),
+    argument_spec.update(owner=dict(type='str'),
+                         return_content=dict(type='bool', default=False),
                          fingerprint_salt=dict(type='str', no_log=True))
     module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
     params = module.params
-    result = module_common.guarded(module, codex_home.act, params['codex_home'], codex_home.Target(), _export,
+    uid, _gid = module_common.guarded(module, module_common.resolve_ids, module)
+    # With owner: a CODEX_HOME that belongs to anyone else is refused unread (codex_home_owner).
+    result = module_common.guarded(module, codex_home.act, params['codex_home'], codex_home.reader(uid), _export,
                                    params)
     module.exit_json(changed=False, **result)
 

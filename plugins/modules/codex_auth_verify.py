@@ -299,6 +299,7 @@ import datetime
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.codexops.runner.plugins.module_utils import _runner_process
 from ansible_collections.codexops.runner.plugins.module_utils import codex_home
 from ansible_collections.codexops.runner.plugins.module_utils import codex_process
 from ansible_collections.codexops.runner.plugins.module_utils import health
@@ -333,9 +334,9 @@ def main():
         # The runner-user child waits for the probe: give it the probe's own bound and some.
         options['child_timeout'] = privsep.DEFAULT_CHILD_TIMEOUT + params['probe_timeout']
     try:
-        # Read as whoever owns CODEX_HOME now (Target(None)): reading never takes anything over, and
-        # an owner other than `owner` is a problem to report, not a refusal.
-        result = codex_home.act(params['codex_home'], codex_home.Target(None), _verify, params, uid, codex_path,
+        # Read as whoever owns CODEX_HOME now: reading never takes anything over. A CODEX_HOME of a user
+        # other than `owner` is reported (codex_home_owner) without being read: anyone could have made it.
+        result = codex_home.act(params['codex_home'], codex_home.reader(uid), _verify, params, uid, codex_path,
                                 probe, **options)
     except codex_home.UnsafePathError as exc:
         result = _evaluate(health.refused_snapshot(exc), params, uid)
@@ -345,9 +346,12 @@ def main():
         result['keepalive_probe'] = {'ran': False, 'msg': 'not run in check mode: a probe sends a request to Codex '
                                      'and may rotate auth.json; the last recorded outcome is reported.'}
     module_common.add_environment_checks(result, params)
-    if result.get('codex_login_status', {}).get('rc', 0) != 0:
-        result['problems'].append({'code': 'codex_status_failed',
-                                   'message': 'codex login status failed: %s' % result['codex_login_status']['message']})
+    status = result.get('codex_login_status', {})
+    if status.get('rc', 0) != 0:
+        # runner_unknown: Codex was not run at all (never as root); anything else is Codex's own failure.
+        code = 'runner_unknown' if status.get('code') == 'runner_unknown' else 'codex_status_failed'
+        result['problems'].append({'code': code, 'message': 'codex login status failed: %s' % status['message']})
+        status.pop('code', None)
     result['healthy'] = not result['problems']
     # Reading changes nothing; a probe that ran sent a request and rewrote the status file (and
     # maybe auth.json).
@@ -370,7 +374,12 @@ def _verify(context, params, uid, codex_path, probe=False):
     if report is not None:
         result['keepalive_probe'] = report
         if not report['ran']:
-            result['health_warnings'].append({'code': 'keepalive_probe_failed', 'message': report['msg']})
+            # A probe never runs as root: no known runner is a problem, any other failure to start a warning.
+            code = report.pop('code', None)
+            if code == 'runner_unknown':
+                result['problems'].append({'code': code, 'message': report['msg']})
+            else:
+                result['health_warnings'].append({'code': 'keepalive_probe_failed', 'message': report['msg']})
         elif not keepalive_status.recorded_since(snapshot.get('keepalive'), started):
             result['health_warnings'].append({
                 'code': 'keepalive_probe_failed',
@@ -378,29 +387,37 @@ def _verify(context, params, uid, codex_path, probe=False):
                            % (report['command'], report['rc'], ', stopped at its deadline' if report['timed_out']
                               else '', keepalive_status.STATUS_FILE)})
     if codex_path:
-        # As the user that owns CODEX_HOME (or is meant to): Codex's verdict is the runner's.
-        runner = privsep.Identity(uid if uid is not None else context.owner_after())
+        # As the runner CODEX_HOME belongs to (or is meant to), never as root: Codex's verdict is the runner's.
         try:
-            status = codex_process.login_status(codex_path, params['codex_home'], identity=runner,
+            runner = _runner(context, uid, 'codex login status')
+            status = codex_process.login_status(codex_path, params['codex_home'], runner,
                                                 extra_env=params['codex_environment'])
             result['codex_login_status'] = {'rc': status['rc'], 'message': status['message']}
         except codex_process.CodexProcessError as exc:
-            result['codex_login_status'] = {'rc': None, 'message': exc.message}
+            result['codex_login_status'] = {'rc': None, 'message': exc.message, 'code': exc.code}
     return result
+
+
+def _runner(context, uid, purpose):
+    home_owner = context.home.stat().st_uid if context.exists else None
+    try:
+        return _runner_process.runner_for(uid, home_owner, purpose)
+    except _runner_process.RunnerProcessError as exc:
+        raise codex_process.CodexProcessError(exc.message, code=exc.code)
 
 
 def _probe(context, params, uid):
     """Run the keepalive script now as the runner: (report, when it started)."""
-    runner = privsep.Identity(uid if uid is not None else context.owner_after())
-    command = params['probe_command'] or keepalive_status.default_script(
-        runner.name, params['codex_home'], runner.home)
     started = datetime.datetime.now(datetime.timezone.utc)
+    command = params['probe_command']
     try:
-        rc, timed_out = codex_process.run_keepalive(command, params['codex_home'], identity=runner,
+        runner = _runner(context, uid, 'the keepalive probe')
+        command = command or keepalive_status.default_script(runner.name, params['codex_home'], runner.home)
+        rc, timed_out = codex_process.run_keepalive(command, params['codex_home'], runner,
                                                     timeout=params['probe_timeout'],
                                                     extra_env=params['codex_environment'])
     except codex_process.CodexProcessError as exc:
-        return {'ran': False, 'command': command, 'msg': exc.message}, started
+        return {'ran': False, 'command': command, 'msg': exc.message, 'code': exc.code}, started
     return {'ran': True, 'command': command, 'rc': rc, 'timed_out': timed_out}, started
 
 

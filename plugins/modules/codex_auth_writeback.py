@@ -12,9 +12,11 @@ version_added: 0.2.0
 description:
   - For ephemeral runners - reads C(CODEX_HOME/auth.json) on the host with M(codexops.runner.codex_auth_export)
     and writes it into the controller's seed store file O(dest) only when
-    P(codexops.runner.codex_writeback_decision#filter) says V(store) - the file is valid and its C(last_refresh)
-    is newer than the store's copy. An identical file, an older one and a broken one are never written. This
-    is what the C(codexops.runner.codex_writeback) role runs.
+    P(codexops.runner.codex_writeback_decision#filter) says V(store) - the file is valid, its C(last_refresh)
+    is newer than the store's copy and not in the future (beyond 5 minutes of clock skew), and it is for the
+    same account and user as the store's copy. An identical file, an older one, a broken one, a future-dated one
+    and another account's are never written; RV(code) names the refusal. This is what the
+    C(codexops.runner.codex_writeback) role runs.
   - The file is vault-encrypted with a vault secret the play was given - C(--vault-password-file),
     C(--ask-vault-pass), C(--vault-id label@source), or C(ANSIBLE_VAULT_PASSWORD_FILE) and the other vault
     settings of C(ansible.cfg) - the same secrets Ansible decrypts the store's copy with. The one labelled
@@ -38,6 +40,19 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes.flow
   - codexops.runner.codex_home
 options:
+  owner:
+    description:
+      - The runner user CODEX_HOME must belong to; passed to M(codexops.runner.codex_auth_export), which refuses
+        (C(codex_home_owner)) a CODEX_HOME of anyone else without reading it - another local user could plant one
+        where the runner's own is missing. The role passes C(codex_writeback_user).
+    type: str
+  allow_identity_change:
+    description:
+      - Store a runner file for another account or user than the store's copy (an intended move). Without it such
+        a file is refused with RV(code=runner_identity_changed), so a CI job cannot swap another account's
+        credentials into this runner's secret.
+    type: bool
+    default: false
   dest:
     description:
       - The runner's file in the store, on the controller - for the role, C(codex_seeds/<inventory_hostname>.json)
@@ -104,6 +119,7 @@ EXAMPLES = r'''
 - name: Write the runner's refreshed auth.json back into the store when it is newer
   codexops.runner.codex_auth_writeback:
     codex_home: /home/ci/.codex
+    owner: ci
     dest: "{{ playbook_dir }}/codex_seeds/{{ inventory_hostname }}.json"
     fingerprint_salt: "{{ vault_codex_fingerprint_salt }}"
   register: writeback
@@ -122,6 +138,12 @@ action:
   type: str
   choices: [store, unchanged, refuse]
   sample: store
+code:
+  description: Why the runner's file was refused (C(runner_file_invalid), C(runner_last_refresh_missing), C(runner_older),
+    C(runner_from_future), C(runner_identity_changed)); V(null) unless RV(action=refuse).
+  returned: success
+  type: str
+  sample: runner_from_future
 reason:
   description: Why, in words.
   returned: success
@@ -129,7 +151,7 @@ reason:
   sample: the runner's file is newer (runner 2026-11-21T10:22:00Z, store 2026-11-14T09:00:00Z)
 runner:
   description: Facts of the runner's file - C(valid), C(problems) (codes), C(auth_mode), C(last_refresh),
-    C(refresh_token_fingerprint).
+    C(account_id), C(refresh_token_fingerprint).
   returned: success
   type: dict
 store:

@@ -42,6 +42,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
+
 from hardening_support import module_env, parse_result, runner_ids, snapshot_diff
 from support import fake_credentials
 from support.private_files import write_private
@@ -242,6 +244,72 @@ def stop_next(marker, timeout, exclude=()):
     return None
 
 
+PTRACE_SEIZE = 0x4206
+seized = []
+
+
+def seize_next(marker, within, exclude=()):
+    """PTRACE_SEIZE the first process of our uid whose argv holds `marker`, and never wait for it:
+    once it exits, the kernel keeps it a zombie for us, and its real parent cannot reap it."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        for pid in my_uid_procs(marker, set(exclude)):
+            if libc.ptrace(PTRACE_SEIZE, pid, None, None) == 0:
+                seized.append(pid)
+                return pid
+    return None
+
+
+def steal_fds(needles, seconds):
+    """For `seconds`: stop every new process of our uid as soon as it is seen, try to read every
+    descriptor it holds through /proc, let it go on. Returns what was read and how often."""
+    found, tried, stopped = {}, 0, 0
+    seen = set([os.getpid()])
+    deadline = time.monotonic() + seconds
+    me = os.getuid()
+    while time.monotonic() < deadline:
+        for entry in os.listdir('/proc'):
+            if not entry.isdigit() or int(entry) in seen:
+                continue
+            pid = int(entry)
+            try:
+                if os.stat('/proc/%d' % pid).st_uid != me:
+                    continue
+            except OSError:
+                continue
+            seen.add(pid)
+            try:
+                os.kill(pid, signal.SIGSTOP)
+                stopped += 1
+            except OSError:
+                continue
+            try:
+                for fd in os.listdir('/proc/%d/fd' % pid):
+                    tried += 1
+                    # Non-blocking: an empty pipe or FIFO must not hold the attacker.
+                    try:
+                        handle = os.open('/proc/%d/fd/%s' % (pid, fd), os.O_RDONLY | os.O_NONBLOCK)
+                    except OSError:
+                        continue
+                    try:
+                        data = os.read(handle, 1 << 16)
+                    except OSError:
+                        continue
+                    finally:
+                        os.close(handle)
+                    for needle in needles:
+                        if needle.encode() in data:
+                            found[needle] = found.get(needle, 0) + 1
+            except OSError:
+                pass
+            finally:
+                try:
+                    os.kill(pid, signal.SIGCONT)
+                except OSError:
+                    pass
+    return {'found': found, 'fds_tried': tried, 'processes_stopped': stopped}
+
+
 def sleeper():
     pid = os.fork()
     if pid == 0:
@@ -312,6 +380,8 @@ OPS = {
     'kill': lambda pid, sig: os.kill(pid, sig),
     'procs': lambda marker, exclude=(): my_uid_procs(marker, set(exclude)),
     'stop_next': stop_next,
+    'seize_next': seize_next,
+    'steal_fds': steal_fds,
     'sleeper': sleeper,
     'hold_open': hold_open,
     'write_held': write_held,
@@ -471,6 +541,57 @@ sys.stdout.write(json.dumps(counts) + '\n')
 '''
 
 
+RECREATOR_SOURCE = r'''
+import json, os, shutil, signal, sys
+
+config = json.loads(sys.argv[1])
+home, link_to = config['home'], config['link_to']
+stop = []
+signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+counts = {'recreated': 0, 'errors': 0}
+while not stop:
+    # The runner may delete its own CODEX_HOME in a sticky directory and make it again, with Codex's
+    # arg0 helper directory pointing at a directory root owns.
+    try:
+        shutil.rmtree(home)
+    except OSError:
+        pass
+    try:
+        os.mkdir(home, 0o700)
+        os.mkdir(os.path.join(home, 'tmp'), 0o700)
+        os.symlink(link_to, os.path.join(home, 'tmp', 'arg0-linux'))
+        for name in config['files']:
+            os.symlink(os.path.join(link_to, name), os.path.join(home, name))
+        counts['recreated'] += 1
+    except OSError:
+        counts['errors'] += 1
+sys.stdout.write(json.dumps(counts) + '\n')
+'''
+
+
+class Recreator:
+    """As the runner user: delete `home` and make it again, as fast as it can, with tmp/arg0-linux
+    and the credential files as symlinks into `link_to` (a directory root owns), until stopped."""
+
+    def __init__(self, home, link_to, files=('auth.json', 'config.toml', '.env')):
+        config = {'home': str(home), 'link_to': str(link_to), 'files': list(files)}
+        self.proc = subprocess.Popen(as_runner_argv(runner_python(), '-I', '-c', RECREATOR_SOURCE,
+                                                    json.dumps(config)),
+                                     stdout=subprocess.PIPE, env=attacker_env(), cwd='/', start_new_session=True)
+        self.counts = None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            out, _err = self.proc.communicate(timeout=10)
+            self.counts = json.loads(out.decode() or 'null')
+        except (subprocess.TimeoutExpired, ValueError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        return self.counts
+
+
 class Swapper:
     """Swaps <home>/<name> with each symlink in `links` (names in the home), as fast as it can,
     as the runner user, until stopped. `counts` holds its swaps and errors afterwards."""
@@ -498,6 +619,50 @@ class Swapper:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
         return self.counts
+
+
+# -- the machine as found ----------------------------------------------------------------------------
+
+WATCHED_SYSCTLS = ('fs/protected_hardlinks', 'fs/protected_symlinks', 'fs/suid_dumpable', 'kernel/yama/ptrace_scope')
+
+
+def _runner_processes():
+    """Our own processes (descendants of this pytest) that run as the runner user; other
+    suites may run processes as that user on the same machine."""
+    uid = runner_ids()[0]
+    return set(pid for pid in descendants(os.getpid()) if uid_of(pid) == uid)
+
+
+@pytest.fixture(autouse=True)
+def machine_as_found():
+    """Every test leaves the machine as found: the sysctls it may touch, and no process left
+    running as the runner user."""
+    require_root()
+    require_tool('setpriv')
+
+    def sysctls():
+        values = {}
+        for name in WATCHED_SYSCTLS:
+            try:
+                with open('/proc/sys/' + name) as handle:
+                    values[name] = handle.read().strip()
+            except OSError:
+                values[name] = None
+        return values
+    before, procs = sysctls(), _runner_processes()
+    yield
+    deadline = time.monotonic() + 3
+    while _runner_processes() - procs and time.monotonic() < deadline:
+        time.sleep(0.05)  # an attacker told to stop may take a moment
+    leftover = sorted(_runner_processes() - procs)
+    for pid in leftover:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+    assert sysctls() == before, 'sysctls changed: %s -> %s' % (before, sysctls())
+    assert not leftover, 'processes left running as %s: %s' % (RUNNER, leftover)
+    # (imported by each attack test module: `from attack_support import machine_as_found`)
 
 
 # -- sysctl -----------------------------------------------------------------------------------------

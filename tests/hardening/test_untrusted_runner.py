@@ -38,6 +38,7 @@ import time
 
 import pytest
 
+from attack_support import machine_as_found  # noqa: F401 pylint: disable=unused-import (an autouse fixture)
 from attack_support import (LOCKS, RUNNER, STORE, ModuleRun, Swapper, Sysctl, World, b64, descendants, is_denied,
                             mode_of, other_runner, outcome, problem_codes, require_root, require_tool, run_module,
                             runner_ids, uid_of)
@@ -48,45 +49,6 @@ ITERATIONS = int(os.environ.get('CODEXOPS_ATTACK_ITERATIONS', '500'))
 BOUND = 10.0  # seconds: no module may take longer, whatever the runner put in CODEX_HOME
 MODULE = {'seed': 'codex_auth_seed', 'config': 'codex_config', 'login': 'codex_access_token_login',
           'verify': 'codex_auth_verify', 'export': 'codex_auth_export'}
-WATCHED_SYSCTLS = ('fs/protected_hardlinks', 'fs/protected_symlinks', 'fs/suid_dumpable')
-
-
-def _runner_processes():
-    """Our own processes (descendants of this pytest) that run as the runner user; other
-    suites may run processes as that user on the same machine."""
-    uid = runner_ids()[0]
-    return set(pid for pid in descendants(os.getpid()) if uid_of(pid) == uid)
-
-
-@pytest.fixture(autouse=True)
-def machine_as_found():
-    """Every test leaves the machine as found: the sysctls it may touch, and no process left
-    running as the runner user."""
-    require_root()
-    require_tool('setpriv')
-
-    def sysctls():
-        values = {}
-        for name in WATCHED_SYSCTLS:
-            try:
-                with open('/proc/sys/' + name) as handle:
-                    values[name] = handle.read().strip()
-            except OSError:
-                values[name] = None
-        return values
-    before, procs = sysctls(), _runner_processes()
-    yield
-    deadline = time.monotonic() + 3
-    while _runner_processes() - procs and time.monotonic() < deadline:
-        time.sleep(0.05)  # an attacker told to stop may take a moment
-    leftover = sorted(_runner_processes() - procs)
-    for pid in leftover:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
-    assert sysctls() == before, 'sysctls changed: %s -> %s' % (before, sysctls())
-    assert not leftover, 'processes left running as %s: %s' % (RUNNER, leftover)
 
 
 @pytest.fixture

@@ -146,6 +146,29 @@ def test_writeback_stores_newer_refuses_older_and_broken_and_restores(workspace,
     broken = fleet.run('writeback', expect_failure=True, extra_args=vault)
     assert 'is not usable (auth_not_json)' in broken and file_identity(store) == stored
 
+    # A CI job forges a file that says it was refreshed in 9999: it would pin the store (every genuine
+    # refresh after it would look older). And one of another account, newer: it would swap accounts.
+    forged = json.loads(refreshed)
+    forged['last_refresh'] = '9999-12-31T23:59:59Z'
+    fleet.auth(host).write_text(json.dumps(forged))
+    future = fleet.run('writeback', expect_failure=True, extra_args=vault)
+    assert '(runner_from_future)' in future and file_identity(store) == stored
+    foreign, foreign_secrets = fake_credentials.chatgpt_seed(tag='FOREIGN', account_id='acct-FOREIGN-1',
+                                                             user_id='user-FOREIGN-1')
+    workspace.remember(foreign_secrets)
+    fleet.auth(host).write_text(json.dumps(foreign))
+    other = fleet.run('writeback', expect_failure=True, extra_args=vault)
+    assert '(runner_identity_changed)' in other and file_identity(store) == stored
+    # The operator moves that runner to the other account on purpose: allowed for that run only.
+    kept = store.read_bytes()
+    moved = fleet.run('writeback', extra_args=vault, codex_writeback_allow_identity_change=True)
+    assert "store: the runner's file is newer" in moved and file_identity(store) != stored
+    assert vault_view(store, password_file).strip() == json.dumps(foreign).strip()
+    # (back to the runner's real login for the rest of the test, as the operator would restore it)
+    store.write_bytes(kept)
+    os.chmod(str(store), 0o600)
+    fleet.auth(host).write_text(refreshed)
+
     # The ephemeral runner is gone; a fresh one is provisioned from the store and, once its
     # access token is due, refreshes with the stored refresh token: it was the live one.
     shutil.rmtree(str(fleet.home(host)))

@@ -63,3 +63,18 @@ class CodexHomeFactory:
 @pytest.fixture
 def codex_home(tmp_path):
     return CodexHomeFactory(tmp_path)
+
+
+@pytest.fixture
+def codex_as_test_user(monkeypatch):
+    """For in-process module tests of what happens around a Codex run (idempotence, masking, check
+    mode, restores) on homes in pytest's root-only tmp_path: the runner-side program runs as the
+    user running the tests, root included. Only here is the never-as-root rule lifted; it is tested
+    for real in test_codex_process.py (the runner is nobody) and by the attack suite
+    (tests/hardening/test_untrusted_runner.py)."""
+    from ansible_collections.codexops.runner.plugins.module_utils import _runner_process, privsep
+
+    monkeypatch.setattr(_runner_process, 'runner_for', lambda uid, home_owner, purpose: privsep.current())
+    monkeypatch.setattr(_runner_process, 'run',
+                        lambda identity, argv, env, stdin=b'', timeout=120.0, capture=True:
+                        _runner_process._spawn(argv, env, stdin, timeout, capture))

@@ -236,11 +236,12 @@ def test_writeback_refuses_a_runner_file_of_any_hostile_shape():
     assert decision['action'] == 'refuse' and decision['runner']['problems'] == ['auth_too_large']
 
 
-def test_writeback_takes_a_runner_file_over_a_hostile_store_copy():
+def test_writeback_refuses_a_hostile_store_copy_in_bounded_time():
     doc, _secrets = fake_credentials.chatgpt_seed(tag='runner')
     for store in ('[' * 5000 + ']' * 5000, '\ud800', '{"tokens": %s}' % ('[' * 500 + ']' * 500)):
         decision = codex_writeback_decision(b64(json.dumps(doc).encode()), store)
-        assert decision['action'] == 'store' and decision['store']['valid'] is False
+        assert decision['action'] == 'refuse' and decision['code'] == 'store_copy_invalid'
+        assert decision['store']['valid'] is False
 
 
 @pytest.mark.parametrize('kwargs', [

@@ -24,7 +24,7 @@ esac
 
 
 @pytest.fixture
-def codex(tmp_path):
+def codex(tmp_path, codex_as_test_user):
     rc_file = tmp_path / 'status-rc'
     path = tmp_path / 'codex'
     path.write_text(FAKE.replace('{rc_file}', str(rc_file)))

@@ -359,3 +359,69 @@ def test_as_owner_after_hand_over_writes_as_the_runner(root_dir):
 def test_managed_files_include_the_lock_files():
     assert set(safe_files.LOCK_FILES) <= set(codex_home.MANAGED_FILES)
     assert {'auth.json', 'config.toml'} <= set(codex_home.MANAGED_FILES)
+
+
+# -- a directory anyone can add entries to (a sticky /tmp) is never root's -------------------------
+
+@pytest.fixture
+def sticky_dir(tmp_path):
+    """A /tmp of its own: root's, 1777, reachable through root-only directories."""
+    return mkdir(tmp_path / 'tmp', 0, 0o1777)
+
+
+def test_sticky_dir_missing_home_is_created_by_the_runner_not_root(sticky_dir):
+    home = sticky_dir / '.codex'
+    assert act(home, Target(NOBODY, NOBODY), lambda context: (context.ensure(), os.geteuid())[1]) == NOBODY
+    assert owner_of(home) == (NOBODY, NOBODY) and mode_of(home) == 0o700
+
+
+@pytest.mark.parametrize('target', [Target(), Target(0, 0)], ids=['no-owner', 'root'])
+def test_sticky_dir_missing_home_without_a_runner_is_refused(sticky_dir, target):
+    with pytest.raises(UnsafePathError) as info:
+        act(sticky_dir / '.codex', target, lambda context: context.ensure())
+    assert info.value.code == 'codex_home_path_shared'
+    assert not (sticky_dir / '.codex').exists()
+
+
+def test_sticky_dir_missing_home_for_a_reader_reads_nothing(sticky_dir):
+    """verify of a missing home in /tmp: nothing to read and nothing created, whoever it is for."""
+    for target in (codex_home.reader(), codex_home.reader(NOBODY)):
+        assert act(sticky_dir / '.codex', target, lambda context: context.exists) is False
+    assert not (sticky_dir / '.codex').exists()
+
+
+@pytest.mark.parametrize('target', [Target(NOBODY, NOBODY), Target(), codex_home.reader(), codex_home.reader(NOBODY)])
+def test_sticky_dir_root_owned_home_is_nobodys(sticky_dir, target):
+    """A root directory directly in /tmp: anyone could have taken the name first (and root makes none
+    there), so neither a writer nor a reader uses it."""
+    mkdir(sticky_dir / '.codex', 0, 0o700)
+    with pytest.raises(UnsafePathError) as info:
+        act(sticky_dir / '.codex', target, whoami)
+    assert info.value.code == 'codex_home_path_shared'
+
+
+def test_sticky_dir_runner_home_is_the_runners(sticky_dir):
+    mkdir(sticky_dir / '.codex', NOBODY, 0o700)
+    for target in (Target(NOBODY, NOBODY), Target(), codex_home.reader(), codex_home.reader(NOBODY)):
+        assert act(sticky_dir / '.codex', target, whoami) == NOBODY
+
+
+def test_sticky_dir_home_of_another_user_is_refused_for_the_runner(sticky_dir):
+    """A second local user plants the home of a runner whose own is missing: not read, not used."""
+    mkdir(sticky_dir / '.codex', OTHER, 0o700)
+    for target in (Target(NOBODY, NOBODY), codex_home.reader(NOBODY)):
+        with pytest.raises(UnsafePathError) as info:
+            act(sticky_dir / '.codex', target, whoami)
+        assert info.value.code == 'codex_home_owner'
+
+
+def test_reader_for_a_runner_does_not_read_another_users_home(runner_dir, root_dir):
+    """verify/export with owner: a CODEX_HOME that belongs to someone else is refused unread; root's
+    own, in root's tree, is still read (to report its owner)."""
+    mkdir(runner_dir / '.codex', NOBODY, 0o700)
+    with pytest.raises(UnsafePathError) as info:
+        act(runner_dir / '.codex', codex_home.reader(OTHER), whoami)
+    assert info.value.code == 'codex_home_owner' and 'not read' in info.value.message
+    assert act(runner_dir / '.codex', codex_home.reader(NOBODY), whoami) == NOBODY
+    mkdir(root_dir / 'codex', 0, 0o700)
+    assert act(root_dir / 'codex', codex_home.reader(NOBODY), whoami) == 0

@@ -190,14 +190,28 @@ def test_run_codex_gets_the_identitys_groups_and_no_others(fake_codex):
     assert sorted(int(group) for group in groups.split()) == [4242, 4243]
 
 
-def test_run_codex_as_root_gets_the_allow_list_too(fake_codex, root_environment):
-    rc, output = codex_process.run_codex(fake_codex, ['--version'], '/root/.codex-managed')
+def test_run_codex_is_never_run_as_root(fake_codex, root_environment):
+    """No runner-side program runs as root: the caller must name the runner."""
+    for identity in (privsep.current(), privsep.Identity(0)):
+        with pytest.raises(CodexProcessError) as info:
+            codex_process.run_codex(fake_codex, ['--version'], '/root/.codex-managed', identity)
+        assert info.value.code == 'runner_unknown'
+
+
+def test_run_codex_is_started_by_the_dropped_child(fake_codex, root_environment):
+    """Root forks a child that drops to the runner, and that child starts Codex: Codex's parent is a
+    runner-uid process, never root, so root's only wait is on its own child."""
+    codex = make_codex(os.path.dirname(fake_codex), FAKE_CODEX.replace('exit ${FAKE_EXIT:-0}',
+                                                                       'echo "PPID:$PPID"\nexit 0'))
+    rc, output = codex_process.run_codex(codex, ['--version'], '/h', privsep.Identity(NOBODY))
     assert rc == 0
     seen = parse(output)
+    assert seen['id'].startswith('%d:' % NOBODY)
+    parent = int([line for line in seen['other'] if line.startswith('PPID:')][0][5:])
+    assert parent != os.getpid()
     env = {name: value for name, value in seen['env'].items() if name not in SHELL_ADDED}
-    assert env == expected_environment(privsep.current(), '/root/.codex-managed')
+    assert env == expected_environment(privsep.Identity(NOBODY), '/h')
     assert SECRET not in output
-    assert seen['id'].startswith('0:0:')
 
 
 def test_run_codex_secret_goes_on_stdin_and_is_masked(fake_codex):
@@ -230,7 +244,7 @@ def test_run_codex_timeout(shared_dir):
 
 def test_run_codex_missing_or_not_executable(tmp_path):
     with pytest.raises(CodexProcessError) as info:
-        codex_process.run_codex(str(tmp_path / 'no-codex'), ['login'], '/h')
+        codex_process.run_codex('/nonexistent/no-codex', ['login'], '/h', privsep.Identity(NOBODY))
     assert info.value.code == 'codex_failed' and 'cannot run' in info.value.message
     # In a directory only root can enter: root could run it, the runner cannot.
     codex = make_codex(str(tmp_path))
@@ -238,7 +252,7 @@ def test_run_codex_missing_or_not_executable(tmp_path):
         codex_process.run_codex(codex, ['login'], '/h', identity=privsep.Identity(NOBODY))
     assert 'as nobody' in info.value.message and 'codex_path' in info.value.message
     with pytest.raises(CodexProcessError) as info:
-        codex_process.run_codex('/usr/bin/co\0dex', ['login'], '/h')
+        codex_process.run_codex('/usr/bin/co\0dex', ['login'], '/h', privsep.Identity(NOBODY))
     assert 'not a valid file name' in info.value.message
 
 
@@ -314,7 +328,7 @@ def test_run_keepalive_runs_as_the_runner_with_the_allow_list(shared_dir, root_e
 
 def test_run_keepalive_output_never_reaches_the_module(shared_dir, capfd):
     script = keepalive_script(shared_dir, 'echo "%s"\necho "%s" >&2\n' % (SECRET, SECRET))
-    assert codex_process.run_keepalive(script, '/h', timeout=5) == (0, False)
+    assert codex_process.run_keepalive(script, '/h', privsep.Identity(NOBODY), timeout=5) == (0, False)
     out, err = capfd.readouterr()
     assert SECRET not in out and SECRET not in err
 
@@ -323,10 +337,11 @@ def test_run_keepalive_stops_a_script_past_its_deadline(shared_dir, monkeypatch)
     """The script's own timeout(1) should have stopped Codex; if the script still runs after the grace
     period, its whole process group is stopped (TERM, then KILL for what ignores TERM)."""
     monkeypatch.setattr(codex_process, 'KEEPALIVE_GRACE_SECONDS', 0)
+    os.chmod(shared_dir, 0o777)  # the runner writes its pid file here
     pid_file = os.path.join(shared_dir, 'pid')
     script = keepalive_script(shared_dir, 'sleep 300 &\necho $! > %s\nwait\n' % pid_file)
     started = time.monotonic()
-    rc, timed_out = codex_process.run_keepalive(script, '/h', timeout=1)
+    rc, timed_out = codex_process.run_keepalive(script, '/h', privsep.Identity(NOBODY), timeout=1)
     assert timed_out is True and rc != 0 and time.monotonic() - started < 8
     with open(pid_file) as handle:
         child = int(handle.read())
@@ -341,12 +356,12 @@ def test_run_keepalive_stops_a_script_past_its_deadline(shared_dir, monkeypatch)
         pytest.fail('the script left its child running')
     stubborn = keepalive_script(shared_dir, "trap '' TERM\nsleep 300\n")
     started = time.monotonic()
-    assert codex_process.run_keepalive(stubborn, '/h', timeout=1)[1] is True
+    assert codex_process.run_keepalive(stubborn, '/h', privsep.Identity(NOBODY), timeout=1)[1] is True
     assert time.monotonic() - started < 20
 
 
 @pytest.mark.parametrize('command', ['/nonexistent/codex-keepalive', '/etc/hostname', 'bad\0name'])
 def test_run_keepalive_that_cannot_run(command):
     with pytest.raises(CodexProcessError) as info:
-        codex_process.run_keepalive(command, '/h', timeout=5)
+        codex_process.run_keepalive(command, '/h', privsep.Identity(NOBODY), timeout=5)
     assert info.value.code == 'keepalive_probe_failed'

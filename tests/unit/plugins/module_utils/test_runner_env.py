@@ -3,6 +3,7 @@
 import os
 
 from ansible_collections.codexops.runner.plugins.module_utils import codex_process
+from ansible_collections.codexops.runner.plugins.module_utils import privsep
 from ansible_collections.codexops.runner.plugins.module_utils import runner_env
 from support.private_files import write_private
 
@@ -44,13 +45,13 @@ def test_unreadable_file_is_a_warning(tmp_path):
     assert problems == [] and codes(warnings) == ['environment_file_unreadable']
 
 
-def test_login_status_masks_api_key_tails(tmp_path):
+def test_login_status_masks_api_key_tails(tmp_path, codex_as_test_user):
     codex = tmp_path / 'codex'
     codex.write_text('#!/bin/sh\necho "API key configured - sk-proj-***ABCDE" >&2\nexit 0\n')
     codex.chmod(0o755)
     home = tmp_path / '.codex'
     home.mkdir()
-    status = codex_process.login_status(str(codex), str(home))
+    status = codex_process.login_status(str(codex), str(home), privsep.current())
     assert status == {'rc': 0, 'message': 'API key configured - sk-proj-***', 'logged_in': True}
     assert os.path.isdir(str(home))
 

@@ -161,10 +161,13 @@ def test_group_or_world_writable_directory_is_shared(root, mode):
     assert refused(os.path.join(shared, 'missing', 'deeper')).code == 'codex_home_path_shared'
 
 
-def test_sticky_world_writable_directory_is_fine(root):
+def test_sticky_world_writable_directory_is_anyones(root):
+    """Anyone may add a name to a sticky /tmp (so root creates nothing there), but each entry is its
+    owner's: a root directory in it is root's alone again."""
     sticky = mkdir(os.path.join(root, 'tmp'), 0, 0o1777)
+    assert walk(os.path.join(sticky, 'y')) == (trusted_path.ANYONE, ['y'], sticky, None)
     inside = mkdir(os.path.join(sticky, 'x'))
-    assert walk(os.path.join(inside, 'y')) == (None, ['y'], inside, None)
+    assert walk(os.path.join(inside, 'y')) == (None, ['y'], inside, trusted_path.ANYONE)
     # A user's own directory in it is that user's.
     own = mkdir(os.path.join(sticky, 'own'), NOBODY)
     assert walk(own)[0] == NOBODY

@@ -288,6 +288,7 @@ def probe_script(tmp_path, rc=1, result='failed', reason='"refresh_token_reused"
     return str(path)
 
 
+@pytest.mark.usefixtures("codex_as_test_user")
 def test_verify_probe_reports_the_fresh_run(tmp_path, codex_home, capsys, seed):
     home = codex_home(auth=seed[0])
     script = probe_script(tmp_path)
@@ -310,6 +311,7 @@ def test_verify_probe_is_skipped_in_check_mode(tmp_path, codex_home, capsys, see
     assert not (home / 'codexops-keepalive.json').exists() and result['healthy'] is True
 
 
+@pytest.mark.usefixtures("codex_as_test_user")
 def test_verify_probe_that_records_nothing_is_a_warning(tmp_path, codex_home, capsys, seed):
     home = codex_home(auth=seed[0])
     script = probe_script(tmp_path, body='#!/bin/sh\nexit 0\n')
@@ -324,6 +326,7 @@ def test_verify_probe_that_records_nothing_is_a_warning(tmp_path, codex_home, ca
     assert [w['code'] for w in result['health_warnings']] == ['keepalive_probe_failed']
 
 
+@pytest.mark.usefixtures("codex_as_test_user")
 def test_verify_probe_default_command_is_the_roles(codex_home, capsys, seed, monkeypatch):
     seen = []
     monkeypatch.setattr(codex_process, 'run_keepalive', lambda command, *a, **k: seen.append(command) or (0, False))
@@ -520,6 +523,7 @@ def login_args(home, codex, token, **extra):
     return args
 
 
+@pytest.mark.usefixtures("codex_as_test_user")
 def test_access_token_login_and_idempotence(tmp_path, capsys, fake_codex, shadowing_env):
     home = tmp_path / '.codex'
     token = fc.personal_access_token()
@@ -556,6 +560,7 @@ def test_access_token_login_and_idempotence(tmp_path, capsys, fake_codex, shadow
     assert len(fake_codex.calls) == 2
 
 
+@pytest.mark.usefixtures("codex_as_test_user")
 def test_access_token_agent_identity(tmp_path, capsys, fake_codex):
     home = tmp_path / '.codex'
     jwt = fc.make_jwt({'exp': int(fc.now().timestamp()) + 3600, 'canary': 'FAKE-AGENT'})
@@ -565,6 +570,7 @@ def test_access_token_agent_identity(tmp_path, capsys, fake_codex):
     assert_secret_free(out, [jwt])
 
 
+@pytest.mark.usefixtures("codex_as_test_user")
 def test_access_token_check_mode(tmp_path, capsys, fake_codex):
     home = tmp_path / '.codex'
     token = fc.personal_access_token()
@@ -577,6 +583,7 @@ def test_access_token_check_mode(tmp_path, capsys, fake_codex):
     assert token not in out
 
 
+@pytest.mark.usefixtures("codex_as_test_user")
 def test_access_token_rotation_failure_masks_token(codex_home, capsys, tmp_path):
     old_token = fc.personal_access_token(tag='old')
     home = codex_home(auth={'OPENAI_API_KEY': None, 'personal_access_token': old_token})
@@ -593,6 +600,7 @@ def test_access_token_rotation_failure_masks_token(codex_home, capsys, tmp_path)
     assert len(failing.calls) == 1
 
 
+@pytest.mark.usefixtures("codex_as_test_user")
 def test_access_login_error_is_masked_by_the_module_utils(codex_home, tmp_path):
     """Not only Ansible's no_log masking: the LoginError itself carries no token."""
     home = codex_home(auth=None)
@@ -606,6 +614,7 @@ def test_access_login_error_is_masked_by_the_module_utils(codex_home, tmp_path):
     assert not (home / 'auth.json').exists()
 
 
+@pytest.mark.usefixtures("codex_as_test_user")
 def test_access_token_logout(tmp_path, capsys, fake_codex):
     home = tmp_path / '.codex'
     token = fc.personal_access_token()
