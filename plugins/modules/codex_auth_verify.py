@@ -19,7 +19,7 @@ description:
     V(auth_invalid), V(auth_mode_invalid), V(auth_mode_unexpected), V(id_token_invalid),
     V(last_refresh_invalid), V(refresh_token_missing), V(credential_missing), V(store_not_file),
     V(config_invalid), V(config_unreadable), V(forced_login_conflict), V(env_shadowing),
-    V(codex_status_failed), V(refresh_failed), V(lock_unusable), V(keepalive_failing),
+    V(codex_status_failed), V(runner_unknown), V(refresh_failed), V(lock_unusable), V(keepalive_failing),
     V(codex_home_network_fs). The README's troubleshooting section gives the fix for each.
   - Warning codes (in RV(health_warnings)) - V(stale), V(access_token_expired), V(store_key_in_table),
     V(temp_files_left), V(environment_file_unreadable), V(keepalive_failed), V(keepalive_overdue),

@@ -672,6 +672,7 @@ def test_fake_codex_script_is_valid_python():
 
 # -- one verdict: the summary a writing module returns is verify's, environment included -----------
 
+@pytest.mark.usefixtures("codex_as_test_user")
 def test_seed_login_and_verify_give_one_summary_with_the_environment(tmp_path, capsys, seed, fake_codex):
     """env_shadowing (here a workload-identity variable in the runner service's unit) is in the summary
     seed and access-token login return, as in verify's: provisioning records what verify would."""
