@@ -40,6 +40,9 @@ PLAY = '''
     - role: codexops.runner.codex_keepalive
 '''
 UNSET_LINE = 'unset CODEX_ACCESS_TOKEN OPENAI_API_KEY CODEX_API_KEY'
+# codex_keepalive_timeout (seconds) for the runs of the real Codex here: offline, Codex 0.171.0 retries the
+# unreachable model for minutes; timeout(1) stops it (and KILLs it 15 s later).
+KEEPALIVE_TIMEOUT = 120
 # Where systemd runs, the role would enable the timer, and systemd does not load the workspace's units.
 SYSTEMD_RUNNING = os.path.isdir('/run/systemd/system')
 # A platform fact, not a missing tool: a CI host may run systemd, so this stays a skip there too (the
@@ -245,8 +248,10 @@ def test_installed_unit_refreshes_real_codex_credentials(workspace, backend, req
     layout = Layout(workspace)
     before = seed_codex_home(layout, backend, workspace)
     rotations = backend.count('/oauth/token', 'rotated')
+    # Offline, Codex 0.171.0 retries the unreachable model for minutes after the refresh: the script's
+    # timeout(1) stops it (the refresh is done by then; the run still counts as ok).
     run_role(workspace, layout.variables(
-        scheduler=scheduler, codex_path=codex_binary(),
+        scheduler=scheduler, codex_path=codex_binary(), timeout='%ds' % KEEPALIVE_TIMEOUT,
         environment={'CODEX_REFRESH_TOKEN_URL_OVERRIDE': backend.base_url + '/oauth/token'}))
 
     user, argv = scheduled_command(layout, scheduler)
@@ -256,7 +261,8 @@ def test_installed_unit_refreshes_real_codex_credentials(workspace, backend, req
             'CODEX_ACCESS_TOKEN': 'not-a-token', 'OPENAI_API_KEY': 'sk-not-a-key'}
     started = time.monotonic()
     run = subprocess.run(command, env=bare, cwd=str(workspace.root), stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=240, check=False)
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=KEEPALIVE_TIMEOUT + 120,
+                         check=False)
     elapsed = time.monotonic() - started
     output = run.stdout.decode('utf-8', 'replace')
     workspace.outputs.append(output)  # the leak check covers whatever Codex printed
