@@ -62,6 +62,28 @@ options:
         equal tokens on two hosts give equal fingerprints; keep it secret so fingerprints cannot be
         compared with anything outside the fleet.
     type: str
+  environment_files:
+    description:
+      - Files on the runner whose environment the runner's jobs get (C(/etc/environment), the CI runner's
+        C(.env) or C(.runner_env), the runner service's systemd unit or C(EnvironmentFile)). An assignment of a
+        variable Codex uses instead of C(auth.json) in any of them is a V(env_shadowing) problem in the returned
+        summary - C(CODEX_ACCESS_TOKEN), C(OPENAI_API_KEY), C(CODEX_API_KEY), and the workload-identity variables
+        of Codex 0.171.0 (C(OPENAI_IDENTITY_TOKEN_SOURCE), C(OPENAI_FEDERATION_RULE_ID),
+        C(OPENAI_IDENTITY_TOKEN_FILE), C(SPIFFE_ENDPOINT_SOCKET), C(OPENAI_SPIFFE_AUDIENCE), C(OPENAI_SPIFFE_ID)).
+        Values are never read into the result.
+      - The same check in M(codexops.runner.codex_auth_verify), M(codexops.runner.codex_auth_seed) and
+        M(codexops.runner.codex_access_token_login), so the summary a writing module returns is the one verify
+        would give.
+    type: list
+    elements: path
+    default: []
+  keepalive_failure_threshold:
+    description:
+      - How many keepalive runs in a row may fail before it is the problem C(keepalive_failing), whatever
+        the reason (a network failure included). One failed run with a transient reason is the warning
+        C(keepalive_failed); a reason that says the credential is dead is C(refresh_failed) at once.
+    type: int
+    default: 2
   fail_on_problems:
     description:
       - Fail the task when the verified state has any problem (warnings do not count). The result still

@@ -32,7 +32,7 @@ def token_kind(token):
 
 
 def expected_file(token):
-    """What Codex 0.169 writes for this token, used to predict check-mode results."""
+    """What Codex (0.169.0 and 0.171.0 alike) writes for this token, used to predict check-mode results."""
     if token_kind(token) == 'personal_access_token':
         doc = {'OPENAI_API_KEY': None, 'personal_access_token': token}
     else:

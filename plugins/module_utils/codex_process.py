@@ -19,8 +19,10 @@ import re
 from ansible_collections.codexops.runner.plugins.module_utils import _runner_process
 from ansible_collections.codexops.runner.plugins.module_utils import errors
 
-# Read by Codex at run time and preferred over auth.json.
-SHADOWING_VARIABLES = ('CODEX_ACCESS_TOKEN', 'OPENAI_API_KEY', 'CODEX_API_KEY')
+# Read by Codex at run time and preferred over auth.json (the OPENAI_IDENTITY_*/SPIFFE_* ones: workload identity, 0.171.0).
+SHADOWING_VARIABLES = ('CODEX_ACCESS_TOKEN', 'OPENAI_API_KEY', 'CODEX_API_KEY', 'OPENAI_IDENTITY_TOKEN_SOURCE',
+                       'OPENAI_FEDERATION_RULE_ID', 'OPENAI_IDENTITY_TOKEN_FILE', 'SPIFFE_ENDPOINT_SOCKET',
+                       'OPENAI_SPIFFE_AUDIENCE', 'OPENAI_SPIFFE_ID')
 # Passed from the module's own environment when set; HOME, USER and LOGNAME are the runner's.
 INHERITED_VARIABLES = ('PATH', 'LANG', 'TMPDIR', 'TZ')
 INHERITED_PREFIXES = ('LC_',)

@@ -12,6 +12,7 @@ import os
 import stat
 
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
+from ansible_collections.codexops.runner.plugins.module_utils import config_schema
 from ansible_collections.codexops.runner.plugins.module_utils import constants
 from ansible_collections.codexops.runner.plugins.module_utils import errors
 from ansible_collections.codexops.runner.plugins.module_utils import toml_keys
@@ -68,6 +69,17 @@ def plan_settings(home, settings):
     reason = toml_keys.validate(new_text)
     if reason:
         raise ConfigError('editing %s would make it invalid TOML (%s); it was left untouched.' % (path, reason))
+    # The verdict verify gives (health: config_invalid), from the same type table: a value of a key
+    # Codex knows that Codex would refuse to load is refused here, before anything is written. Only the
+    # keys being set: a wrong value elsewhere in the file is verify's to report, and this edit may be
+    # the fix for it. (Where this Python has no TOML parser, 3.9/3.10 without tomli, nothing is checked.)
+    refused = [(key_path, message) for key_path, message in config_schema.config_text_problems(new_text)
+               if key_path.split('.', 1)[0].split('[', 1)[0] in settings and settings.get(
+                   key_path.split('.', 1)[0].split('[', 1)[0]) is not None]
+    if refused:
+        raise ConfigError('%s; Codex refuses to load a config.toml with %s. %s was left untouched.'
+                          % ('; '.join('%s: %s' % item for item in refused[:5]),
+                             'that value' if len(refused) == 1 else 'those values', path))
     warnings = []
     for key in settings:
         holders = toml_keys.tables_holding(new_text, key)

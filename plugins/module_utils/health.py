@@ -14,6 +14,7 @@ from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from ansible_collections.codexops.runner.plugins.module_utils import codex_home
 from ansible_collections.codexops.runner.plugins.module_utils import config_schema
 from ansible_collections.codexops.runner.plugins.module_utils import constants
+from ansible_collections.codexops.runner.plugins.module_utils import filesystems
 from ansible_collections.codexops.runner.plugins.module_utils import keepalive_status
 from ansible_collections.codexops.runner.plugins.module_utils import safe_files
 from ansible_collections.codexops.runner.plugins.module_utils import toml_keys
@@ -30,7 +31,8 @@ PROBLEM_CODES = (
     'auth_mode_bits', 'auth_owner', 'auth_not_json', 'auth_invalid', 'auth_mode_invalid',
     'auth_mode_unexpected', 'id_token_invalid', 'last_refresh_invalid', 'refresh_token_missing',
     'credential_missing', 'store_not_file', 'config_invalid', 'config_unreadable', 'forced_login_conflict',
-    'env_shadowing', 'codex_status_failed', 'runner_unknown', 'refresh_failed', 'lock_unusable',
+    'env_shadowing', 'codex_status_failed', 'runner_unknown', 'refresh_failed', 'lock_unusable', 'keepalive_failing',
+    'codex_home_network_fs',
 )
 WARNING_CODES = (
     'stale', 'access_token_expired', 'store_key_in_table', 'temp_files_left', 'environment_file_unreadable',
@@ -46,7 +48,8 @@ def take_snapshot(home):
     if home is None:
         return snap
     st = home.stat()
-    snap['home'] = {'state': 'present', 'mode': stat.S_IMODE(st.st_mode), 'uid': st.st_uid}
+    snap['home'] = {'state': 'present', 'mode': stat.S_IMODE(st.st_mode), 'uid': st.st_uid,
+                    'filesystem': filesystems.filesystem_type(home.fd)}
     snap['temp_files'] = home.leftover_temp_files()
     snap['auth'] = read_file_state(home, constants.AUTH_FILE, 'auth', auth_model.MAX_AUTH_BYTES)
     snap['config'] = read_file_state(home, constants.CONFIG_FILE, 'config', constants.MAX_CONFIG_BYTES)
@@ -86,7 +89,8 @@ def predicted_snapshot(base, home_owner, auth_data, auth_owner=None):
     """The snapshot `base` as a write leaves it, for check mode: CODEX_HOME present, 0700 and
     `home_owner`'s; auth.json 0600, holding `auth_data` (None: no auth.json) and `auth_owner`'s
     (default: the home's). Everything else (config, keepalive, temp files) comes from `base`."""
-    snap = dict(base, home={'state': 'present', 'mode': constants.HOME_MODE, 'uid': home_owner})
+    snap = dict(base, home={'state': 'present', 'mode': constants.HOME_MODE, 'uid': home_owner,
+                            'filesystem': base.get('home', {}).get('filesystem')})
     snap.pop('locks', None)
     snap['auth'] = {'state': 'missing'} if auth_data is None else {
         'state': 'present', 'data': auth_data, 'mode': constants.AUTH_MODE,
@@ -136,7 +140,8 @@ def read_file_state(home, name, code, max_bytes):
 
 
 def evaluate(snap, owner_uid=None, allowed_auth_modes=None, require_refresh_token=True, max_age_days=8,
-             require_file_store=True, salt=None, now=None):
+             require_file_store=True, salt=None, now=None,
+             keepalive_failure_threshold=keepalive_status.DEFAULT_FAILURE_THRESHOLD):
     """Snapshot -> the codex_auth_verify result (without `changed`)."""
     problems, warnings = [], []
     result = dict(auth_model.EMPTY_FACTS)
@@ -166,6 +171,12 @@ def evaluate(snap, owner_uid=None, allowed_auth_modes=None, require_refresh_toke
         # A predicted snapshot carries no lock states: the write takes the locks itself (root hands
         # them over with CODEX_HOME), and fails with lock_unavailable on one it cannot use.
         problems.extend(_lock_problems(snap.get('locks', ()), home['uid']))
+        fstype = home.get('filesystem')
+        if filesystems.is_network_type(fstype):
+            problems.append(auth_model.problem('codex_home_network_fs', 'CODEX_HOME is on a network filesystem '
+                                               '(%s): Codex\'s flock-based locks do not hold there, so two Codex '
+                                               'processes can refresh at once and burn the rotating refresh '
+                                               'token. Move CODEX_HOME to a local disk.' % fstype))
         if snap.get('temp_files'):
             warnings.append(auth_model.problem('temp_files_left', '%d leftover temp file(s) from an '
                                                'interrupted write.' % len(snap['temp_files'])))
@@ -177,7 +188,8 @@ def evaluate(snap, owner_uid=None, allowed_auth_modes=None, require_refresh_toke
         _evaluate_config(config, auth_file, require_file_store, problems, warnings, result)
         # Snapshots predicted by a writing module may carry no keepalive record.
         facts, keepalive_problems, keepalive_warnings = keepalive_status.evaluate(
-            snap.get('keepalive'), owner_uid=owner_uid, now=now, user_name=safe_files.user_name)
+            snap.get('keepalive'), owner_uid=owner_uid, now=now, user_name=safe_files.user_name,
+            failure_threshold=keepalive_failure_threshold)
         result.update(facts)
         problems.extend(keepalive_problems)
         warnings.extend(keepalive_warnings)

@@ -9,7 +9,11 @@ the one place runs are classified) records each run's outcome in CODEX_HOME/code
 
     {"format": 1, "started": "2026-11-30T03:12:09Z", "finished": "2026-11-30T03:12:31Z",
      "exit_status": 1, "result": "failed", "reason": "refresh_token_reused", "refreshed": false,
-     "codex_version": "0.169.0", "interval_seconds": 604800}
+     "codex_version": "0.171.0", "interval_seconds": 604800, "consecutive_failures": 1}
+
+`consecutive_failures` (since 0.2.x of this collection; absent in older files, read as unknown) counts
+the failed runs in a row, this one included: verify escalates a keepalive that failed
+`failure_threshold` times in a row to a problem, whatever the reason.
 
 The file is written by the runner user, who is untrusted: whatever it holds (anything, of any size,
 a link, a FIFO) becomes a warning here, never an exception, and no message quotes its content; only
@@ -55,6 +59,9 @@ SLACK_FRACTION = 0.25
 # A finish time further in the future than this is not a clock skew but a forged or broken file.
 FUTURE_TOLERANCE_SECONDS = constants.CLOCK_SKEW_TOLERANCE_SECONDS
 MAX_INTERVAL_SECONDS = 400 * 86400
+# The script caps its count here; the default number of failed runs in a row that is a problem.
+MAX_CONSECUTIVE_FAILURES = 9999
+DEFAULT_FAILURE_THRESHOLD = 2
 
 EMPTY_FACTS = {
     'keepalive_last_run': None,
@@ -62,6 +69,7 @@ EMPTY_FACTS = {
     'keepalive_reason': None,
     'keepalive_refreshed': None,
     'keepalive_codex_version': None,
+    'keepalive_consecutive_failures': None,
 }
 
 _TIMESTAMP = re.compile(r'^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})Z$')
@@ -72,20 +80,33 @@ _VERSION = re.compile(r'^[0-9A-Za-z.+-]{1,64}$')
 DEFAULT_SCRIPT_DIR = '/usr/local/libexec/codexops'
 
 
-def keepalive_name(user, home, default_home=None):
-    """The codex_keepalive role's default codex_keepalive_name: codex-keepalive-USER for the default
-    CODEX_HOME (`~USER/.codex`, or `default_home`, the same path expanded), else with the first 8
-    hex digits of the SHA-256 of `home` as given appended."""
+def keepalive_name(user, home):
+    """The name of the keepalive of `user` for CODEX_HOME `home` (its script, units and cron job): the ONE
+    place it is computed. The codex_keepalive role's default codex_keepalive_name, codex_auth's probe
+    command and codex_auth_verify's default probe all ask this (the roles through the filter
+    codexops.runner.codex_keepalive_name). `codex-keepalive-USER` for `~USER/.codex` (the role's default,
+    the name keepalives always had), else with the first 8 hex digits of the SHA-256 of `home` as given:
+    `/home/ci/.codex` given as a path is named by its hash on every side."""
+    if not isinstance(user, str) or not isinstance(home, str) or not user or not home:
+        raise ValueError('keepalive_name needs a user name and a CODEX_HOME')
     legacy = 'codex-keepalive-%s' % user
-    if home == '~%s/.codex' % user or (default_home and os.path.normpath(home) == os.path.normpath(default_home)):
+    if home == '~%s/.codex' % user:
         return legacy
     return '%s-%s' % (legacy, hashlib.sha256(home.encode('utf-8')).hexdigest()[:8])
 
 
-def default_script(user, home, user_home=None):
-    """The path of the keepalive script the role installs for `user` and CODEX_HOME `home` by default."""
-    default_home = os.path.join(user_home, '.codex') if user_home else None
-    return os.path.join(DEFAULT_SCRIPT_DIR, keepalive_name(user, home, default_home))
+def default_script(user, home, user_home=None, exists=os.path.exists):
+    """The keepalive script the role installs for `user` and CODEX_HOME `home` by default. A module gets
+    `home` already expanded (Ansible expands `~ci/.codex` of a path option to `/home/ci/.codex`): for the
+    user's own default CODEX_HOME the script the role named for `~USER/.codex` is used when that one is
+    installed and the one named for the path is not."""
+    script = os.path.join(DEFAULT_SCRIPT_DIR, keepalive_name(user, home))
+    if user_home and os.path.normpath(home) == os.path.normpath(os.path.join(user_home, '.codex')) \
+            and not exists(script):
+        legacy = os.path.join(DEFAULT_SCRIPT_DIR, keepalive_name(user, '~%s/.codex' % user))
+        if exists(legacy):
+            return legacy
+    return script
 
 
 class StatusError(ValueError):
@@ -162,9 +183,16 @@ def parse(data):
         interval = _integer(interval)
         if interval is None or not 60 <= interval <= MAX_INTERVAL_SECONDS:
             raise StatusError('interval_seconds is not between 60 and %d' % MAX_INTERVAL_SECONDS)
+    consecutive = None
+    if 'consecutive_failures' in doc:
+        consecutive = _integer(doc['consecutive_failures'])
+        if consecutive is None or not 0 <= consecutive <= MAX_CONSECUTIVE_FAILURES:
+            raise StatusError('consecutive_failures is not between 0 and %d' % MAX_CONSECUTIVE_FAILURES)
+        if (consecutive == 0) != (result == 'ok'):
+            raise StatusError('consecutive_failures does not agree with the result')
     return {'started': doc['started'], 'finished': doc['finished'], 'exit_status': exit_status,
             'result': result, 'reason': reason, 'refreshed': refreshed, 'codex_version': version,
-            'interval_seconds': interval}
+            'interval_seconds': interval, 'consecutive_failures': consecutive}
 
 
 def _no_duplicates(pairs):
@@ -217,8 +245,9 @@ def overdue_seconds(status, now):
     return late if late > 0 else None
 
 
-def evaluate(record, owner_uid=None, now=None, user_name=str):
-    """A snapshot record (read()) -> (facts, problems, warnings) for the verify summary."""
+def evaluate(record, owner_uid=None, now=None, user_name=str, failure_threshold=DEFAULT_FAILURE_THRESHOLD):
+    """A snapshot record (read()) -> (facts, problems, warnings) for the verify summary. A keepalive that
+    failed `failure_threshold` runs in a row (whatever the reason) is the problem `keepalive_failing`."""
     facts, problems, warnings = dict(EMPTY_FACTS), [], []
     record = record or {'state': 'missing'}
     state = record.get('state')
@@ -243,7 +272,8 @@ def evaluate(record, owner_uid=None, now=None, user_name=str):
         return facts, problems, warnings
     facts.update(keepalive_last_run=status['finished'], keepalive_result=status['result'],
                  keepalive_reason=status['reason'], keepalive_refreshed=status['refreshed'],
-                 keepalive_codex_version=status['codex_version'])
+                 keepalive_codex_version=status['codex_version'],
+                 keepalive_consecutive_failures=status.get('consecutive_failures'))
     if status['result'] == 'failed':
         reason = status['reason']
         auth_mtime = record.get('auth_mtime')
@@ -254,6 +284,12 @@ def evaluate(record, owner_uid=None, now=None, user_name=str):
             problems.append(problem('refresh_failed', 'The keepalive run that finished at %s could not refresh the '
                                     'credentials: %s (%s). auth.json still looks valid, but Codex cannot use '
                                     'it any more.' % (status['finished'], reason, REASON_TEXT[reason])))
+        elif (status.get('consecutive_failures') or 0) >= max(1, failure_threshold):
+            problems.append(problem('keepalive_failing', 'The keepalive failed %d runs in a row, the last one '
+                                    'finishing at %s: %s (%s). Nothing has been refreshed since; the credentials '
+                                    'die when the access token and then the refresh token expire.'
+                                    % (status['consecutive_failures'], status['finished'], reason,
+                                       REASON_TEXT[reason])))
         else:
             warnings.append(problem('keepalive_failed', 'The keepalive run that finished at %s failed: %s (%s); '
                                     'nothing was refreshed. The next run tries again.'

@@ -10,6 +10,8 @@ import stat
 
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from ansible_collections.codexops.runner.plugins.module_utils import errors
+from ansible_collections.codexops.runner.plugins.module_utils import keepalive_status
+from ansible_collections.codexops.runner.plugins.module_utils import runner_env
 from ansible_collections.codexops.runner.plugins.module_utils import safe_files
 from ansible_collections.codexops.runner.plugins.module_utils import trusted_path
 
@@ -31,6 +33,8 @@ def base_argument_spec(ownership=False, verify=False, runs_codex=False, locks=Fa
             require_file_store=dict(type='bool', default=True),
             fingerprint_salt=dict(type='str', no_log=True),
             fail_on_problems=dict(type='bool', default=False),
+            keepalive_failure_threshold=dict(type='int', default=keepalive_status.DEFAULT_FAILURE_THRESHOLD),
+            environment_files=dict(type='list', elements='path', default=[]),
         )
     return spec
 
@@ -42,7 +46,19 @@ def verify_options(params):
         'max_age_days': params.get('max_age_days', 8),
         'require_file_store': params.get('require_file_store', True),
         'salt': params.get('fingerprint_salt'),
+        'keepalive_failure_threshold': params.get('keepalive_failure_threshold',
+                                                  keepalive_status.DEFAULT_FAILURE_THRESHOLD),
     }
+
+
+def add_environment_checks(summary, params):
+    """The runner's environment files (`environment_files`) into a health summary, in place: verify,
+    seed and access-token login all return this, so each gives the same verdict (env_shadowing)."""
+    problems, warnings = runner_env.shadowing_problems(params.get('environment_files'))
+    summary['problems'].extend(problems)
+    summary['health_warnings'].extend(warnings)
+    summary['healthy'] = not summary['problems']
+    return summary
 
 
 def exit_checked(module, result, summary, predicted=False):

@@ -36,7 +36,7 @@ _UNPARSED = object()
 # parse costs. check_bounds() enforces these limits before any parser (tomllib, or this module's
 # own reader) sees the text.
 #
-# Codex (0.169.0) itself refuses a key of more than 80 dotted parts ("recursion limit") and arrays
+# Codex (0.169.0, and 0.171.0: re-checked) itself refuses a key of more than 80 dotted parts ("recursion limit") and arrays
 # and inline tables nested more than 80 deep ("max recursion depth met"), so these two caps never
 # refuse a file Codex accepts. tomllib is quadratic in the parts of one dotted key (32768 parts:
 # 16 s) and recursive in the nesting.

@@ -137,6 +137,7 @@ def main():
         module.fail_json(msg='the Codex CLI was not found on PATH; install it (codexops.runner.codex_cli role) or '
                              'set codex_path.')
     result = module_common.guarded(module, _login, module, params, codex_path)
+    module_common.add_environment_checks(result['auth'], params)
     module_common.exit_checked(module, result, result['auth'], predicted=module.check_mode)
 
 

@@ -234,6 +234,7 @@ def main():
     diff = result.pop('diff')
     if module._diff:
         result['diff'] = diff
+    module_common.add_environment_checks(result['auth'], params)
     module_common.exit_checked(module, result, result['auth'], predicted=module.check_mode)
 
 

@@ -19,7 +19,8 @@ description:
     V(auth_invalid), V(auth_mode_invalid), V(auth_mode_unexpected), V(id_token_invalid),
     V(last_refresh_invalid), V(refresh_token_missing), V(credential_missing), V(store_not_file),
     V(config_invalid), V(config_unreadable), V(forced_login_conflict), V(env_shadowing),
-    V(codex_status_failed), V(refresh_failed), V(lock_unusable). The README's troubleshooting section gives the fix for each.
+    V(codex_status_failed), V(runner_unknown), V(refresh_failed), V(lock_unusable), V(keepalive_failing),
+    V(codex_home_network_fs). The README's troubleshooting section gives the fix for each.
   - Warning codes (in RV(health_warnings)) - V(stale), V(access_token_expired), V(store_key_in_table),
     V(temp_files_left), V(environment_file_unreadable), V(keepalive_failed), V(keepalive_overdue),
     V(keepalive_status_invalid), V(keepalive_probe_failed).
@@ -28,7 +29,8 @@ description:
     C(CODEX_HOME/codexops-keepalive.json) is reported as facts (RV(keepalive_last_run), RV(keepalive_result),
     RV(keepalive_reason), RV(keepalive_refreshed)) and codes - V(refresh_failed) when the reason says the
     credential is dead (V(refresh_token_reused), V(refresh_token_expired), V(refresh_token_invalidated),
-    V(unauthorized)), V(keepalive_failed) for a transient one (V(network), V(timeout), V(config), V(other)), and
+    V(unauthorized)), V(keepalive_failed) for a transient one (V(network), V(timeout), V(config), V(other)),
+    V(keepalive_failing) once O(keepalive_failure_threshold) runs in a row failed (whatever the reason), and
     V(keepalive_overdue) when the scheduled run is late. The file is the runner user's and is parsed under
     bounds; anything odd in it is V(keepalive_status_invalid), never an error.
 author:
@@ -46,15 +48,6 @@ options:
   allowed_auth_modes:
     description:
       - Auth modes that count as healthy. Default is every mode Codex knows.
-  environment_files:
-    description:
-      - Files on the runner whose environment the runner's jobs get (C(/etc/environment), the CI runner's
-        C(.env) or C(.runner_env), a systemd unit). An assignment of C(CODEX_ACCESS_TOKEN), C(OPENAI_API_KEY) or
-        C(CODEX_API_KEY) in any of them is a V(env_shadowing) problem, because Codex uses those variables instead
-        of C(auth.json). Values are never read into the result.
-    type: list
-    elements: path
-    default: []
   login_status:
     description:
       - Also run C(codex login status) as the runner user (O(owner)) with this CODEX_HOME, and return its verdict
@@ -284,7 +277,14 @@ keepalive_codex_version:
   description: The Codex version the last keepalive run used (C(codex --version)).
   returned: always
   type: str
-  sample: 0.169.0
+  sample: 0.171.0
+keepalive_consecutive_failures:
+  description:
+    - How many keepalive runs in a row have failed, the last one included (0 after a run that did its job);
+      null when there is no status file or it was written by a keepalive older than this count.
+  returned: always
+  type: int
+  sample: 2
 keepalive_probe:
   description:
     - With O(probe=true) - whether the probe ran (C(ran)), the command, its exit status (C(rc), 0 when the run did
@@ -306,14 +306,12 @@ from ansible_collections.codexops.runner.plugins.module_utils import health
 from ansible_collections.codexops.runner.plugins.module_utils import keepalive_status
 from ansible_collections.codexops.runner.plugins.module_utils import module_common
 from ansible_collections.codexops.runner.plugins.module_utils import privsep
-from ansible_collections.codexops.runner.plugins.module_utils import runner_env
 
 
 def main():
     argument_spec = module_common.base_argument_spec(verify=True, runs_codex=True)
     argument_spec.update(
         owner=dict(type='str'),
-        environment_files=dict(type='list', elements='path', default=[]),
         login_status=dict(type='bool', default=False),
         probe=dict(type='bool', default=False),
         probe_command=dict(type='path'),
@@ -347,9 +345,7 @@ def main():
     if params['probe'] and not probe:
         result['keepalive_probe'] = {'ran': False, 'msg': 'not run in check mode: a probe sends a request to Codex '
                                      'and may rotate auth.json; the last recorded outcome is reported.'}
-    problems, warnings = runner_env.shadowing_problems(params['environment_files'])
-    result['problems'].extend(problems)
-    result['health_warnings'].extend(warnings)
+    module_common.add_environment_checks(result, params)
     status = result.get('codex_login_status', {})
     if status.get('rc', 0) != 0:
         # runner_unknown: Codex was not run at all (never as root); anything else is Codex's own failure.

@@ -35,6 +35,8 @@ from support.leaks import secret_needles  # noqa: E402,F401
 from support.private_files import write_private  # noqa: E402
 from support.runner_access import runner_owner  # noqa: E402
 from support.workspace import COLLECTIONS, OUTPUT, python39  # noqa: E402,F401
+# The names Codex prefers to auth.json: the collection's one list, so a new one is dropped here too.
+from ansible_collections.codexops.runner.plugins.module_utils.codex_process import SHADOWING_VARIABLES  # noqa: E402
 # pylint: enable=wrong-import-position,unused-import
 
 WORKER = HERE / 'seed_worker.py'
@@ -63,7 +65,7 @@ def runner_ids():
 def module_env():
     env = dict(os.environ)
     env['PYTHONPATH'] = str(COLLECTIONS)
-    for name in ('CODEX_ACCESS_TOKEN', 'OPENAI_API_KEY', 'CODEX_API_KEY'):
+    for name in SHADOWING_VARIABLES:
         env.pop(name, None)
     return env
 

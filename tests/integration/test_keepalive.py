@@ -8,7 +8,6 @@ the tests that would enable a scratch unit are skipped. Runs as root; the runner
 """
 
 import datetime
-import hashlib
 import json
 import os
 import pwd
@@ -26,7 +25,10 @@ from support.codex import CODEX_VERSION, codex_binary
 from support.private_files import write_private
 from support.require import require, required
 from support.runner_access import runner_owner
-from support.workspace import OUTPUT
+from support.workspace import COLLECTIONS, OUTPUT
+
+sys.path.insert(0, str(COLLECTIONS))
+from ansible_collections.codexops.runner.plugins.module_utils import keepalive_status  # noqa: E402
 
 _needs_root = required(os.geteuid() == 0, 'installs root-owned files and runs Codex as another user: run as root '
                        '(CI does)')
@@ -38,6 +40,9 @@ PLAY = '''
     - role: codexops.runner.codex_keepalive
 '''
 UNSET_LINE = 'unset CODEX_ACCESS_TOKEN OPENAI_API_KEY CODEX_API_KEY'
+# codex_keepalive_timeout (seconds) for the runs of the real Codex here: offline, Codex 0.171.0 retries the
+# unreachable model for minutes; timeout(1) stops it (and KILLs it 15 s later).
+KEEPALIVE_TIMEOUT = 120
 # Where systemd runs, the role would enable the timer, and systemd does not load the workspace's units.
 SYSTEMD_RUNNING = os.path.isdir('/run/systemd/system')
 # A platform fact, not a missing tool: a CI host may run systemd, so this stays a skip there too (the
@@ -80,9 +85,8 @@ class Layout:
 
 
 def keepalive_name(user, home):
-    if home == '~%s/.codex' % user:
-        return 'codex-keepalive-%s' % user
-    return 'codex-keepalive-%s-%s' % (user, hashlib.sha256(home.encode()).hexdigest()[:8])
+    """The one rule (module_utils/keepalive_status.py), which the roles use through the filter."""
+    return keepalive_status.keepalive_name(user, home)
 
 
 def run_role(workspace, variables, check=False, expect_failure=False):
@@ -131,8 +135,8 @@ def test_role_check_apply_idempotent_check_remove(workspace, scheduler, request)
     script = layout.script.read_text()
     assert 'CODEX_HOME=%s\n' % layout.codex_home in script and UNSET_LINE in script
     assert "\nCODEX=/usr/local/bin/codex\n" in script and "\nTIMEOUT=30m\n" in script
-    assert ("\noutput=$(run_codex exec --skip-git-repo-check --sandbox read-only --ephemeral -- "
-            "'Reply with the single word OK.' </dev/null 2>&1) || rc=$?\n") in script
+    assert ("\nrun_codex exec --skip-git-repo-check --sandbox read-only --ephemeral -- "
+            "'Reply with the single word OK.' </dev/null >\"$output_file\" 2>&1 || rc=$?\n") in script
     # weekly, for verify's keepalive_overdue
     assert '\nINTERVAL_SECONDS=604800\n' in script
 
@@ -213,8 +217,10 @@ def seed_codex_home(layout, backend, workspace):
     layout.codex_home.mkdir(mode=0o700)
     doc, secrets = backend.login(access_ttl=datetime.timedelta(minutes=1))
     workspace.remember(secrets)
+    # chatgpt_base_url: the loopback backend answers the ChatGPT backend too (cloud config bundle,
+    # workspace routing, 401 for a dead access token), so Codex walks its real paths.
     for name, text in (('auth.json', json.dumps(doc, indent=2)),
-                       ('config.toml', 'cli_auth_credentials_store = "file"\n')):
+                       ('config.toml', 'cli_auth_credentials_store = "file"\n%s\n' % backend.chatgpt_config())):
         write_private(layout.codex_home / name, text)
         os.chown(str(layout.codex_home / name), user.pw_uid, user.pw_gid)
     os.chown(str(layout.codex_home), user.pw_uid, user.pw_gid)
@@ -242,8 +248,10 @@ def test_installed_unit_refreshes_real_codex_credentials(workspace, backend, req
     layout = Layout(workspace)
     before = seed_codex_home(layout, backend, workspace)
     rotations = backend.count('/oauth/token', 'rotated')
+    # Offline, Codex 0.171.0 retries the unreachable model for minutes after the refresh: the script's
+    # timeout(1) stops it (the refresh is done by then; the run still counts as ok).
     run_role(workspace, layout.variables(
-        scheduler=scheduler, codex_path=codex_binary(),
+        scheduler=scheduler, codex_path=codex_binary(), timeout='%ds' % KEEPALIVE_TIMEOUT,
         environment={'CODEX_REFRESH_TOKEN_URL_OVERRIDE': backend.base_url + '/oauth/token'}))
 
     user, argv = scheduled_command(layout, scheduler)
@@ -253,7 +261,8 @@ def test_installed_unit_refreshes_real_codex_credentials(workspace, backend, req
             'CODEX_ACCESS_TOKEN': 'not-a-token', 'OPENAI_API_KEY': 'sk-not-a-key'}
     started = time.monotonic()
     run = subprocess.run(command, env=bare, cwd=str(workspace.root), stdin=subprocess.DEVNULL,
-                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=240, check=False)
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=KEEPALIVE_TIMEOUT + 120,
+                         check=False)
     elapsed = time.monotonic() - started
     output = run.stdout.decode('utf-8', 'replace')
     workspace.outputs.append(output)  # the leak check covers whatever Codex printed

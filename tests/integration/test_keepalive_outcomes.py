@@ -6,7 +6,9 @@ user exactly as its schedule runs it, and then:
 - the status file in CODEX_HOME says what happened (0600, the runner's, no secret, no Codex output);
 - verify, through ansible-playbook (the codex_auth role's verify entry point), reports it: facts,
   and `refresh_failed` for a dead credential, `keepalive_failed` for a transient failure;
-- verify with the probe (`codex_auth_probe=true`) runs the script again now and reports the fresh run.
+- verify with the probe (`codex_auth_probe=true`) runs the script again now and reports the fresh run:
+  the second failure in a row, so a transient one is now the problem `keepalive_failing` (the default
+  `keepalive_failure_threshold`, 2), while a dead credential stays `refresh_failed`.
 Runs as root; the runner user is `nobody`, whose directories are 0755 up to its CODEX_HOME.
 """
 
@@ -25,14 +27,14 @@ import pytest
 from support.codex import CODEX_VERSION, codex_binary
 from support.require import require, required
 from support.runner_access import runner_owner
-from test_keepalive import (SYSTEMD_RUNNING, Layout, changed, keepalive_name, run_role, scheduled_command,
-                            seed_codex_home)
+from test_keepalive import (KEEPALIVE_TIMEOUT, SYSTEMD_RUNNING, Layout, changed, keepalive_name, run_role,
+                            scheduled_command, seed_codex_home)
 
 _needs_root = required(os.geteuid() == 0, 'installs root-owned files and runs Codex as another user: run as root '
                        '(CI does)')
 
 STATUS_KEYS = {'format', 'started', 'finished', 'exit_status', 'result', 'reason', 'refreshed', 'codex_version',
-               'interval_seconds'}
+               'interval_seconds', 'consecutive_failures'}
 VERIFY_PLAY = '''
 - hosts: runner
   gather_facts: false
@@ -72,6 +74,8 @@ class Runner:
         self.doc = seed_codex_home(self.layout, backend, workspace)
         self.refresh_token = self.doc['tokens']['refresh_token']
         self.status_file = self.layout.codex_home / 'codexops-keepalive.json'
+        # Offline, Codex 0.171.0 retries the unreachable model for minutes: the script's timeout(1) stops it.
+        role_vars.setdefault('timeout', '%ds' % KEEPALIVE_TIMEOUT)
         variables = self.layout.variables(scheduler=self.scheduler, codex_path=codex_binary(), environment={
             'CODEX_REFRESH_TOKEN_URL_OVERRIDE': token_url or backend.base_url + '/oauth/token'}, **role_vars)
         run_role(workspace, variables)
@@ -154,7 +158,9 @@ CASES = [
     ('refresh_token_expired', {}, 'refresh_token_expired', 'refresh_failed', 'problem'),
     ('refresh_token_invalidated', {}, 'refresh_token_invalidated', 'refresh_failed', 'problem'),
     ('unauthorized', {}, 'unauthorized', 'refresh_failed', 'problem'),
-    ('closed_port', {}, 'network', 'keepalive_failed', 'warning'),
+    # Codex 0.171.0 does not give up on an unreachable token endpoint: it retries the refresh with every
+    # reconnect of the model stream, then "Reconnecting... waiting for network" until timeout(1) stops it.
+    ('closed_port', {}, 'timeout', 'keepalive_failed', 'warning'),
     # The token endpoint does not answer; timeout(1) stops Codex first (exit 124).
     ('slow', {'timeout': '8s'}, 'timeout', 'keepalive_failed', 'warning'),
     ('bad_config', {}, 'config', 'keepalive_failed', 'warning'),
@@ -176,12 +182,14 @@ def test_each_failure_is_recorded_and_reported(workspace, backend, request, fail
         assert status['exit_status'] == 124
     assert (runner.layout.codex_home / 'auth.json').read_bytes() == auth_before  # Codex leaves it untouched
     assert 'codex-keepalive: result=failed reason="%s"' % reason in output
+    assert status['consecutive_failures'] == 1
 
     health, _output = runner.verify()
     assert (health['keepalive_result'], health['keepalive_reason'], health['keepalive_refreshed']) == \
         ('failed', reason, False)
     assert health['keepalive_last_run'] == status['finished']
     assert health['keepalive_codex_version'] == CODEX_VERSION
+    assert health['keepalive_consecutive_failures'] == 1
     assert 'keepalive_probe' not in health
     if kind == 'problem':
         assert code in problem_codes(health) and health['healthy'] is False
@@ -189,6 +197,7 @@ def test_each_failure_is_recorded_and_reported(workspace, backend, request, fail
         assert reason in message and status['finished'] in message
     else:
         assert code in warning_codes(health) and 'refresh_failed' not in problem_codes(health)
+        assert 'keepalive_failing' not in problem_codes(health)  # one failure is not yet a streak
 
     # The probe runs the same script now and reports that run (timeout: with its own, shorter deadline).
     first = status
@@ -201,25 +210,39 @@ def test_each_failure_is_recorded_and_reported(workspace, backend, request, fail
     assert (probed['keepalive_result'], probed['keepalive_reason']) == ('failed', reason)
     assert probed['keepalive_last_run'] == status['finished']
     assert 'keepalive_probe_failed' not in warning_codes(probed)
-    assert (code in problem_codes(probed)) is (kind == 'problem')
-    assert (code in warning_codes(probed)) is (kind == 'warning')
+    # The probe's run is the second failure in a row.
+    assert status['consecutive_failures'] == 2 and probed['keepalive_consecutive_failures'] == 2
+    if kind == 'problem':
+        # A dead credential is refresh_failed, however many runs failed.
+        assert code in problem_codes(probed) and code not in warning_codes(probed)
+        assert 'keepalive_failing' not in problem_codes(probed)
+    else:
+        # A transient failure, twice in a row: the streak is the problem keepalive_failing, the warning is gone.
+        # (bad_config: config.toml's own problem may be reported beside it.)
+        assert 'keepalive_failing' in problem_codes(probed) and probed['healthy'] is False, probed['problems']
+        assert 'refresh_failed' not in problem_codes(probed) and code not in warning_codes(probed)
+        message = [item['message'] for item in probed['problems'] if item['code'] == 'keepalive_failing'][0]
+        assert '2 runs in a row' in message and reason in message and status['finished'] in message
     assert re.search(r'^runner\s+:\s+ok=\d+\s+changed=[1-9]', probe_output, re.M)  # a probe that ran is a change
     for leaked in CODEX_OUTPUT:
         assert leaked not in probe_output  # the probe discards Codex's output
 
 
-def test_probe_refreshes_and_a_run_with_nothing_to_refresh_offline_is_a_network_failure(workspace, backend, request):
+def test_probe_refreshes_and_a_run_with_nothing_to_refresh_offline_is_a_transient_failure(workspace, backend,
+                                                                                           request):
     """The probe runs the installed script: Codex refreshes against the backend and then cannot reach
     the model (offline), which counts as ok (refreshed), so the script exits 0 and verify reports the
     facts and nothing else. The scheduled run after it finds a fresh access token (an hour), refreshes
-    nothing, and cannot reach the model: a transient `network` failure."""
+    nothing, and cannot reach the model: a transient failure. Offline, Codex 0.171.0 waits for the
+    network to reach the model until the script's timeout(1) stops it (exit 124): the reason is `timeout`."""
     runner = Runner(workspace, backend, request)
     rotations = backend.count('/oauth/token', 'rotated')
     probed, _output = runner.verify(probe=True)
     status = runner.status()
     assert backend.count('/oauth/token', 'rotated') == rotations + 1
     assert (status['result'], status['refreshed']) == ('ok', True)
-    assert status['exit_status'] != 0 and status['reason'] == 'network'  # the model call after the refresh
+    # the model call after the refresh, stopped at the probe's deadline
+    assert (status['exit_status'], status['reason']) == (124, 'timeout')
     assert probed['keepalive_probe'] == {'ran': True, 'command': str(runner.layout.script), 'rc': 0,
                                          'timed_out': False}
     assert (probed['keepalive_result'], probed['keepalive_refreshed']) == ('ok', True)
@@ -233,7 +256,8 @@ def test_probe_refreshes_and_a_run_with_nothing_to_refresh_offline_is_a_network_
     rc, output = runner.run_scheduled()
     status = runner.status()
     assert rc == status['exit_status'] != 0, output[-3000:]
-    assert (status['result'], status['reason'], status['refreshed']) == ('failed', 'network', False)
+    assert (status['result'], status['reason'], status['refreshed']) == ('failed', 'timeout', False)
+    assert status['exit_status'] == 124 and status['consecutive_failures'] == 1
     assert backend.count('/oauth/token', 'rotated') == rotations + 1
     health, _output = runner.verify()
     assert health['healthy'] is True and warning_codes(health) == ['keepalive_failed']

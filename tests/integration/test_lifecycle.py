@@ -278,6 +278,8 @@ def keepalive_fleet(workspace, backend, size):
                       codex_keepalive_script_dir=str(workspace.root / 'libexec' / '{{ inventory_hostname }}'),
                       codex_keepalive_systemd_dir=str(workspace.root / 'systemd' / '{{ inventory_hostname }}'),
                       codex_keepalive_environment=refresh_env(backend),
+                      # Offline, Codex retries the unreachable model for minutes after a refresh: stop it.
+                      codex_keepalive_timeout='120s',
                       codex_keepalive_extra_args=['--skip-git-repo-check', '--sandbox', 'read-only', '--ephemeral']
                       + loopback_model(backend))
 
@@ -418,5 +420,58 @@ def test_a_revoked_or_expired_token_is_found_by_the_keepalive_and_reseeded(works
     run_keepalive(fleet, dead)
     assert backend.count('/oauth/token', 'rotated') > rotated
     remember_file(workspace, fleet.auth(dead))
+    fleet.run('verify')
+    assert fleet.report()['ok']
+
+
+DAYS_AGO = datetime.timedelta(days=-5)
+
+
+def test_incident_recipe_on_business_and_enterprise_runners_whose_access_tokens_expired_days_ago(workspace,
+                                                                                                    backend):
+    """Issue 19's case: a business and an enterprise runner, a week after their last job (access tokens
+    expired days ago), whose refresh tokens died in an incident (one was used elsewhere, one login was
+    revoked). Codex on these plans loads the workspace's cloud config bundle first; the README's recipe
+    (`verify -e codex_auth_probe=true`, fresh seeds, `reseed`) still finds both refresh_failed with the
+    token endpoint's own reason, reseed replaces both, and both then refresh with no new reuse."""
+    fleet = keepalive_fleet(workspace, backend, 2)
+    plans = {'runner-1': 'business', 'runner-2': 'enterprise'}
+    week_ago = fake_credentials.now() - datetime.timedelta(days=7)
+    docs = {}
+    for host, plan in plans.items():
+        docs[host], tokens = backend.login(account_id='acct-%s' % host, plan=plan, access_ttl=DAYS_AGO,
+                                           last_refresh=week_ago)
+        workspace.remember(tokens)
+        fleet.seed(host, docs[host])
+    fleet.run('provision', codex_auth_report_fail=False)  # stale and expired: warnings only
+    workspace.remember(list(backend.refresh_elsewhere(docs['runner-1']['tokens']['refresh_token']).values()))
+    backend.revoke_login(docs['runner-2']['tokens']['refresh_token'])
+
+    probed = fleet.run('verify', expect_failure=True, codex_auth_probe=True)
+    report = fleet.report()
+    assert report['refresh_failed'] == ['runner-1', 'runner-2'], probed[-3000:]
+    reasons = dict((row['host'], row['keepalive_reason']) for row in report['hosts'])
+    assert reasons == {'runner-1': 'refresh_token_reused', 'runner-2': 'refresh_token_invalidated'}
+
+    for host, plan in plans.items():
+        own, own_tokens = backend.login(account_id='acct-%s-new' % host, plan=plan, access_ttl=DAYS_AGO,
+                                        last_refresh=week_ago)
+        workspace.remember(own_tokens)
+        fleet.seed(host, own)
+        docs[host] = own
+    fleet.run('reseed')
+    for host in fleet.hosts:
+        assert fleet.auth_doc(host)['tokens']['refresh_token'] == docs[host]['tokens']['refresh_token']
+
+    rotated, reused = backend.count('/oauth/token', 'rotated'), backend.count('/oauth/token', 'refresh_token_reused')
+    with ThreadPoolExecutor(2) as pool:
+        outputs = list(pool.map(lambda host: run_keepalive(fleet, host), fleet.hosts))
+    assert all('result=ok' in output and 'refreshed=true' in output for output in outputs), outputs
+    assert backend.count('/oauth/token', 'rotated') == rotated + 2
+    assert backend.count('/oauth/token', 'refresh_token_reused') == reused
+    for host in fleet.hosts:
+        remember_file(workspace, fleet.auth(host))
+        assert fleet.auth_doc(host)['tokens']['refresh_token'] == backend.current_refresh_token(
+            docs[host]['tokens']['refresh_token'])
     fleet.run('verify')
     assert fleet.report()['ok']

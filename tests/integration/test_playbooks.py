@@ -155,6 +155,31 @@ def test_fail_on_problems_fails_a_runner_before_writing_and_reports_it_broken(fl
     assert report['problems_by_code']['forced_login_conflict'] == ['runner-3']
 
 
+def test_one_broken_runner_does_not_leave_the_good_ones_unscheduled(fleet, workspace, fake_crontab):
+    """The fleet report finds runner-3 broken, yet the keepalive play still schedules every runner that
+    was written (runner-1, runner-2); the run fails at its end, after them, naming runner-3."""
+    script_dir = workspace.root / 'libexec'
+    for host in fleet.hosts:
+        cron_file = workspace.root / 'cron.d' / host
+        cron_file.parent.mkdir(exist_ok=True)
+        fleet.set_host_vars(host, codexops_keepalive=True, codex_keepalive_scheduler='cron',
+                            codex_keepalive_cron_file=str(cron_file), codex_keepalive_script_dir=str(script_dir))
+    fleet.set_host_vars('runner-3', codex_auth_forced_login_method='api', codex_auth_fail_on_problems=True)
+    for host in fleet.hosts:
+        fleet.seed(host)
+    output = fleet.run('provision', expect_failure=True)
+    keepalive_play = output.split('PLAY [Schedule the keepalive')[1].split('PLAY [')[0]
+    assert '[runner-1]' in keepalive_play and '[runner-2]' in keepalive_play
+    assert '[runner-3]' not in keepalive_play  # failed before anything was written: nothing to keep alive
+    installed = sorted(path.read_text() for path in script_dir.iterdir())
+    assert len(installed) == 2
+    assert any(str(fleet.home('runner-1')) in text for text in installed)
+    assert any(str(fleet.home('runner-2')) in text for text in installed)
+    last_play = output.split('PLAY [Fail when the fleet needs attention]')[1]
+    assert "broken ['runner-3']" in last_play
+    assert fleet.report()['broken'] == ['runner-3']
+
+
 def test_old_playbook_variable_names_still_work_with_a_deprecation_warning(fleet):
     # 0.1.0's names, one from the command line (the play's) and one per host: both still act.
     fleet.set_host_vars('runner-1', codex_become=True)

@@ -7,7 +7,7 @@ import pytest
 from ansible_collections.codexops.runner.plugins.module_utils import access_login
 from support import fake_credentials
 
-# Logs in like Codex 0.169 (writes the personal access token); `login status` exits with the code
+# Logs in like Codex 0.169.0 and 0.171.0 (writes the personal access token); `login status` exits with the code
 # in STATUS_RC, so a test can make the new login look broken after it was written.
 FAKE = '''#!/bin/sh
 path="$CODEX_HOME/auth.json"

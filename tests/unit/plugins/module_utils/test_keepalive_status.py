@@ -8,15 +8,19 @@ keepalive_failed and keepalive_overdue; health wires it into every verify summar
 import datetime
 import json
 import os
+import re
+from pathlib import Path
 
 import pytest
 
+from ansible_collections.codexops.runner.plugins.module_utils import codex_process
 from ansible_collections.codexops.runner.plugins.module_utils import health
 from ansible_collections.codexops.runner.plugins.module_utils import keepalive_status as ks
 from support import fake_credentials as fc
 from support import home_dir
 from support.codex import CODEX_VERSION
 
+REPO = Path(__file__).resolve().parents[4]
 NOW = datetime.datetime(2026, 12, 1, 12, 0, 0, tzinfo=datetime.timezone.utc)
 WEEK = 7 * 86400
 CANARY = 'CANARY-do-not-echo'
@@ -64,13 +68,31 @@ def test_the_scripts_own_output_parses():
     """Byte for byte what keepalive.sh.j2's printf writes."""
     line = ('{"format": 1, "started": "2026-11-30T03:12:09Z", "finished": "2026-11-30T03:12:31Z", "exit_status": 1, '
             '"result": "failed", "reason": "refresh_token_reused", "refreshed": false, "codex_version": "%s", '
-            '"interval_seconds": 604800}\n' % CODEX_VERSION)
+            '"interval_seconds": 604800, "consecutive_failures": 3}\n' % CODEX_VERSION)
     parsed = ks.parse(line.encode())
     assert parsed == {'started': '2026-11-30T03:12:09Z', 'finished': '2026-11-30T03:12:31Z', 'exit_status': 1,
                       'result': 'failed', 'reason': 'refresh_token_reused', 'refreshed': False,
-                      'codex_version': CODEX_VERSION, 'interval_seconds': 604800}
+                      'codex_version': CODEX_VERSION, 'interval_seconds': 604800, 'consecutive_failures': 3}
     without = line.replace('"%s"' % CODEX_VERSION, 'null').replace('604800', 'null')
     assert ks.parse(without.encode())['interval_seconds'] is None
+    # A file an older keepalive wrote has no count: unknown, not zero.
+    older = line.replace(', "consecutive_failures": 3', '')
+    assert ks.parse(older.encode())['consecutive_failures'] is None
+
+
+def test_the_template_writes_what_parse_reads():
+    """The printf format in keepalive.sh.j2 names exactly the keys parse() returns (plus `format`)."""
+    template = (REPO / 'roles' / 'codex_keepalive' / 'templates' / 'keepalive.sh.j2').read_text()
+    line = [text for text in template.splitlines() if text.strip().startswith("if printf '{\"format\"")][0]
+    keys = set(re.findall(r'\\?"([a-z_]+)\\?": ', line))
+    assert keys == set(ks.parse(json.dumps(status(consecutive_failures=0)).encode())) | {'format'}
+
+
+def test_the_template_unsets_every_shadowing_variable():
+    """The keepalive unsets the same variables the modules keep from Codex (codex_process)."""
+    template = (REPO / 'roles' / 'codex_keepalive' / 'templates' / 'keepalive.sh.j2').read_text()
+    unset = template[template.index('\nunset ') + 1:].split('\n\n')[0].replace('\\\n', ' ')
+    assert set(unset.split()[1:]) == set(codex_process.SHADOWING_VARIABLES)
 
 
 @pytest.mark.parametrize('data', [
@@ -98,6 +120,14 @@ def test_the_scripts_own_output_parses():
     json.dumps(status(interval_seconds=0)).encode(),
     json.dumps(status(interval_seconds=10 ** 12)).encode(),
     json.dumps(status(interval_seconds='604800')).encode(),
+    json.dumps(status(consecutive_failures=-1)).encode(),
+    json.dumps(status(consecutive_failures=10000)).encode(),
+    json.dumps(status(consecutive_failures='2')).encode(),
+    json.dumps(status(consecutive_failures=True)).encode(),
+    json.dumps(status(consecutive_failures=2.0)).encode(),
+    json.dumps(status(consecutive_failures=1)).encode(),              # an ok run ends the streak
+    json.dumps(failed('network', consecutive_failures=0)).encode(),   # a failed run is one of the streak
+    json.dumps(failed('network', consecutive_failures=10 ** 400)).encode(),
     b'{"format": 1, "format": 1}',                   # duplicate keys: which one counts is ambiguous
     json.dumps(status()).replace('604800', 'NaN').encode(),
     json.dumps(status()).replace('604800', 'Infinity').encode(),
@@ -128,7 +158,39 @@ def test_successful_refresh_gives_facts_and_nothing_else():
     facts, problems, warnings = evaluate(status())
     assert (problems, warnings) == ([], [])
     assert facts == {'keepalive_last_run': stamp(NOW - datetime.timedelta(hours=1)), 'keepalive_result': 'ok',
-                     'keepalive_reason': None, 'keepalive_refreshed': True, 'keepalive_codex_version': CODEX_VERSION}
+                     'keepalive_reason': None, 'keepalive_refreshed': True, 'keepalive_codex_version': CODEX_VERSION,
+                     'keepalive_consecutive_failures': None}
+    assert evaluate(status(consecutive_failures=0))[0]['keepalive_consecutive_failures'] == 0
+
+
+@pytest.mark.parametrize('reason', ks.TRANSIENT_REASONS)
+@pytest.mark.parametrize('count, threshold, problem', [
+    (1, 2, False), (2, 2, True), (7, 2, True), (2, 3, False), (3, 3, True), (1, 1, True), (1, 0, True),
+    (None, 2, False),
+])
+def test_failures_in_a_row_become_a_problem_whatever_the_reason(reason, count, threshold, problem):
+    doc = failed(reason, exit_status=124 if reason == 'timeout' else 1)
+    if count is not None:
+        doc['consecutive_failures'] = count
+    facts, problems, warnings = evaluate(doc, failure_threshold=threshold)
+    assert facts['keepalive_consecutive_failures'] == count
+    if problem:
+        assert codes(problems) == ['keepalive_failing'] and warnings == []
+        assert '%d runs in a row' % count in problems[0]['message'] and reason in problems[0]['message']
+    else:
+        assert problems == [] and codes(warnings) == ['keepalive_failed']
+
+
+def test_a_dead_credential_stays_refresh_failed_however_often_it_failed():
+    _facts, problems, _warnings = evaluate(failed('refresh_token_reused', consecutive_failures=5))
+    assert codes(problems) == ['refresh_failed']
+
+
+def test_failures_in_a_row_before_a_reseed_are_not_reported():
+    finished = NOW - datetime.timedelta(hours=1)
+    rec = record(failed('network', consecutive_failures=4), auth_mtime=finished.timestamp() + 600)
+    _facts, problems, warnings = ks.evaluate(rec, now=NOW)
+    assert (problems, warnings) == ([], [])
 
 
 def test_refresh_then_model_unreachable_counts_as_ok():
@@ -246,6 +308,15 @@ def test_health_reports_refresh_failed_from_the_file(runner_home):
     assert result['healthy'] is False and codes(result['problems']) == ['refresh_failed']
     assert result['keepalive_result'] == 'failed' and result['keepalive_reason'] == 'refresh_token_reused'
     assert result['keepalive_refreshed'] is False and result['keepalive_codex_version'] == CODEX_VERSION
+
+
+def test_health_escalates_failures_in_a_row_with_its_threshold(runner_home):
+    write_status(runner_home, failed('network', consecutive_failures=2))
+    result = verify(runner_home, owner_uid=os.geteuid())
+    assert result['healthy'] is False and codes(result['problems']) == ['keepalive_failing']
+    assert result['keepalive_consecutive_failures'] == 2
+    relaxed = verify(runner_home, owner_uid=os.geteuid(), keepalive_failure_threshold=3)
+    assert relaxed['healthy'] is True and codes(relaxed['health_warnings']) == ['keepalive_failed']
 
 
 def test_health_without_a_status_file_has_null_facts(runner_home):

@@ -101,3 +101,37 @@ def test_fifo_and_oversized_files_are_warnings(tmp_path):
     big.write_bytes(b'#' * (runner_env.MAX_ENV_FILE_BYTES + 1))
     problems, warnings = runner_env.shadowing_problems([str(fifo), str(big), 'relative.env'])
     assert problems == [] and codes(warnings) == ['environment_file_unreadable'] * 3
+
+
+WORKLOAD_IDENTITY = ('OPENAI_IDENTITY_TOKEN_SOURCE', 'OPENAI_FEDERATION_RULE_ID', 'OPENAI_IDENTITY_TOKEN_FILE',
+                     'SPIFFE_ENDPOINT_SOCKET', 'OPENAI_SPIFFE_AUDIENCE', 'OPENAI_SPIFFE_ID')
+
+
+def test_workload_identity_variables_are_shadowing(tmp_path):
+    """Codex 0.171.0 uses workload identity instead of auth.json when any of these is set (and fails
+    closed when the set is incomplete): a leftover one sidelines the seeded credentials."""
+    assert set(WORKLOAD_IDENTITY) <= set(codex_process.SHADOWING_VARIABLES)
+    env_file = tmp_path / 'environment'
+    env_file.write_text(''.join('%s=%s\n' % (name, SECRET) for name in WORKLOAD_IDENTITY))
+    unit = tmp_path / 'runner.service'
+    unit.write_text('[Service]\nEnvironment="OPENAI_IDENTITY_TOKEN_SOURCE=spiffe" '
+                    '"SPIFFE_ENDPOINT_SOCKET=unix:///run/spire/agent.sock"\n')
+    problems, warnings = runner_env.shadowing_problems([str(env_file), str(unit)])
+    assert warnings == [] and codes(problems) == ['env_shadowing'] * (len(WORKLOAD_IDENTITY) + 2)
+    messages = ' '.join(item['message'] for item in problems)
+    assert SECRET not in messages and '/run/spire' not in messages
+    for number, name in enumerate(WORKLOAD_IDENTITY, 1):
+        assert '%s is set in %s (line %d)' % (name, env_file, number) in messages
+    # A longer name that starts with one of them is not one of them.
+    env_file.write_text('OPENAI_SPIFFE_IDS=1\nOPENAI_IDENTITY_TOKEN_FILE_OLD=/x\n')
+    assert runner_env.shadowing_problems([str(env_file)]) == ([], [])
+
+
+def test_codex_children_never_get_workload_identity(tmp_path):
+    for name in WORKLOAD_IDENTITY:
+        try:
+            codex_process.check_environment({name: 'x'})
+        except codex_process.CodexProcessError as exc:
+            assert name in exc.message
+        else:
+            raise AssertionError('%s was accepted in codex_environment' % name)

@@ -62,3 +62,33 @@ def test_bad_setting_is_refused_before_anything_is_written(tmp_path):
     with pytest.raises(config_file.ConfigError):
         _run(home, False, {'cli_auth_credentials_store': 'bogus'})
     assert not os.path.exists(home)
+
+
+@pytest.mark.parametrize('settings, named', [
+    ({'model': 5}, 'model'),
+    ({'sandbox_mode': 'bogus'}, 'sandbox_mode'),
+    ({'approval_policy': 'sometimes'}, 'approval_policy'),
+    ({'model': 'gpt-x', 'sandbox_mode': 'bogus'}, 'sandbox_mode'),
+])
+def test_a_value_codex_refuses_is_refused_and_nothing_is_written(tmp_path, settings, named):
+    """One verdict: codex_config asks the type table verify asks (config_schema), so it never writes a
+    config.toml that verify would call config_invalid and Codex would refuse to load."""
+    home = tmp_path / '.codex'
+    home.mkdir(mode=0o700)
+    before = 'cli_auth_credentials_store = "file"\n'
+    (home / 'config.toml').write_text(before)
+    for check_mode in (True, False):
+        with pytest.raises(config_file.ConfigError) as caught:
+            _run(str(home), check_mode, settings)
+        assert named in caught.value.message and 'bogus' not in caught.value.message
+    assert (home / 'config.toml').read_text() == before
+
+
+def test_a_wrong_value_elsewhere_does_not_block_an_edit(tmp_path):
+    """Only the keys being set are judged: the edit may be what fixes the file."""
+    home = tmp_path / '.codex'
+    home.mkdir(mode=0o700)
+    (home / 'config.toml').write_text('model = 5\n')
+    config_file.plan_settings(None, {'sandbox_mode': 'read-only'})
+    run = _run(str(home), False, {'model': 'gpt-5', 'cli_auth_credentials_store': 'file'})
+    assert run['config_changed_keys'] == {'model': 'updated', 'cli_auth_credentials_store': 'added'}

@@ -334,9 +334,14 @@ def test_verify_probe_default_command_is_the_roles(codex_home, capsys, seed, mon
     run_module(codex_auth_verify, {'codex_home': str(home), 'probe': True}, capsys)
     assert seen == ['/usr/local/libexec/codexops/codex-keepalive-root-%s'
                     % hashlib.sha256(str(home).encode()).hexdigest()[:8]]
+    # The user's default CODEX_HOME given as a path: the role given that path names it by its hash, and
+    # so does the module (the one rule, keepalive_status.keepalive_name), unless the role installed the
+    # keepalive for ~root/.codex (codex-keepalive-root), which it then finds (not installed here).
     seen[:] = []
-    run_module(codex_auth_verify, {'codex_home': os.path.expanduser('~root/.codex'), 'probe': True}, capsys)
-    assert seen == ['/usr/local/libexec/codexops/codex-keepalive-root']
+    default_home = os.path.expanduser('~root/.codex')
+    run_module(codex_auth_verify, {'codex_home': default_home, 'probe': True}, capsys)
+    assert seen == ['/usr/local/libexec/codexops/codex-keepalive-root-%s'
+                    % hashlib.sha256(default_home.encode()).hexdigest()[:8]]
 
 
 def test_verify_probe_timeout_is_bounded(codex_home, capsys):
@@ -663,3 +668,35 @@ def test_fake_codex_script_is_valid_python():
     compiled = compile(textwrap.dedent(FAKE_CODEX.format(python=sys.executable, log='/x', fail=False)), 'codex',
                        'exec')
     assert compiled is not None
+
+
+# -- one verdict: the summary a writing module returns is verify's, environment included -----------
+
+@pytest.mark.usefixtures("codex_as_test_user")
+def test_seed_login_and_verify_give_one_summary_with_the_environment(tmp_path, capsys, seed, fake_codex):
+    """env_shadowing (here a workload-identity variable in the runner service's unit) is in the summary
+    seed and access-token login return, as in verify's: provisioning records what verify would."""
+    content, _secrets = seed
+    unit = tmp_path / 'runner.service'
+    unit.write_text('[Service]\nEnvironment="OPENAI_IDENTITY_TOKEN_SOURCE=spiffe"\n')
+    common = {'require_file_store': False, 'environment_files': [str(unit)]}
+    home = tmp_path / '.codex'
+    for check_mode in (True, False):
+        rc, seeded, _out = run_module(codex_auth_seed, dict(common, codex_home=str(home), content=content,
+                                                            _ansible_check_mode=check_mode), capsys)
+        assert rc == 0 and seeded['auth']['healthy'] is False
+        assert [item['code'] for item in seeded['auth']['problems']] == ['env_shadowing']
+    rc, verified, _out = run_module(codex_auth_verify, dict(common, codex_home=str(home)), capsys)
+    assert rc == 0
+    for key in ('healthy', 'problems', 'health_warnings', 'refresh_token_fingerprint', 'auth_mode'):
+        assert seeded['auth'][key] == verified[key], key
+
+    login_home = tmp_path / 'login' / '.codex'
+    token = fc.personal_access_token()
+    rc, logged, out = run_module(codex_access_token_login, login_args(login_home, fake_codex, token, **common),
+                                 capsys)
+    assert rc == 0 and token not in out
+    assert [item['code'] for item in logged['auth']['problems']] == ['env_shadowing']
+    rc, failed, _out = run_module(codex_access_token_login, login_args(login_home, fake_codex, token,
+                                                                       fail_on_problems=True, **common), capsys)
+    assert rc == 1 and 'env_shadowing' in failed['msg']
