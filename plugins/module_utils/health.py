@@ -14,7 +14,7 @@ from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from ansible_collections.codexops.runner.plugins.module_utils import codex_home
 from ansible_collections.codexops.runner.plugins.module_utils import config_schema
 from ansible_collections.codexops.runner.plugins.module_utils import constants
-from ansible_collections.codexops.runner.plugins.module_utils import filesystems
+from ansible_collections.codexops.runner.plugins.module_utils import _filesystems as filesystems
 from ansible_collections.codexops.runner.plugins.module_utils import keepalive_status
 from ansible_collections.codexops.runner.plugins.module_utils import safe_files
 from ansible_collections.codexops.runner.plugins.module_utils import toml_keys

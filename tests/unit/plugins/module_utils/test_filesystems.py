@@ -1,14 +1,14 @@
 # Copyright (c) codexops.runner contributors
 # GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
-"""filesystems: the filesystem of CODEX_HOME from its descriptor and mountinfo (bounded, never quoted
+"""_filesystems: the filesystem of CODEX_HOME from its descriptor and mountinfo (bounded, never quoted
 beyond the type), and verify's codex_home_network_fs."""
 
 import os
 
 import pytest
 
-from ansible_collections.codexops.runner.plugins.module_utils import filesystems
+from ansible_collections.codexops.runner.plugins.module_utils import _filesystems as filesystems
 from ansible_collections.codexops.runner.plugins.module_utils import health
 from support import fake_credentials as fc
 
