@@ -29,6 +29,7 @@ from support.runner_access import runner_owner
 from support.workspace import OUTPUT
 
 SHORT = datetime.timedelta(minutes=1)
+CI_STEP_SECONDS = 45
 
 
 @pytest.fixture(autouse=True)
@@ -65,9 +66,10 @@ def loopback_model(backend):
 
 
 def ci_job(fleet, host, backend):
-    """What a pipeline step does: run `codex exec` as the runner user. Returns Codex's output."""
+    """What a pipeline step does: run `codex exec` as the runner user, within a step's time limit
+    (the refresh comes first; the model call after it cannot succeed offline). Returns Codex's output."""
     _rc, output = fleet.codex(host, ['exec', '--skip-git-repo-check'] + loopback_model(backend) + ['say hi'],
-                              env=refresh_env(backend))
+                              env=refresh_env(backend), deadline=CI_STEP_SECONDS)
     return output
 
 

@@ -68,8 +68,12 @@ class LocalFleet:
     def report(self, name='fleet-report'):
         return json.loads((self.report_dir / ('%s.json' % name)).read_text())
 
-    def codex(self, host, args, env=None, timeout=180):
-        """Run the real Codex CLI as the runner user with this host's CODEX_HOME (a CI job would)."""
+    def codex(self, host, args, env=None, timeout=180, deadline=None):
+        """Run the real Codex CLI as the runner user with this host's CODEX_HOME (a CI job would).
+
+        deadline: run it under timeout(1) for that many seconds, as a CI step with a time limit is
+        (exit 124 when reached): offline, Codex 0.171.0 keeps waiting for its model for minutes after
+        it has refreshed, and a test of the credential cycle does not need the model's answer."""
         entry = pwd.getpwnam(runner_owner())
         child_env = {'PATH': os.environ.get('PATH', '/usr/bin:/bin'), 'HOME': str(self.space.root),
                      'CODEX_HOME': str(self.home(host)), 'CODEX_AUTHAPI_BASE_URL': self.space.backend.base_url}
@@ -77,7 +81,10 @@ class LocalFleet:
         kwargs = {}
         if os.geteuid() == 0:
             kwargs = {'user': entry.pw_uid, 'group': entry.pw_gid, 'extra_groups': []}
-        proc = subprocess.run([codex_binary()] + list(args), cwd=str(self.space.root), env=child_env,
+        command = [codex_binary()] + list(args)
+        if deadline is not None:
+            command = ['timeout', '-k', '5', str(deadline)] + command
+        proc = subprocess.run(command, cwd=str(self.space.root), env=child_env,
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               timeout=timeout, check=False, **kwargs)
         output = proc.stdout.decode('utf-8', 'replace')
