@@ -72,10 +72,10 @@ def plan_settings(home, settings):
     # The verdict verify gives (health: config_invalid), from the same type table: a value of a key
     # Codex knows that Codex would refuse to load is refused here, before anything is written. Only the
     # keys being set: a wrong value elsewhere in the file is verify's to report, and this edit may be
-    # the fix for it. (Where this Python has no TOML parser, 3.9/3.10 without tomli, nothing is checked.)
-    refused = [(key_path, message) for key_path, message in config_schema.config_text_problems(new_text)
-               if key_path.split('.', 1)[0].split('[', 1)[0] in settings and settings.get(
-                   key_path.split('.', 1)[0].split('[', 1)[0]) is not None]
+    # the fix for it. The values are checked as given (they are what the edit writes), so this needs no
+    # TOML parser and holds on Python 3.9 too.
+    being_set = dict((key, value) for key, value in settings.items() if value is not None)
+    refused = config_schema.config_type_problems(being_set)
     if refused:
         raise ConfigError('%s; Codex refuses to load a config.toml with %s. %s was left untouched.'
                           % ('; '.join('%s: %s' % item for item in refused[:5]),

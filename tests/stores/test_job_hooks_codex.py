@@ -22,6 +22,9 @@ from support.codex import codex_binary
 from support.runner_access import runner_owner
 
 JOBS = 3
+# A CI step's time limit: offline, Codex 0.171.0 keeps retrying its model for minutes after it has
+# refreshed and written auth.json (within the first seconds), so the step ends at the limit (exit 124).
+STEP_SECONDS = 25
 CODEX_TIMEOUT = 60
 CONFIG_TOML = b'cli_auth_credentials_store = "file"\n'
 
@@ -43,8 +46,9 @@ def side(request):
 
 
 def codex_job(runner, backend):  # noqa: F811
-    """A CI job's step: `codex exec` as the runner user with the runner's CODEX_HOME; the token URL and
-    the ChatGPT base URL point at the loopback backend (the model call then fails: no network)."""
+    """A CI job's step: `codex exec` as the runner user with the runner's CODEX_HOME, under the step's
+    time limit; the token URL and the ChatGPT base URL point at the loopback backend (the model call
+    then fails: no network)."""
     entry = pwd.getpwnam(runner_owner())
     home = os.path.dirname(runner.home)
     env = {'PATH': '/usr/local/bin:/usr/bin:/bin', 'HOME': home, 'CODEX_HOME': runner.home,
@@ -52,7 +56,8 @@ def codex_job(runner, backend):  # noqa: F811
            'CODEX_AUTHAPI_BASE_URL': backend.base_url}
     kwargs = {'user': entry.pw_uid, 'group': entry.pw_gid, 'extra_groups': []} if os.geteuid() == 0 else {}
     try:
-        return subprocess.run([codex_binary(), 'exec', '--skip-git-repo-check', '-c',
+        return subprocess.run(['timeout', '-k', '5', str(STEP_SECONDS), codex_binary(), 'exec',
+                               '--skip-git-repo-check', '-c',
                                'chatgpt_base_url="%s/backend-api/"' % backend.base_url, 'say hi'],
                               cwd=home, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, timeout=CODEX_TIMEOUT, check=False, **kwargs)
