@@ -16,7 +16,9 @@ description:
     comments, order, formatting, tables and all other keys byte for byte.
   - An invalid config.toml gets a clear error and is not touched. The edited document is validated
     (with C(tomllib) where the runner's Python has it) before it atomically replaces the file.
-  - Values Codex would reject for C(cli_auth_credentials_store) and C(forced_login_method) are refused.
+  - A value Codex would refuse to load for a key it knows (C(model = 5), C(sandbox_mode = "bogus")) is
+    refused before anything is written, by the same type table M(codexops.runner.codex_auth_verify) uses
+    for its C(config_invalid) problem, on any Python the runner has.
   - Creates CODEX_HOME (C(0700)) when missing. A new config.toml is C(0600); an existing one keeps its mode
     and owner.
   - Results and diffs name the changed keys, never values - config.toml can hold MCP server secrets.
