@@ -59,7 +59,8 @@ class InstanceError(errors.CodexOpsError):
     def __init__(self, found):
         self.problems = found
         super(InstanceError, self).__init__(
-            'Refusing the runner instances, nothing was written: %s.' % '; '.join(item['message'] for item in found),
+            'Refusing the runner instances before anything was read or written: %s.'
+            % '; '.join(item['message'] for item in found),
             found[0]['code'] if len(set(item['code'] for item in found)) == 1 else None)
 
 
@@ -190,10 +191,31 @@ def _is_inside(inner, outer):
 def problems(instances, expand=None):
     """Everything wrong with a host's normalised instances that is known without asking the host, as
     [{code, instances, message}] (empty when they may be provisioned). `expand`: see home_key."""
-    found = []
     labels = _labels(instances)
+    found = []
     for instance, label in zip(instances, labels):
         found.extend(_own_problems(instance, label))
+    found.extend(layout_problems(instances, expand, own=False))
+    for field in ('seed_file', 'seed_content'):
+        # Compared, never shown. Only seeds: an access token or API key does not rotate.
+        values = [_hashable(instance[field]) if instance['method'] == 'seed' and not _blank(instance[field])
+                  else None for instance in instances]
+        for _value, indexes in _groups(values):
+            found.append(_shared('runner_instance_seed_shared', labels, indexes, 'instances %%s have the same %s: '
+                                 'one refresh token on two runners, and the first to refresh breaks the other with '
+                                 'refresh_token_reused; give each its own seed' % field))
+    return found
+
+
+def layout_problems(instances, expand=None, own=True):
+    """What is wrong with the names and CODEX_HOMEs alone (dicts with `name` and `codex_home`, as a module
+    that only reads gets them): an invalid name or CODEX_HOME (with `own`), one name or one CODEX_HOME on two
+    instances, a CODEX_HOME inside another's."""
+    labels = _labels(instances)
+    found = []
+    if own:
+        for instance, label in zip(instances, labels):
+            found.extend(_layout_own(instance, label))
     # Valid names only: an invalid one is reported above and never repeated back.
     names = [instance['name'] if _valid_name(instance['name']) else None for instance in instances]
     for name, indexes in _groups(names):
@@ -209,14 +231,6 @@ def problems(instances, expand=None):
                 found.append(problem('runner_instance_home_nested', [labels[j], labels[i]],
                                      'the CODEX_HOME of instance %s lies inside that of instance %s; give each a '
                                      'directory of its own, side by side' % (labels[j], labels[i])))
-    for field in ('seed_file', 'seed_content'):
-        # Compared, never shown. Only seeds: an access token or API key does not rotate.
-        values = [_hashable(instance[field]) if instance['method'] == 'seed' and not _blank(instance[field])
-                  else None for instance in instances]
-        for _value, indexes in _groups(values):
-            found.append(_shared('runner_instance_seed_shared', labels, indexes, 'instances %%s have the same %s: '
-                                 'one refresh token on two runners, and the first to refresh breaks the other with '
-                                 'refresh_token_reused; give each its own seed' % field))
     return found
 
 
@@ -257,20 +271,25 @@ def _shared(code, labels, indexes, message):
     return problem(code, names, message % _names(names))
 
 
-def _own_problems(instance, label):
+def _layout_own(instance, label):
     found = []
     if not _valid_name(instance['name']):
         found.append(problem('runner_instance_name_invalid', [label], '%s needs a name of 1 to 32 characters a-z, '
                              '0-9, _ and -, starting with a letter or digit (it names its keepalive, systemd units and '
                              'report row)' % label))
+    if home_key(instance['codex_home']) is None:
+        found.append(problem('runner_instance_home_invalid', [label], '%s needs an absolute CODEX_HOME (or ~USER/...) '
+                             'without ..' % label))
+    return found
+
+
+def _own_problems(instance, label):
+    found = _layout_own(instance, label)
     if not _valid_user(instance['user']):
         found.append(problem('runner_instance_user_invalid', [label], '%s needs a runner user (codex_auth_user or '
                              'user): a name without /, :, spaces or control characters' % label))
     if not isinstance(instance['group'], (str, type(None))):
         found.append(problem('runner_instance_field', [label], '%s: group must be a string' % label))
-    if home_key(instance['codex_home']) is None:
-        found.append(problem('runner_instance_home_invalid', [label], '%s needs an absolute CODEX_HOME (or ~USER/...) '
-                             'without ..' % label))
     method = instance['method']
     if method not in METHODS:
         found.append(problem('runner_instance_method_invalid', [label], '%s: method must be one of %s'
@@ -293,13 +312,14 @@ def _own_problems(instance, label):
 
 
 def user_problems(instances, lookup):
-    """The instances whose user the host does not have. `lookup(user)` returns the user's entry (pwd.getpwnam,
+    """The instances whose user the host does not have (an instance without a `user`, or whose user is None, has
+    nothing to look up). `lookup(user)` returns the user's entry (pwd.getpwnam,
     or a stand-in), and raises KeyError (or returns None) for an unknown one. A numeric user is looked up as
     given too: the lookup decides whether it means a uid."""
     unknown = {}
     labels = _labels(instances)
     for index, instance in enumerate(instances):
-        user = instance['user']
+        user = instance.get('user')
         if not _valid_user(user):
             # problems() reports it; a name with control characters is not repeated back.
             continue

@@ -118,11 +118,14 @@ def keepalive_name(user, home, instance=None):
     return '%s-%s-%s' % (legacy, instance, hashlib.sha256(pair).hexdigest()[:8])
 
 
-def default_script(user, home, user_home=None, exists=os.path.exists):
+def default_script(user, home, user_home=None, exists=os.path.exists, instance=None):
     """The keepalive script the role installs for `user` and CODEX_HOME `home` by default. A module gets
     `home` already expanded (Ansible expands `~ci/.codex` of a path option to `/home/ci/.codex`): for the
     user's own default CODEX_HOME the script the role named for `~USER/.codex` is used when that one is
-    installed and the one named for the path is not."""
+    installed and the one named for the path is not. A runner `instance` other than the default names its
+    keepalive itself, whatever its home."""
+    if instance is not None and instance != DEFAULT_INSTANCE:
+        return os.path.join(DEFAULT_SCRIPT_DIR, keepalive_name(user, home, instance))
     script = os.path.join(DEFAULT_SCRIPT_DIR, keepalive_name(user, home))
     if user_home and os.path.normpath(home) == os.path.normpath(os.path.join(user_home, '.codex')) \
             and not exists(script):

@@ -289,9 +289,9 @@ def test_expanded_homes_are_compared_when_the_host_knows_them():
                        {'name': 'c', 'codex_home': '/home/ci/.codex/c'})
     homes = {'~ci': '/home/ci'}
     assert codes(ri.problems(instances)) == ['runner_instance_home_nested']
-    assert codes(ri.problems(instances, expand=homes.get)) == ['runner_instance_home_duplicate',
-                                                                'runner_instance_home_nested',
-                                                                'runner_instance_home_nested']
+    expanded = ri.problems(instances, expand=homes.get)
+    assert codes(expanded) == ['runner_instance_home_duplicate', 'runner_instance_home_nested',
+                               'runner_instance_home_nested']
     # An unknown ~USER stays a root of its own.
     assert ri.home_key('~nobody/x', expand=homes.get) == ('~nobody', 'x')
 
@@ -416,7 +416,7 @@ def test_check_raises_one_error_naming_every_problem_and_no_secret():
     assert error.code == 'runner_instances_invalid'
     assert codes(error.problems) == ['runner_instance_home_duplicate', 'runner_instance_seed_shared',
                                      'runner_instance_user_unknown']
-    assert error.message.startswith('Refusing the runner instances, nothing was written: ')
+    assert error.message.startswith('Refusing the runner instances before anything was read or written: ')
     text = error.message + json.dumps(error.problems)
     for secret in (SEED_SECRET, TOKEN_SECRET, KEY_SECRET):
         assert secret not in text
@@ -439,3 +439,32 @@ def test_public_shows_which_secrets_are_set_not_what():
     assert SEED_SECRET not in json.dumps(shown)
     assert shown['has_seed_content'] is True and shown['has_api_key'] is False
     assert shown['name'] == 'a' and shown['codex_home'] == '/srv/a'
+
+
+# -- what a module that only reads checks: names and homes -------------------------------------------------
+
+def test_layout_problems_need_only_names_and_homes():
+    good = [{'name': 'a', 'codex_home': '/srv/a'}, {'name': 'b', 'codex_home': '/srv/b'}]
+    assert ri.layout_problems(good) == []
+    bad = [{'name': 'a', 'codex_home': '/srv/a'}, {'name': 'a', 'codex_home': '/srv/a/b'},
+           {'name': 'B', 'codex_home': 'rel'}, {'name': 'c', 'codex_home': '/srv/a'}]
+    assert codes(ri.layout_problems(bad)) == ['runner_instance_home_duplicate', 'runner_instance_home_invalid',
+                                              'runner_instance_home_nested', 'runner_instance_home_nested',
+                                              'runner_instance_name_duplicate', 'runner_instance_name_invalid']
+    # Without a user there is nobody to look up.
+    assert ri.user_problems(good, lambda user: None) == []
+
+
+def test_problems_reports_each_layout_problem_once():
+    found = ri.problems(listed({'name': 'B', 'codex_home': 'rel', 'seed_file': '/s/b.json'}))
+    assert codes(found) == ['runner_instance_home_invalid', 'runner_instance_name_invalid']
+
+
+def test_default_script_of_an_instance_is_named_from_the_instance():
+    installed = {ks.DEFAULT_SCRIPT_DIR + '/codex-keepalive-ci'}
+    assert ks.default_script('ci', '/home/ci/.codex', '/home/ci', exists=installed.__contains__, instance='gh-2') == \
+        ks.DEFAULT_SCRIPT_DIR + '/' + ks.keepalive_name('ci', '/home/ci/.codex', 'gh-2')
+    # The default instance finds the single-runner script, as without an instance.
+    for instance in (None, 'default'):
+        assert ks.default_script('ci', '/home/ci/.codex', '/home/ci', exists=installed.__contains__,
+                                 instance=instance) == ks.DEFAULT_SCRIPT_DIR + '/codex-keepalive-ci'
