@@ -234,6 +234,23 @@ def layout_problems(instances, expand=None, own=True):
     return found
 
 
+def refresh_token_problems(instances, tokens):
+    """The shared-refresh-token rule for seeds read where they are written (a module given several instances'
+    seeds): `tokens` holds, for each instance in order, a digest of its seed's refresh token, or None (no seed,
+    or one without a refresh token: an API key does not rotate). Two instances with one refresh token are
+    refused, naming the instances, never the token."""
+    labels = _labels(instances)
+    return [_shared('runner_instance_seed_shared', labels, indexes, 'instances %s have seeds with the same refresh '
+                    'token: one refresh token on two runners, and the first to refresh breaks the other with '
+                    'refresh_token_reused; give each its own seed')
+            for _token, indexes in _groups(list(tokens))]
+
+
+def labels(instances):
+    """How each instance is named in messages (see _labels), for a module that names an instance in its own."""
+    return _labels(instances)
+
+
 def _hashable(value):
     # A seed given as a dict (Ansible may turn JSON into one) compares by content.
     return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=repr)
