@@ -70,7 +70,7 @@ options:
         module run instead of O(codex_home). Each instance is seeded exactly as a single runner is (the seed
         written only as O(replace) allows, under Codex's locks, atomically; check mode predicts exactly; the diff
         shows metadata only, one entry per instance). The result is then RV(runners), one per instance in the
-        order given, with RV(changed) and RV(pending) for the whole run; the other single-runner return values are
+        order given, with C(changed) and RV(pending) for the whole run; the other single-runner return values are
         not returned.
       - Before anything is written the whole list is refused, naming the instances and never a credential, when
         two instances have one name or one CODEX_HOME, a CODEX_HOME lies inside another's, a name is not 1 to 32
@@ -212,11 +212,11 @@ EXAMPLES = r'''
   codexops.runner.codex_auth_seed:
     runners:
       - name: gh-1
-        codex_home: /srv/actions-runner-1/.codex
+        codex_home: /home/ci/.codex-gh-1
         owner: ci
         content: "{{ lookup('ansible.builtin.file', 'codex_seeds/' ~ inventory_hostname ~ '/gh-1.json') }}"
       - name: gh-2
-        codex_home: /srv/actions-runner-2/.codex
+        codex_home: /home/ci/.codex-gh-2
         owner: ci
         content: "{{ lookup('ansible.builtin.file', 'codex_seeds/' ~ inventory_hostname ~ '/gh-2.json') }}"
     config_settings:
@@ -249,6 +249,7 @@ pending:
     - Whether the run has (or, in check mode, would have) anything to do - the module's own C(changed).
     - Roles that run the module in check mode as a plan and override C(changed) with C(changed_when) read this
       key instead of rebuilding the rule.
+    - With O(runners), whether any instance has (or would have) anything to do.
   returned: success
   type: bool
   sample: false

@@ -316,7 +316,7 @@ def test_a_write_that_fails_names_the_instance_and_what_was_seeded(parents, caps
 def test_instance_options_override_the_modules(parents, capsys, seeds):
     (one, two), secrets = seeds
     homes = [parents / 'runner-1' / '.codex', parents / 'runner-2' / '.codex']
-    older, _ = fc.chatgpt_seed(tag='older', last_refresh=fc.now() - datetime.timedelta(days=1))
+    older, _older_secrets = fc.chatgpt_seed(tag='older', last_refresh=fc.now() - datetime.timedelta(days=1))
     for home in homes:
         home.mkdir(mode=0o700)
         (home / 'auth.json').write_text(fc.dumps(older))
