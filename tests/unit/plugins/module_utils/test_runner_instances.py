@@ -468,3 +468,19 @@ def test_default_script_of_an_instance_is_named_from_the_instance():
     for instance in (None, 'default'):
         assert ks.default_script('ci', '/home/ci/.codex', '/home/ci', exists=installed.__contains__,
                                  instance=instance) == ks.DEFAULT_SCRIPT_DIR + '/codex-keepalive-ci'
+
+
+def test_refresh_token_problems_name_the_instances_sharing_one_token():
+    """Seeds read where they are written (codex_auth_seed's runners) are compared by their refresh tokens' digests;
+    an instance without one (an API key seed) shares nothing."""
+    instances = [{'name': name} for name in ('a', 'b', 'c', 'd', 'a')]
+    found = ri.refresh_token_problems(instances, ['x', None, 'x', None, 'y'])
+    assert [item['instances'] for item in found] == [['a (instance 1)', 'c']]
+    assert found[0]['code'] == 'runner_instance_seed_shared'
+    assert found[0]['message'].startswith('instances a (instance 1) and c have seeds with the same refresh token')
+    assert ri.refresh_token_problems(instances, [None, None, 'x', 'y', 'z']) == []
+
+
+def test_labels_are_the_names_messages_use():
+    assert ri.labels([{'name': 'a'}, {'name': 'Bad.Name'}, {'name': 'a'}]) == [
+        'a (instance 1)', 'instance 2', 'a (instance 3)']
