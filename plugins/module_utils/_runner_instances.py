@@ -21,6 +21,7 @@ keepalive_status.keepalive_name, the one rule (`keepalive_name` here only passes
 import json
 import posixpath
 
+from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from ansible_collections.codexops.runner.plugins.module_utils import errors
 from ansible_collections.codexops.runner.plugins.module_utils import keepalive_status
 
@@ -196,15 +197,47 @@ def problems(instances, expand=None):
     for instance, label in zip(instances, labels):
         found.extend(_own_problems(instance, label))
     found.extend(layout_problems(instances, expand, own=False))
+    # One verdict with codex_auth_seed: seeds whose content can be read are compared by their refresh tokens
+    # (refresh_token_problems, the rule the module asks), so an API key seed (no refresh token) may serve several
+    # instances and one refresh token in two differently written seeds is still found. Only a seed that cannot be
+    # read here (a file on the controller not read yet, content that is not an auth.json) is compared as given:
+    # the same content, or the same file.
+    tokens, fallback = [], []
+    for instance in instances:
+        token, key = _seed_identity(instance)
+        tokens.append(token)
+        fallback.append(key)
+    found.extend(refresh_token_problems(instances, tokens))
     for field in ('seed_file', 'seed_content'):
-        # Compared, never shown. Only seeds: an access token or API key does not rotate.
-        values = [_hashable(instance[field]) if instance['method'] == 'seed' and not _blank(instance[field])
-                  else None for instance in instances]
+        values = [key[1] if key is not None and key[0] == field else None for key in fallback]
         for _value, indexes in _groups(values):
             found.append(_shared('runner_instance_seed_shared', labels, indexes, 'instances %%s have the same %s: '
                                  'one refresh token on two runners, and the first to refresh breaks the other with '
                                  'refresh_token_reused; give each its own seed' % field))
     return found
+
+
+def seed_bytes(content):
+    """A seed's content as the bytes codex_auth_seed writes: a dict (Ansible may turn JSON into one) as JSON."""
+    if isinstance(content, dict):
+        return json.dumps(content, indent=2).encode('utf-8')
+    return str(content).encode('utf-8', 'surrogatepass')
+
+
+def _seed_identity(instance):
+    """(refresh-token digest, None) for a seed whose content is an auth.json (the digest None when it has no
+    refresh token), else (None, (field, value)) to compare as given, or (None, None) for no seed."""
+    if instance.get('method') != 'seed':
+        return None, None
+    content = instance.get('seed_content')
+    if not _blank(content):
+        try:
+            return auth_model.AuthFile(seed_bytes(content)).refresh_token_digest(), None
+        except (auth_model.AuthFileError, ValueError, TypeError):
+            return None, ('seed_content', _hashable(content))
+    if not _blank(instance.get('seed_file')):
+        return None, ('seed_file', _hashable(instance['seed_file']))
+    return None, None
 
 
 def layout_problems(instances, expand=None, own=True):

@@ -11,8 +11,11 @@ import json
 import pytest
 
 from ansible_collections.codexops.runner.plugins.module_utils import _runner_instances as ri
+from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from ansible_collections.codexops.runner.plugins.module_utils import errors
 from ansible_collections.codexops.runner.plugins.module_utils import keepalive_status as ks
+
+from support import fake_credentials as fc
 
 SEED_SECRET = 'rt-SEED-SECRET-0123456789abcdef'
 TOKEN_SECRET = 'at-ACCESS-SECRET-0123456789abcdef'
@@ -352,6 +355,7 @@ def test_one_seed_on_two_instances_is_refused_without_showing_it():
                                {'name': 'd', 'codex_home': '/srv/d', 'seed_file': '/s/one.json'},
                                {'name': 'e', 'codex_home': '/srv/e', 'seed_content': {'tokens': {'x': 1}}},
                                {'name': 'f', 'codex_home': '/srv/f', 'seed_content': {'tokens': {'x': 1}}}))
+    # None of these can be read as an auth.json (c and d are files not read yet): compared as given.
     assert codes(found) == ['runner_instance_seed_shared'] * 3
     assert [item['instances'] for item in found] == [['c', 'd'], ['a', 'b'], ['e', 'f']]
     assert SEED_SECRET not in json.dumps(found)
@@ -484,3 +488,72 @@ def test_refresh_token_problems_name_the_instances_sharing_one_token():
 def test_labels_are_the_names_messages_use():
     assert ri.labels([{'name': 'a'}, {'name': 'Bad.Name'}, {'name': 'a'}]) == [
         'a (instance 1)', 'instance 2', 'a (instance 3)']
+
+
+# -- one seed on two instances: one verdict with codex_auth_seed (refresh tokens) ---------------------------------
+
+def seeded(*contents):
+    return listed(*({'name': 'i%d' % index, 'codex_home': '/srv/i%d' % index, 'seed_content': content}
+                    for index, content in enumerate(contents)))
+
+
+def module_verdict(instances):
+    """What codex_auth_seed's runners refuse for these seeds: refresh_token_problems over the judged seeds."""
+    digests = [auth_model.AuthFile(ri.seed_bytes(instance['seed_content'])).refresh_token_digest()
+               for instance in instances]
+    return ri.refresh_token_problems(instances, digests)
+
+
+def test_one_refresh_token_in_two_differently_written_seeds_is_refused_as_the_module_refuses_it():
+    doc, secrets = fc.chatgpt_seed('one')
+    rewritten = dict(doc, last_refresh='2026-01-01T00:00:00Z')
+    instances = seeded(fc.dumps(doc), json.dumps(rewritten), doc)
+    found = ri.problems(instances)
+    assert found == module_verdict(instances)
+    assert [item['instances'] for item in found] == [['i0', 'i1', 'i2']]
+    assert found[0]['code'] == 'runner_instance_seed_shared'
+    assert 'same refresh token' in found[0]['message']
+    assert not any(secret in json.dumps(found) for secret in secrets)
+
+
+def test_one_api_key_seed_on_two_instances_is_allowed_as_the_module_allows_it():
+    doc, _secrets = fc.apikey_seed('k')
+    instances = seeded(fc.dumps(doc), fc.dumps(doc), doc)
+    assert ri.problems(instances) == [] == module_verdict(instances)
+
+
+def test_different_refresh_tokens_are_fine_even_for_one_account():
+    one, _ = fc.chatgpt_seed('one')
+    two, _ = fc.chatgpt_seed('two')
+    instances = seeded(fc.dumps(one), fc.dumps(two))
+    assert ri.problems(instances) == [] == module_verdict(instances)
+
+
+@pytest.mark.parametrize('pick', [(0, 1), (0, 2), (1, 2), (0, 3), (2, 3)])
+def test_the_controller_and_the_module_agree_on_every_pair(pick):
+    chat, _ = fc.chatgpt_seed('a')
+    other, _ = fc.chatgpt_seed('b')
+    key, _ = fc.apikey_seed('k')
+    pool = [fc.dumps(chat), json.dumps(chat, sort_keys=True), fc.dumps(other), fc.dumps(key)]
+    instances = seeded(pool[pick[0]], pool[pick[1]])
+    assert ri.problems(instances) == module_verdict(instances)
+
+
+def test_unreadable_content_and_unread_files_fall_back_to_comparing_as_given():
+    doc, _ = fc.chatgpt_seed('one')
+    found = ri.problems(listed({'name': 'a', 'codex_home': '/srv/a', 'seed_content': '{not json'},
+                               {'name': 'b', 'codex_home': '/srv/b', 'seed_content': '{not json'},
+                               {'name': 'c', 'codex_home': '/srv/c', 'seed_file': '/s/one.json'},
+                               {'name': 'd', 'codex_home': '/srv/d', 'seed_file': '/s/one.json'},
+                               {'name': 'e', 'codex_home': '/srv/e', 'seed_content': fc.dumps(doc)},
+                               {'name': 'f', 'codex_home': '/srv/f', 'seed_file': '/s/f.json'}))
+    assert [item['instances'] for item in found] == [['c', 'd'], ['a', 'b']]
+    assert all('the same seed_' in item['message'] for item in found)
+
+
+def test_a_seed_method_instance_only_is_compared():
+    doc, _ = fc.chatgpt_seed('one')
+    instances = seeded(fc.dumps(doc), fc.dumps(doc))
+    instances[1]['method'] = 'api_key'
+    instances[1]['api_key'] = KEY_SECRET
+    assert [item['code'] for item in ri.problems(instances)] == []
