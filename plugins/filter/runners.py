@@ -54,15 +54,17 @@ def _instances(instances):
 
 def codex_runner_args(instances, module, seed_texts=None):
     """The `runners` option of one run of `module` (codex_auth_seed, codex_auth_verify) for every instance of the
-    host, or the users to create (`user`: [{name, group}]). For codex_auth_seed, `seed_texts` are the texts of
-    codex_runner_seed_files, in order. Refuses, naming the instances and never a secret, everything
+    host, or the users to create (`user`: [{name, group}]). For codex_auth_seed (and for `user`, when given),
+    `seed_texts` are the texts of codex_runner_seed_files, in order. Refuses, naming the instances and never a secret, everything
     _runner_instances.problems finds (with the seeds' contents read: one refresh token on two instances is the
     module's own verdict), and the access_token method, which codex_auth_runners does not provision yet."""
     if module not in _MODULES:
         raise AnsibleFilterError('codex_runner_args: module must be one of %s' % ', '.join(_MODULES))
     instances = [dict(instance) for instance in _instances(instances)]
     labels = _runner_instances.labels(instances)
-    if module == 'codex_auth_seed':
+    # The users are created just before the seed run: given the seed texts, they are refused as the seeds are, so
+    # nothing at all is done for a list the seed run would refuse.
+    if module == 'codex_auth_seed' or (module == 'user' and seed_texts is not None):
         texts = list(seed_texts or [])
         readers = [instance for instance in instances if _reads_file(instance)]
         if len(texts) != len(readers):

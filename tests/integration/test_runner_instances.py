@@ -243,3 +243,9 @@ def test_one_seed_on_two_instances_is_refused_before_anything_is_written(instanc
     assert not instances.home('a', OTHER_HOST).exists() and not instances.home('b', OTHER_HOST).exists()
     # Refused while the task's arguments were templated, on the controller: the host was never asked.
     assert '<%s> EXEC ' % OTHER_HOST not in output
+    # Asked to create the instances' users first, the role refuses the list before creating any.
+    output = instances.run(limit=OTHER_HOST, expect_failure=True, codex_auth_create_user=True)
+    assert 'instances a and b have seeds with the same refresh token' in output
+    assert 'TASK [codexops.runner.codex_auth : Create the runner users of the instances]' in output
+    assert not re.search(r'^Using module file \S+/user\.py$', output, re.M)
+    assert '<%s> EXEC ' % OTHER_HOST not in output

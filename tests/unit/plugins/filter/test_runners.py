@@ -122,3 +122,13 @@ def test_health_rows_from_either_module():
                                                  'problems': [{'code': 'auth_missing'}]}]
     assert rf.codex_runner_health({'skipped': True}) == [] == rf.codex_runner_health(None)
     json.dumps(rf.codex_runner_health(seeded))
+
+
+def test_users_given_the_seed_texts_are_refused_as_the_seed_run_refuses_them():
+    doc, _ = fc.chatgpt_seed('one')
+    found = instances({'name': 'a', 'codex_home': '/srv/a'}, {'name': 'b', 'user': 'gh', 'codex_home': '/srv/b'})
+    with pytest.raises(AnsibleFilterError, match='same refresh token'):
+        rf.codex_runner_args(found, 'user', [fc.dumps(doc), fc.dumps(doc)])
+    other, _ = fc.chatgpt_seed('two')
+    assert rf.codex_runner_args(found, 'user', [fc.dumps(doc), fc.dumps(other)]) == [
+        {'name': 'ci', 'group': None}, {'name': 'gh', 'group': None}]
