@@ -35,9 +35,14 @@ def codex_runner_instances(runners, variables, host):
         raise AnsibleFilterError(exc.message)
 
 
+def _blank(value):
+    return value is None or value == ''
+
+
 def _reads_file(instance):
-    return instance.get('method') == 'seed' and _runner_instances._blank(instance.get('seed_content')) \
-        and not _runner_instances._blank(instance.get('seed_file'))
+    # As _runner_instances.normalise leaves a seed instance: its content, else its file.
+    return instance.get('method') == 'seed' and _blank(instance.get('seed_content')) \
+        and not _blank(instance.get('seed_file'))
 
 
 def codex_runner_seed_files(instances):
