@@ -57,12 +57,16 @@ def _instances(instances):
     return instances
 
 
-def codex_runner_args(instances, module, seed_texts=None):
+def codex_runner_args(instances, module, seed_texts=None, only=None):
     """The `runners` option of one run of `module` (codex_auth_seed, codex_auth_verify) for every instance of the
     host, or the users to create (`user`: [{name, group}]). For codex_auth_seed (and for `user`, when given),
     `seed_texts` are the texts of codex_runner_seed_files, in order. Refuses, naming the instances and never a secret, everything
     _runner_instances.problems finds (with the seeds' contents read: one refresh token on two instances is the
-    module's own verdict), and the access_token method, which codex_auth_runners does not provision yet."""
+    module's own verdict), and the access_token method, which codex_auth_runners does not provision yet.
+
+    `only` ({instance: replace}, as codex_reseed_targets gives a host's instances): the whole list is refused as
+    above, but only these instances are returned, each with this replace mode (the reseed playbook). None or
+    empty: every instance."""
     if module not in _MODULES:
         raise AnsibleFilterError('codex_runner_args: module must be one of %s' % ', '.join(_MODULES))
     instances = [dict(instance) for instance in _instances(instances)]
@@ -96,7 +100,20 @@ def codex_runner_args(instances, module, seed_texts=None):
             if entry not in users:
                 users.append(entry)
         return users
-    return [_entry(instance, module) for instance in instances]
+    entries = [_entry(instance, module) for instance in instances]
+    if only is None or only == {} or only == '':
+        return entries
+    if not isinstance(only, dict) or not all(mode in ('always', 'invalid', 'different', 'never')
+                                             for mode in only.values()):
+        raise AnsibleFilterError('codex_runner_args: only must map instance names to a replace mode')
+    unknown = sorted(str(name) for name in only if name not in [entry['name'] for entry in entries])
+    if unknown:
+        raise AnsibleFilterError('codex_runner_args: no runner instance named %s on this host' % ', '.join(unknown))
+    chosen = [entry for entry in entries if entry['name'] in only]
+    if module == 'codex_auth_seed':
+        for entry in chosen:
+            entry['replace'] = only[entry['name']]
+    return chosen
 
 
 def _entry(instance, module):
@@ -115,9 +132,21 @@ def _entry(instance, module):
     return entry
 
 
-def codex_runner_health(result):
+def codex_runner_health(result, previous=None):
     """One row per instance from a codex_auth_seed or codex_auth_verify result with `runners`: the instance's
-    `name` and `codex_home` with its health summary (the fields codex_auth_verify returns for one runner)."""
+    `name` and `codex_home` with its health summary (the fields codex_auth_verify returns for one runner).
+
+    `previous` (the rows recorded earlier in the play): an instance the result does not hold keeps its row, in
+    its place (a reseed that replaced some instances leaves the others' verified health)."""
+    rows = _result_rows(result)
+    if not isinstance(previous, list) or not previous:
+        return rows
+    fresh = dict((row['name'], row) for row in rows)
+    merged = [fresh.pop(row.get('name'), row) for row in previous if isinstance(row, dict)]
+    return merged + [row for row in rows if row['name'] in fresh]
+
+
+def _result_rows(result):
     if not isinstance(result, dict) or not isinstance(result.get('runners'), list):
         return []
     rows = []

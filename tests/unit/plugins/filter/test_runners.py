@@ -132,3 +132,17 @@ def test_users_given_the_seed_texts_are_refused_as_the_seed_run_refuses_them():
     other, _ = fc.chatgpt_seed('two')
     assert rf.codex_runner_args(found, 'user', [fc.dumps(doc), fc.dumps(other)]) == [
         {'name': 'ci', 'group': None}, {'name': 'gh', 'group': None}]
+
+
+def test_only_narrows_the_run_after_the_whole_list_is_refused():
+    one, _ = fc.chatgpt_seed('one')
+    two, _ = fc.chatgpt_seed('two')
+    found = instances({'name': 'a', 'codex_home': '/srv/a'}, {'name': 'b', 'codex_home': '/srv/b'})
+    args = rf.codex_runner_args(found, 'codex_auth_seed', [fc.dumps(one), fc.dumps(two)], {'b': 'always'})
+    assert [(entry['name'], entry['replace']) for entry in args] == [('b', 'always')]
+    assert len(rf.codex_runner_args(found, 'codex_auth_seed', [fc.dumps(one), fc.dumps(two)], {})) == 2
+    # The instances left out still count: one refresh token on a and b is refused though only b is reseeded.
+    with pytest.raises(AnsibleFilterError, match='instances a and b have seeds with the same refresh token'):
+        rf.codex_runner_args(found, 'codex_auth_seed', [fc.dumps(one), fc.dumps(one)], {'b': 'always'})
+    with pytest.raises(AnsibleFilterError, match='no runner instance named c'):
+        rf.codex_runner_args(found, 'codex_auth_seed', [fc.dumps(one), fc.dumps(two)], {'c': 'always'})
