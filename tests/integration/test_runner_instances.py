@@ -15,6 +15,7 @@ import re
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -168,8 +169,8 @@ def test_three_instances_two_users_one_round_trip(instances):
 
     first = instances.run(limit=HOST)
     assert changed_by_host(first) == {HOST: 1}
-    # One module run for the three instances.
-    assert seed_runs(first) == 1
+    # One module run plans the three instances (the refusal across the play reads it), one writes them.
+    assert seed_runs(first) == 2
     assert first.count("TASK [codexops.runner.codex_auth : Seed every runner instance of the host") == 1
     for name in INSTANCES:
         owner = pwd.getpwnam(instances.users[name])
@@ -249,3 +250,72 @@ def test_one_seed_on_two_instances_is_refused_before_anything_is_written(instanc
     assert 'TASK [codexops.runner.codex_auth : Create the runner users of the instances]' in output
     assert not re.search(r'^Using module file \S+/user\.py$', output, re.M)
     assert '<%s> EXEC ' % OTHER_HOST not in output
+
+
+def test_the_provision_playbook_reports_each_instance_and_reseed_replaces_only_the_broken_one(instances):
+    """The real playbooks, as the README runs them (ansible-playbook codexops.runner.NAME): one row per runner
+    instance, host/instance, in the fleet report; reseed replaces exactly the broken instance."""
+    report_dir = instances.space.root / 'report'
+
+    def play(name, expect_failure=False, **variables):
+        return instances.space.playbook('codexops.runner.%s' % name, instances.inventory,
+                                        dict(variables, codex_auth_report_dir=str(report_dir)),
+                                        expect_failure=expect_failure, extra_args=('--limit', HOST), label=name)
+
+    def report(name='fleet-report'):
+        return json.loads((report_dir / ('%s.json' % name)).read_text())
+
+    rows = ['%s/%s' % (HOST, name) for name in INSTANCES]
+    play('provision')
+    found = report()
+    assert found['ok'] and [row['host'] for row in found['hosts']] == rows
+    assert all(row['healthy'] and row['runner_host'] == HOST for row in found['hosts'])
+    assert [row['instance'] for row in found['hosts']] == list(INSTANCES)
+    assert found['totals'] == {'hosts': 1, 'runners': 3, 'healthy': 3, 'broken': 0, 'sharing': 0, 'stale': 0,
+                               'unknown': 0, 'unreachable': 0, 'shared_tokens': 0}
+    assert found['by_host'] == {HOST: {'runners': 3, 'healthy': 3, 'broken': 0, 'sharing': 0, 'unknown': 0}}
+    markdown = (report_dir / 'fleet-report.md').read_text()
+    assert '**3 runners on 1 hosts: 3 healthy' in markdown
+    assert all('| %s | chatgpt | healthy |' % row in markdown for row in rows)
+
+    play('verify')
+    assert [row['host'] for row in report()['hosts'] if row['healthy']] == rows
+
+    instances.auth('gh-2').write_text('{"tokens": {')
+    kept = dict((name, file_identity(instances.auth(name))) for name in ('gh-1', 'gl-1'))
+    output = play('verify', expect_failure=True)
+    assert 'broken (%s/gh-2)' % HOST in output
+    assert report()['broken'] == report()['needs_reseed'] == ['%s/gh-2' % HOST]
+
+    play('reseed')
+    assert report('before-reseed')['needs_reseed'] == ['%s/gh-2' % HOST]
+    after = report('after-reseed')
+    assert after['ok'] and [row['host'] for row in after['hosts'] if row['healthy']] == rows
+    assert dict((name, file_identity(instances.auth(name))) for name in ('gh-1', 'gl-1')) == kept
+    stored = json.loads(instances.auth('gh-2').read_text())
+    assert stored['tokens']['refresh_token'] == instances.docs['gh-2']['tokens']['refresh_token']
+
+    # Named: host/instance reseeds that instance alone, replacing it though it is healthy (gl-1 holds a valid
+    # auth.json other than its seed; gh-1 too, and it is left so).
+    for name in ('gh-1', 'gl-1'):
+        with open(str(instances.auth(name)), 'w') as handle:  # in place: owner and mode kept
+            handle.write(json.dumps(dict(instances.docs[name], last_refresh=time.strftime('%Y-%m-%dT%H:%M:%SZ',
+                                                                                           time.gmtime()))))
+    before = file_identity(instances.auth('gh-1'))
+    play('reseed', codexops_reseed_hosts=['%s/gl-1' % HOST])
+    assert report('before-reseed')['needs_reseed'] == []
+    assert report('after-reseed')['ok']
+    assert file_identity(instances.auth('gh-1')) == before
+    assert json.loads(instances.auth('gl-1').read_text()) == instances.docs['gl-1']
+
+
+def test_one_refresh_token_on_instances_of_two_hosts_is_refused_before_anything_is_written(instances):
+    """The refusal across the play: gh-1 of runner-1 and a of runner-2 would hold one refresh token."""
+    for name, doc in (('a', instances.docs['gh-1']), ('b', instances.new_doc('b'))):
+        (instances.seed_dir / OTHER_HOST / ('%s.json' % name)).unlink()
+        write_private(instances.seed_dir / OTHER_HOST / ('%s.json' % name), fake_credentials.dumps(doc))
+    output = instances.run(limit='%s,%s' % (HOST, OTHER_HOST), expect_failure=True)
+    assert 'these runners would share one refresh token' in output
+    assert '%s/gh-1 and %s/a' % (HOST, OTHER_HOST) in output
+    assert not any(instances.home(name).exists() for name in INSTANCES)
+    assert not instances.home('a', OTHER_HOST).exists() and not instances.home('b', OTHER_HOST).exists()
