@@ -171,7 +171,7 @@ def test_three_instances_two_users_one_round_trip(instances):
     assert changed_by_host(first) == {HOST: 1}
     # One module run plans the three instances (the refusal across the play reads it), one writes them.
     assert seed_runs(first) == 2
-    assert first.count("TASK [codexops.runner.codex_auth : Seed every runner instance of the host") == 1
+    assert first.count("TASK [codexops.runner.codex_auth : Seed auth.json and config.toml") == 1
     for name in INSTANCES:
         owner = pwd.getpwnam(instances.users[name])
         home, auth = os.stat(str(instances.home(name))), os.stat(str(instances.auth(name)))
