@@ -217,7 +217,8 @@ def codex_fleet_report(health_by_host):
         if health.get('stale'):
             stale.append(host)
         row = dict((column, health.get(column)) for column in REPORT_COLUMNS if column != 'host')
-        row.update(host=host, runner_host=machine, instance=instance, problems=codes, warnings=_codes(health.get('health_warnings')),
+        row.update(host=host, runner_host=machine, instance=instance, problems=codes,
+                   warnings=_codes(health.get('health_warnings')),
                    shared_token=host in sharing_hosts, stale=bool(health.get('stale')),
                    owner=health.get('owner'), codex_home_mode=health.get('codex_home_mode'),
                    auth_file_mode=health.get('auth_file_mode'),

@@ -20,8 +20,8 @@ def test_report_counts_and_groups():
         'c': health(fingerprint='f3', stale=True, warnings=['stale']),
         'd': None,
     })
-    assert report['totals'] == {'hosts': 4, 'runners': 4, 'healthy': 2, 'broken': 1, 'sharing': 0, 'stale': 1, 'unknown': 1,
-                                'unreachable': 0, 'shared_tokens': 0}
+    assert report['totals'] == {'hosts': 4, 'runners': 4, 'healthy': 2, 'broken': 1, 'sharing': 0, 'stale': 1,
+                                'unknown': 1, 'unreachable': 0, 'shared_tokens': 0}
     assert report['broken'] == ['b'] and report['unknown'] == ['d'] and report['stale'] == ['c']
     assert report['problems_by_code'] == {'auth_mode_bits': ['b'], 'store_not_file': ['b']}
     assert report['needs_reseed'] == ['b'] and not report['ok']
