@@ -74,7 +74,8 @@ def check_value(kind, value):
     if kind == 'hosts':
         if isinstance(value, list) and all(isinstance(item, string_types) and item for item in value):
             return None
-        return ('must be a list of inventory host names (e.g. -e \'{"codexops_reseed_hosts": ["runner-7"]}\'), '
+        return ('must be a list of inventory host names or host/instance names (e.g. -e '
+                '\'{"codexops_reseed_hosts": ["runner-7", "runner-8/gh-2"]}\'), '
                 'not %s' % shown)
     if kind == 'serial':
         items = value if isinstance(value, list) else [value]
@@ -98,8 +99,11 @@ def check_value(kind, value):
 
 
 def unknown_hosts(kind, value, inventory):
-    """For a list of host names: why some are not in the inventory (add_host would make them up)."""
-    unknown = [name for name in value if name not in inventory] if kind == 'hosts' else []
+    """For a list of host names: why some are not in the inventory (add_host would make them up). A runner
+    instance is named host/instance: its host must be in the inventory (the reseed playbook refuses an
+    instance the host does not have)."""
+    unknown = [name for name in value if name not in inventory
+               and not ('/' in name and name.rsplit('/', 1)[0] in inventory)] if kind == 'hosts' else []
     return 'names hosts that are not in the inventory: %s' % host_list(unknown) if unknown else None
 
 

@@ -18,12 +18,17 @@ import unicodedata
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.codexops.runner.plugins.module_utils.keepalive_status import INSTANCE_NAME
+
 REPORT_COLUMNS = ('host', 'auth_mode', 'healthy', 'problems', 'last_refresh', 'age_days', 'credentials_store',
                   'refresh_token_fingerprint')
 # Summary fields copied into a report row, with the types a verify summary gives them.
 _TEXT_FIELDS = ('auth_mode', 'last_refresh', 'credentials_store', 'refresh_token_fingerprint', 'owner',
                 'codex_home_mode', 'auth_file_mode', 'keepalive_last_run', 'keepalive_result', 'keepalive_reason')
 UNKNOWN_CODE = 'unreachable_or_unverified'
+# What the report counts for each host (by_host): its runners (1 without instances), and how many of them are
+# healthy, broken, sharing a refresh token (and otherwise healthy) or unknown.
+_HOST_COUNTS = ('runners', 'healthy', 'broken', 'sharing', 'unknown')
 # An unknown host whose result says Ansible could not reach it: never reseeded, never counted broken.
 UNREACHABLE_CODE = 'unreachable'
 # A dead refresh token (the keepalive or a probe saw the refresh fail): reseed replaces auth.json.
@@ -66,15 +71,52 @@ def _summaries(health_by_host):
     return dict((str(host), _summary(value)) for host, value in health_by_host.items())
 
 
-def codex_fleet_health(hostvars, hosts, variable='codex_auth_health'):
+def _instance_rows(hostvars, host, instances):
+    """The host's per-instance rows (hostvars[host][instances], as codex_runner_health records them), or None
+    when it has none: a list of dicts, each named by a valid instance name."""
+    if not instances:
+        return None
+    try:
+        rows = hostvars[host].get(instances)
+    except (KeyError, AttributeError, TypeError):
+        return None
+    if not isinstance(rows, list) or not rows:
+        return None
+    if not all(isinstance(row, dict) and _instance_name(row.get('name')) for row in rows):
+        return None
+    return rows
+
+
+def _instance_name(name):
+    return isinstance(name, str) and INSTANCE_NAME.fullmatch(name) is not None
+
+
+def runner_of(key, value):
+    """(host, instance) of a report key: `host/instance` for an instance row (its summary names the
+    instance), (key, None) for a host without instances."""
+    name = value.get('name') if isinstance(value, dict) else None
+    if _instance_name(name) and key.endswith('/' + name) and len(key) > len(name) + 1:
+        return key[:-len(name) - 1], name
+    return key, None
+
+
+def codex_fleet_health(hostvars, hosts, variable='codex_auth_health', instances=None):
     """{host: hostvars[host][variable]} for the given hosts, None where a host has no result
     (unreachable, or failed before verifying): the report counts those as unknown.
 
     `variable` may be a list of names, tried in order: the first that holds a result of a task that
-    ran (a dict, not a skipped result) wins, e.g. a write that ran before the plan it followed."""
+    ran (a dict, not a skipped result) wins, e.g. a write that ran before the plan it followed.
+
+    `instances` (e.g. codex_auth_runners_health): a host that holds a list of per-instance rows there
+    gives one entry per runner instance, `host/instance`, instead (a runner is then an instance)."""
     names = [variable] if isinstance(variable, str) else list(variable or [])
     collected = {}
     for host in [hosts] if isinstance(hosts, str) else list(hosts or []):
+        rows = _instance_rows(hostvars, host, instances)
+        if rows is not None:
+            for row in rows:
+                collected['%s/%s' % (host, row['name'])] = row
+            continue
         value = None
         for name in names:
             try:
@@ -99,18 +141,20 @@ def codex_shared_fingerprints(health_by_host):
 
 
 def codex_seed_conflicts(plans):
-    """Refresh tokens that seeding would put on more than one host.
+    """Refresh tokens that seeding would put on more than one runner.
 
-    `plans` maps host -> a codex_auth_seed check-mode result. Its `auth` summary is the state after
+    `plans` maps host -> a codex_auth_seed check-mode result; a result with `runners` (runner instances)
+    stands for each of its instances, `host/instance`, so one token on two instances of one host or of
+    two hosts is found as one on two hosts is. Its `auth` summary is the state after
     seeding (exactly predicted), so a fingerprint on two hosts where at least one would be written is
     a seed about to be shared. Sharing that already exists and that this run does not touch is
     left to verify; so is a host whose plan is not a codex_auth_seed result. Returns
-    [{fingerprint, hosts, written}].
+    [{fingerprint, hosts, written}] (hosts and written name runners: a host, or `host/instance`).
     """
     plans = {} if plans is None else plans
     if not isinstance(plans, dict):
         raise AnsibleFilterError('codex_seed_conflicts takes a dict of {host: codex_auth_seed result}')
-    plans = dict((str(host), plan if isinstance(plan, dict) else {}) for host, plan in plans.items())
+    plans = _runner_plans(plans)
     conflicts = []
     predicted = dict((host, plan.get('auth')) for host, plan in plans.items())
     for fingerprint, hosts in sorted(codex_shared_fingerprints(predicted).items()):
@@ -118,6 +162,22 @@ def codex_seed_conflicts(plans):
         if written:
             conflicts.append({'fingerprint': fingerprint, 'hosts': hosts, 'written': written})
     return conflicts
+
+
+def _runner_plans(plans):
+    """{runner: plan}: a host's plan, or, for a codex_auth_seed result with `runners`, one plan per instance,
+    `host/instance` (its action and auth, as the module returns them)."""
+    expanded = {}
+    for host, plan in plans.items():
+        plan = plan if isinstance(plan, dict) else {}
+        runners = plan.get('runners')
+        if isinstance(runners, list) and runners and all(
+                isinstance(item, dict) and _instance_name(item.get('name')) for item in runners):
+            for item in runners:
+                expanded['%s/%s' % (host, item['name'])] = item
+        else:
+            expanded[str(host)] = plan
+    return expanded
 
 
 def _unknown_code(value):
@@ -130,23 +190,35 @@ def codex_fleet_report(health_by_host):
     shared = codex_shared_fingerprints(summaries)
     sharing_hosts = sorted(set(host for hosts in shared.values() for host in hosts))
     rows, problems_by_code, broken, stale, unknown, unreachable = [], {}, [], [], [], []
+    by_host = {}
     for host, health in sorted(summaries.items()):
+        machine, instance = runner_of(host, health)
+        counts = by_host.setdefault(machine, dict((name, 0) for name in _HOST_COUNTS))
+        counts['runners'] += 1
         if health is None:
             code = _unknown_code(health_by_host.get(host))
             unknown.append(host)
+            counts['unknown'] += 1
             if code == UNREACHABLE_CODE:
                 unreachable.append(host)
-            rows.append({'host': host, 'healthy': None, 'problems': [code]})
+            rows.append({'host': host, 'runner_host': machine, 'instance': instance, 'healthy': None,
+                         'problems': [code]})
             continue
         codes = _codes(health.get('problems'))
         for code in codes:
             problems_by_code.setdefault(code, []).append(host)
         if not health['healthy']:
             broken.append(host)
+            counts['broken'] += 1
+        elif host in sharing_hosts:
+            counts['sharing'] += 1
+        else:
+            counts['healthy'] += 1
         if health.get('stale'):
             stale.append(host)
         row = dict((column, health.get(column)) for column in REPORT_COLUMNS if column != 'host')
-        row.update(host=host, problems=codes, warnings=_codes(health.get('health_warnings')),
+        row.update(host=host, runner_host=machine, instance=instance, problems=codes,
+                   warnings=_codes(health.get('health_warnings')),
                    shared_token=host in sharing_hosts, stale=bool(health.get('stale')),
                    owner=health.get('owner'), codex_home_mode=health.get('codex_home_mode'),
                    auth_file_mode=health.get('auth_file_mode'),
@@ -159,10 +231,14 @@ def codex_fleet_report(health_by_host):
     return {
         'generated_at': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'),
         'ok': not (broken or shared or unknown),
-        'totals': {'hosts': len(rows), 'healthy': len(rows) - len(broken) - len(unknown) - len(sharing_only),
+        # Counted in runners (a host without instances is one runner, a host with instances one per
+        # instance), but `hosts` counts hosts; by_host has the counts of each host's runners.
+        'totals': {'hosts': len(by_host), 'runners': len(rows),
+                   'healthy': len(rows) - len(broken) - len(unknown) - len(sharing_only),
                    'broken': len(broken), 'sharing': len(sharing_hosts), 'stale': len(stale),
                    'unknown': len(unknown), 'unreachable': len(unreachable), 'shared_tokens': len(shared)},
         'hosts': rows,
+        'by_host': by_host,
         'broken': broken,
         'stale': stale,
         'unknown': unknown,
@@ -175,6 +251,48 @@ def codex_fleet_report(health_by_host):
         # runner of a shared refresh token; never an unknown (unreachable or unverified) one.
         'needs_reseed': sorted(set(broken) | set(sharing_hosts)),
     }
+
+
+def codex_reseed_targets(report, named=None):
+    """What the reseed playbook replaces, from a fleet report: {host: {replace, instances}}.
+
+    The report's needs_reseed, and the `named` runners (a host, `host/instance`, or a host with instances,
+    which names all of them). A runner sharing a refresh token, with a dead one or named is replaced
+    (`always`), another broken one only if invalid. `instances` is {instance: replace} for a host with runner
+    instances (only those are reseeded), empty for a host without; `replace` is the host's mode then."""
+    if not isinstance(report, dict):
+        raise AnsibleFilterError('codex_reseed_targets takes the dict codex_fleet_report returns')
+    named = [named] if isinstance(named, str) else list(named or [])
+    if not all(isinstance(name, str) and name for name in named):
+        raise AnsibleFilterError('codex_reseed_targets: the named runners must be names (host or host/instance)')
+    rows = [row for row in report.get('hosts') or [] if isinstance(row, dict) and isinstance(row.get('host'), str)]
+    runner = dict((row['host'], (row.get('runner_host') or row['host'], row.get('instance'))) for row in rows)
+    by_host = {}
+    for key, (host, instance) in runner.items():
+        if instance is not None:
+            by_host.setdefault(host, []).append(key)
+    always = set(list(report.get('sharing') or []) + list(report.get('refresh_failed') or []))
+    chosen = {}
+    for name in list(report.get('needs_reseed') or []) + named:
+        keys = [name] if name in runner else by_host.get(name, [name])
+        for key in keys:
+            mode = 'always' if key in always or name in named else 'invalid'
+            chosen[key] = 'always' if chosen.get(key) == 'always' else mode
+    targets = {}
+    for key, mode in sorted(chosen.items()):
+        if key in runner:
+            host, instance = runner[key]
+        elif '/' in key and key.rsplit('/', 1)[0] in by_host:
+            raise AnsibleFilterError('codex_reseed_targets: %s names no runner instance of host %s (it has %s)'
+                                     % (key, key.rsplit('/', 1)[0], ', '.join(sorted(by_host[key.rsplit('/', 1)[0]]))))
+        else:
+            host, instance = key, None  # a named host the report does not know: reseeded as a host, as before
+        target = targets.setdefault(host, {'replace': 'invalid', 'instances': {}})
+        if instance is None:
+            target['replace'] = mode
+        else:
+            target['instances'][instance] = mode
+    return targets
 
 
 # -- Markdown -------------------------------------------------------------------------------------
@@ -267,18 +385,21 @@ def _hosts_by(mapping):
 
 
 def codex_fleet_markdown(report):
-    """The fleet report as Markdown: a summary line, then one table row per host."""
+    """The fleet report as Markdown: a summary line, then one table row per runner (a host, or `host/instance`)."""
     if not isinstance(report, dict):
         raise AnsibleFilterError('codex_fleet_markdown takes the dict codex_fleet_report returns')
     totals = report.get('totals')
     rows = report.get('hosts') if isinstance(report.get('hosts'), list) else []
+    # A fleet with runner instances counts runners (`host/instance` rows) on hosts; one without, hosts as before.
+    runners, hosts = _count(totals, 'runners'), _count(totals, 'hosts')
+    counted = '%d hosts' % hosts if runners in (0, hosts) else '%d runners on %d hosts' % (runners, hosts)
     lines = [
         '# Codex credentials: fleet report',
         '',
-        'Generated %s. **%d hosts: %d healthy, %d broken, %d sharing a refresh token, %d stale, %d unknown '
+        'Generated %s. **%s: %d healthy, %d broken, %d sharing a refresh token, %d stale, %d unknown '
         '(%d unreachable).**'
-        % ((_text(report.get('generated_at')),) + tuple(_count(totals, name) for name in (
-            'hosts', 'healthy', 'broken', 'sharing', 'stale', 'unknown', 'unreachable'))),
+        % ((_text(report.get('generated_at')), counted) + tuple(_count(totals, name) for name in (
+            'healthy', 'broken', 'sharing', 'stale', 'unknown', 'unreachable'))),
         '',
         '| host | mode | health | problems | last refresh | age (days) | store | fingerprint | last keepalive | '
         'keepalive result |',
@@ -307,4 +428,5 @@ class FilterModule(object):
             'codex_fleet_markdown': codex_fleet_markdown,
             'codex_shared_fingerprints': codex_shared_fingerprints,
             'codex_seed_conflicts': codex_seed_conflicts,
+            'codex_reseed_targets': codex_reseed_targets,
         }

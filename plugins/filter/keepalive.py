@@ -8,12 +8,14 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.codexops.runner.plugins.module_utils import keepalive_status
 
 
-def codex_keepalive_name(home, user):
+def codex_keepalive_name(home, user, instance=None):
     try:
-        return keepalive_status.keepalive_name(user, home)
+        return keepalive_status.keepalive_name(user, home, instance)
     except ValueError as exc:
-        raise AnsibleFilterError('codex_keepalive_name: %s (got a CODEX_HOME of type %s and a user of type %s)'
-                                 % (exc, type(home).__name__, type(user).__name__))
+        # Types only: the values come from the inventory and could be anything.
+        raise AnsibleFilterError('codex_keepalive_name: %s (got a CODEX_HOME of type %s, a user of type %s and an '
+                                 'instance of type %s)' % (exc, type(home).__name__, type(user).__name__,
+                                                           type(instance).__name__))
 
 
 class FilterModule(object):

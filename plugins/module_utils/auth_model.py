@@ -386,6 +386,14 @@ class AuthFile:
     def refresh_token_fingerprint(self, salt=None):
         return fingerprint(self._tokens.get('refresh_token'), salt)
 
+    def refresh_token_digest(self):
+        """The full SHA-256 of the refresh token (None without one): equal for two copies of one token, for
+        comparing seeds on one host without keeping or showing the token."""
+        token = self._tokens.get('refresh_token')
+        if not _nonempty_str(token):
+            return None
+        return hashlib.sha256(token.encode('utf-8', 'surrogatepass')).hexdigest()
+
     def identity_facts(self, salt=None):
         """What tells two copies of a credential apart, secret-free: mode, last refresh, fingerprint."""
         return {'auth_mode': self.mode,

@@ -79,27 +79,53 @@ _VERSION = re.compile(r'^[0-9A-Za-z.+-]{1,64}$')
 # Where the codex_keepalive role installs its script by default, and what it names it.
 DEFAULT_SCRIPT_DIR = '/usr/local/libexec/codexops'
 
+# Runner instances (several runners on one host, module_utils/_runner_instances.py). The instance an
+# inventory without a list has - the one the single-runner variables describe - is called this, and its
+# keepalive keeps the name keepalives always had.
+DEFAULT_INSTANCE = 'default'
+# What an instance may be called. The name becomes part of a script path, systemd unit and cron file
+# names (the role keeps only [A-Za-z0-9_-] in a cron file name, so no '.'), report keys (`host/name`)
+# and a Vault policy name (Vault lowercases those, so no capitals: two names must not become one).
+# Matched whole (fullmatch): `$` would let a trailing newline through.
+INSTANCE_NAME = re.compile(r'[a-z0-9][a-z0-9_-]{0,31}')
 
-def keepalive_name(user, home):
+
+def keepalive_name(user, home, instance=None):
     """The name of the keepalive of `user` for CODEX_HOME `home` (its script, units and cron job): the ONE
     place it is computed. The codex_keepalive role's default codex_keepalive_name, codex_auth's probe
     command and codex_auth_verify's default probe all ask this (the roles through the filter
     codexops.runner.codex_keepalive_name). `codex-keepalive-USER` for `~USER/.codex` (the role's default,
     the name keepalives always had), else with the first 8 hex digits of the SHA-256 of `home` as given:
-    `/home/ci/.codex` given as a path is named by its hash on every side."""
+    `/home/ci/.codex` given as a path is named by its hash on every side.
+
+    With a runner `instance` other than DEFAULT_INSTANCE the name comes from the instance, not from its
+    home: `codex-keepalive-USER-INSTANCE-HASH`, HASH being the first 8 hex digits of the SHA-256 of
+    USER NUL INSTANCE. The readable part alone is ambiguous (user `ci` with instance `a-b` and user `ci-a`
+    with instance `b` both read `ci-a-b`); the hash of the unambiguous pair tells them apart. Moving an
+    instance's CODEX_HOME keeps its name, so the role rewrites that keepalive instead of leaving the old
+    one running. The default instance (None or DEFAULT_INSTANCE) keeps exactly the name above."""
     if not isinstance(user, str) or not isinstance(home, str) or not user or not home:
         raise ValueError('keepalive_name needs a user name and a CODEX_HOME')
     legacy = 'codex-keepalive-%s' % user
-    if home == '~%s/.codex' % user:
-        return legacy
-    return '%s-%s' % (legacy, hashlib.sha256(home.encode('utf-8')).hexdigest()[:8])
+    if instance is None or instance == DEFAULT_INSTANCE:
+        if home == '~%s/.codex' % user:
+            return legacy
+        return '%s-%s' % (legacy, hashlib.sha256(home.encode('utf-8')).hexdigest()[:8])
+    if not isinstance(instance, str) or not INSTANCE_NAME.fullmatch(instance):
+        raise ValueError('keepalive_name needs an instance name of 1 to 32 characters a-z, 0-9, _ and -, '
+                         'starting with a letter or digit')
+    pair = ('%s\0%s' % (user, instance)).encode('utf-8')
+    return '%s-%s-%s' % (legacy, instance, hashlib.sha256(pair).hexdigest()[:8])
 
 
-def default_script(user, home, user_home=None, exists=os.path.exists):
+def default_script(user, home, user_home=None, exists=os.path.exists, instance=None):
     """The keepalive script the role installs for `user` and CODEX_HOME `home` by default. A module gets
     `home` already expanded (Ansible expands `~ci/.codex` of a path option to `/home/ci/.codex`): for the
     user's own default CODEX_HOME the script the role named for `~USER/.codex` is used when that one is
-    installed and the one named for the path is not."""
+    installed and the one named for the path is not. A runner `instance` other than the default names its
+    keepalive itself, whatever its home."""
+    if instance is not None and instance != DEFAULT_INSTANCE:
+        return os.path.join(DEFAULT_SCRIPT_DIR, keepalive_name(user, home, instance))
     script = os.path.join(DEFAULT_SCRIPT_DIR, keepalive_name(user, home))
     if user_home and os.path.normpath(home) == os.path.normpath(os.path.join(user_home, '.codex')) \
             and not exists(script):

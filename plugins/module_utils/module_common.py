@@ -77,15 +77,23 @@ def guarded(module, func, *args, **kwargs):
     quotes file or option content). The one place modules catch errors."""
     try:
         return func(*args, **kwargs)
-    except errors.CodexOpsError as exc:
-        module.fail_json(msg=exc.message, error_code=exc.code)
-    except OSError as exc:
-        module.fail_json(msg=os_error_message(exc))
     except Exception as exc:  # pylint: disable=broad-except
-        # A bug, not a refusal: its text could quote what it was parsing, so only its class is shown
-        # (as privsep does for a runner-user child).
-        module.fail_json(msg='unexpected %s; nothing more is shown, as it could quote file content'
-                         % type(exc).__name__, error_code='internal_error')
+        msg, code = refusal(exc)
+        if code is None:
+            module.fail_json(msg=msg)
+        module.fail_json(msg=msg, error_code=code)
+
+
+def refusal(exc):
+    """(message, error code or None) of an exception, as guarded shows it: a refusal's own message, an OS error's
+    file and reason, and for anything else (a bug, not a refusal, whose text could quote what it was parsing)
+    only its class (as privsep does for a runner-user child)."""
+    if isinstance(exc, errors.CodexOpsError):
+        return exc.message, exc.code
+    if isinstance(exc, OSError):
+        return os_error_message(exc), None
+    return ('unexpected %s; nothing more is shown, as it could quote file content' % type(exc).__name__,
+            'internal_error')
 
 
 def resolve_ids(module):
@@ -96,12 +104,23 @@ def read_seed_file(module, path):
     """Seed bytes from a file on the managed host, read by root through trusted_path (no link a
     non-root user made is followed). A seed others can read is already a leak; say so, but still
     use it (the fix is on the source, not on the runner)."""
-    data, st = trusted_path.read_file(path, 'seed', auth_model.MAX_AUTH_BYTES)
+    data, warning = seed_file(path)
     if data is None:
         module.fail_json(msg='src %s does not exist. Nothing was written.' % path)
-    if stat.S_IMODE(st.st_mode) & 0o077:
-        module.warn('seed file %s is mode %04o; it holds credentials, make it 0600.' % (path, stat.S_IMODE(st.st_mode)))
+    if warning:
+        module.warn(warning)
     return data
+
+
+def seed_file(path):
+    """(bytes, warning or None) of a seed file on the managed host as read_seed_file reads it; (None, None) when
+    it does not exist."""
+    data, st = trusted_path.read_file(path, 'seed', auth_model.MAX_AUTH_BYTES)
+    if data is None:
+        return None, None
+    if stat.S_IMODE(st.st_mode) & 0o077:
+        return data, 'seed file %s is mode %04o; it holds credentials, make it 0600.' % (path, stat.S_IMODE(st.st_mode))
+    return data, None
 
 
 def os_error_message(exc):

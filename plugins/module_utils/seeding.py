@@ -33,9 +33,13 @@ def load_seed(data, allowed_modes, require_refresh_token):
     """Validate seed bytes; SeedError names what is wrong, never what the seed contains."""
     seed, found = auth_model.judge(data, allowed_modes, require_refresh_token)
     if found:
-        raise SeedError('the seed is not a usable auth.json (%s) Nothing was written.'
-                        % '; '.join('%s: %s' % (item['code'], item['message']) for item in found))
+        raise SeedError('the seed is not a usable auth.json (%s) Nothing was written.' % faults_text(found))
     return seed
+
+
+def faults_text(found):
+    """What auth_model.judge found wrong with a seed, in words (codes and messages, never content)."""
+    return '; '.join('%s: %s' % (item['code'], item['message']) for item in found)
 
 
 def decide(existing, seed_data, seed, policy, allowed_modes, require_refresh_token):

@@ -30,21 +30,111 @@ extends_documentation_fragment:
   - codexops.runner.codex_home.LOCKS
   - codexops.runner.codex_home.ATTRIBUTES
 options:
+  codex_home:
+    description:
+      - The runner user's Codex home directory (what C(CODEX_HOME) points to), usually C(~runner/.codex).
+      - Must be an absolute path. A symlinked CODEX_HOME is refused, so credentials cannot be redirected.
+      - Required unless O(runners) is given; mutually exclusive with it.
+    type: path
+    required: false
+  owner:
+    description:
+      - The runner user that must own CODEX_HOME and the files in it.
+      - Name or numeric ID. A user that does not exist is an error and nothing is written.
+      - When omitted, ownership is left as it is (new files belong to the user the module runs as).
+      - Mutually exclusive with O(runners) (each instance has its own).
+    type: str
+  group:
+    description:
+      - Group for CODEX_HOME and the files in it. Defaults to the primary group of O(owner).
+      - Mutually exclusive with O(runners) (each instance has its own).
+    type: str
   content:
     description:
       - The seed C(auth.json) content, typically from a vault-encrypted per-host file
         (C(lookup('ansible.builtin.file', 'codex_seeds/' ~ inventory_hostname ~ '.json'))).
       - A dict is accepted too and serialized as JSON (Ansible may turn a JSON string into a dict when
         templating).
-      - Mutually exclusive with O(src).
+      - Mutually exclusive with O(src) and O(runners).
       - One seed per runner. A ChatGPT refresh token copied onto two runners breaks the second one
         with C(refresh_token_reused) as soon as the first refreshes.
     type: raw
   src:
     description:
-      - Path of the seed file on the managed host. Mutually exclusive with O(content).
+      - Path of the seed file on the managed host. Mutually exclusive with O(content) and O(runners).
       - Read without following symlinks.
     type: path
+  runners:
+    description:
+      - Several runner instances on this host, each with its own CODEX_HOME, owner and seed, seeded in this one
+        module run instead of O(codex_home). Each instance is seeded exactly as a single runner is (the seed
+        written only as O(replace) allows, under Codex's locks, atomically; check mode predicts exactly; the diff
+        shows metadata only, one entry per instance). The result is then RV(runners), one per instance in the
+        order given, with C(changed) and RV(pending) for the whole run; the other single-runner return values are
+        not returned.
+      - Before anything is written the whole list is refused, naming the instances and never a credential, when
+        two instances have one name or one CODEX_HOME, a CODEX_HOME lies inside another's, a name is not 1 to 32
+        characters V(a-z), V(0-9), V(_) and V(-) starting with a letter or digit, an O(runners[].owner) or
+        O(runners[].group) does not exist on the host, a seed is missing or not a usable C(auth.json), or two
+        instances' seeds hold the same refresh token (the first to refresh would break the other with
+        C(refresh_token_reused)). Then each CODEX_HOME is checked as check mode would see it (a symlinked
+        C(auth.json), an unusable lock, ...), and any refusal there also refuses the whole list before anything
+        is written.
+      - Should writing an instance fail nonetheless (a lock held too long, a full disk), the task fails naming
+        it, with RV(runners) holding the instances before it, which were seeded; the ones after it are not
+        touched.
+      - Every other option applies to every instance; O(replace), O(allowed_auth_modes) and
+        O(environment_files) are the defaults of the instances that do not set their own. O(fail_on_problems)
+        fails the task when the state left (or, in check mode, predicted) for any instance has a problem,
+        naming the instances.
+    type: list
+    elements: dict
+    version_added: 0.2.0
+    suboptions:
+      name:
+        description:
+          - The instance's name, unique on the host. It names the instance's keepalive and its result row.
+        type: str
+        required: true
+      codex_home:
+        description:
+          - The instance's CODEX_HOME, an absolute path; never a symlink.
+        type: path
+        required: true
+      owner:
+        description:
+          - The runner user that must own this CODEX_HOME, as O(owner).
+        type: str
+      group:
+        description:
+          - Group for this CODEX_HOME, as O(group).
+        type: str
+      content:
+        description:
+          - This instance's seed, as O(content). Never returned, logged or shown in a message.
+          - Mutually exclusive with O(runners[].src); one of them is required.
+        type: raw
+      src:
+        description:
+          - Path of this instance's seed file on the managed host, as O(src).
+        type: path
+      replace:
+        description:
+          - This instance's replace policy, as O(replace) (which is the default).
+        type: str
+        choices: [never, invalid, older, different, always]
+      allowed_auth_modes:
+        description:
+          - Auth modes this instance's seed may have, as O(allowed_auth_modes) (which is the default).
+        type: list
+        elements: str
+        choices: [apikey, chatgpt, chatgptAuthTokens, callerProvided, agentIdentity, personalAccessToken,
+                  bedrockApiKey, bedrockAccessKeys]
+      environment_files:
+        description:
+          - This instance's environment files, as O(environment_files) (which is the default).
+        type: list
+        elements: path
   replace:
     description:
       - When an existing C(auth.json) is replaced. Each policy includes the ones before it.
@@ -118,6 +208,29 @@ EXAMPLES = r'''
     backup: true
   become: true
 
+- name: Seed every runner instance of a host in one module run, each from its own seed
+  codexops.runner.codex_auth_seed:
+    runners:
+      - name: gh-1
+        codex_home: /home/ci/.codex-gh-1
+        owner: ci
+        content: "{{ lookup('ansible.builtin.file', 'codex_seeds/' ~ inventory_hostname ~ '/gh-1.json') }}"
+      - name: gh-2
+        codex_home: /home/ci/.codex-gh-2
+        owner: ci
+        content: "{{ lookup('ansible.builtin.file', 'codex_seeds/' ~ inventory_hostname ~ '/gh-2.json') }}"
+    config_settings:
+      cli_auth_credentials_store: file
+  become: true
+  register: seeded_instances
+
+- name: One line per instance, never a token
+  ansible.builtin.debug:
+    msg: "{{ item.name }}: {{ item.action }}, healthy={{ item.auth.healthy }}"
+  loop: "{{ seeded_instances.runners }}"
+  loop_control:
+    label: "{{ item.name }}"
+
 - name: Rotate an API key on runners that use one
   codexops.runner.codex_auth_seed:
     codex_home: /home/ci/.codex
@@ -136,52 +249,53 @@ pending:
     - Whether the run has (or, in check mode, would have) anything to do - the module's own C(changed).
     - Roles that run the module in check mode as a plan and override C(changed) with C(changed_when) read this
       key instead of rebuilding the rule.
+    - With O(runners), whether any instance has (or would have) anything to do.
   returned: success
   type: bool
   sample: false
 action:
   description: What happened to C(auth.json).
-  returned: success
+  returned: success, when O(runners) is not given
   type: str
   choices: [created, replaced, kept]
   sample: kept
 reason:
   description: Why, in words (never content).
-  returned: success
+  returned: success, when O(runners) is not given
   type: str
   sample: auth.json exists and replace is never (Codex may have refreshed it since)
 backup_file:
   description: Path of the C(0600) backup of the replaced file, when O(backup=true) and a file was replaced.
-  returned: success
+  returned: success, when O(runners) is not given
   type: str
   sample: /home/ci/.codex/auth.json.20261121T102200.123456Z.bak
 attributes_changed:
   description: Mode and ownership repairs made, such as V(codex_home_mode) or V(auth_owner).
-  returned: success
+  returned: success, when O(runners) is not given
   type: list
   elements: str
   sample: [auth_mode]
 config_changed_keys:
   description: With O(config_settings), each changed config.toml key and what happened to it.
-  returned: success
+  returned: success, when O(runners) is not given
   type: dict
   sample: {cli_auth_credentials_store: added}
 config_warnings:
   description: With O(config_settings), keys also found inside a table, where Codex ignores them.
-  returned: success
+  returned: success, when O(runners) is not given
   type: list
   elements: str
   sample: []
 removed_temp_files:
   description: How many temp files left by an interrupted earlier run were removed.
-  returned: success
+  returned: success, when O(runners) is not given
   type: int
   sample: 0
 auth:
   description:
     - Health summary of the resulting C(auth.json), exactly as M(codexops.runner.codex_auth_verify) returns it
       (in check mode, of the file a real run would leave).
-  returned: success
+  returned: success, when O(runners) is not given
   type: dict
   sample:
     healthy: true
@@ -191,12 +305,48 @@ auth:
     last_refresh: '2026-11-21T10:22:00Z'
     has_refresh_token: true
     refresh_token_fingerprint: 3f9a1c0e5b7d2a64
+runners:
+  description:
+    - With O(runners), one result per instance, in the order given - its C(name) and C(codex_home), and every other
+      value this module returns for a single runner (C(changed), RV(pending), RV(action), RV(reason),
+      RV(backup_file), RV(attributes_changed), RV(removed_temp_files), RV(config_changed_keys),
+      RV(config_warnings), RV(auth)), with the same meaning.
+  returned: success, when O(runners) is given
+  type: list
+  elements: dict
+  version_added: 0.2.0
+  sample:
+    - name: gh-1
+      codex_home: /srv/actions-runner-1/.codex
+      changed: true
+      pending: true
+      action: created
+      reason: auth.json was absent
+      backup_file: null
+      attributes_changed: [codex_home_created]
+      removed_temp_files: 0
+      config_changed_keys: {}
+      config_warnings: []
+      auth: {healthy: true, problems: [], health_warnings: [], auth_mode: chatgpt}
+    - name: gh-2
+      codex_home: /srv/actions-runner-2/.codex
+      changed: false
+      pending: false
+      action: kept
+      reason: auth.json exists and replace is never (Codex may have refreshed it since)
+      backup_file: null
+      attributes_changed: []
+      removed_temp_files: 0
+      config_changed_keys: {}
+      config_warnings: []
+      auth: {healthy: true, problems: [], health_warnings: [], auth_mode: chatgpt}
 '''
 
 import json
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.codexops.runner.plugins.module_utils import _runner_instances
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from ansible_collections.codexops.runner.plugins.module_utils import module_common
 from ansible_collections.codexops.runner.plugins.module_utils import safe_files
@@ -205,6 +355,7 @@ from ansible_collections.codexops.runner.plugins.module_utils import seeding
 
 def main():
     argument_spec = module_common.base_argument_spec(ownership=True, verify=True, locks=True)
+    argument_spec['codex_home']['required'] = False
     argument_spec.update(
         content=dict(type='raw', no_log=True),
         src=dict(type='path'),
@@ -212,22 +363,39 @@ def main():
         backup=dict(type='bool', default=False),
         backup_keep=dict(type='int', default=safe_files.DEFAULT_BACKUP_KEEP),
         config_settings=dict(type='dict'),
+        runners=dict(type='list', elements='dict', options=dict(
+            name=dict(type='str', required=True),
+            codex_home=dict(type='path', required=True),
+            owner=dict(type='str'),
+            group=dict(type='str'),
+            content=dict(type='raw', no_log=True),
+            src=dict(type='path'),
+            replace=dict(type='str', choices=list(seeding.REPLACE_POLICIES)),
+            allowed_auth_modes=dict(type='list', elements='str', choices=list(auth_model.KNOWN_AUTH_MODES)),
+            environment_files=dict(type='list', elements='path'),
+        ), mutually_exclusive=[('content', 'src')], required_one_of=[('content', 'src')]),
     )
     argument_spec['allowed_auth_modes']['default'] = ['chatgpt']
     module = AnsibleModule(
         argument_spec=argument_spec,
-        mutually_exclusive=[('content', 'src')],
-        required_one_of=[('content', 'src')],
+        # Each instance has its own CODEX_HOME, owner, group and seed: one value for all would be wrong for all
+        # but one (and one seed on two runners is the refresh_token_reused breakage).
+        mutually_exclusive=[('content', 'src'), ('codex_home', 'runners'), ('owner', 'runners'), ('group', 'runners'),
+                            ('content', 'runners'), ('src', 'runners')],
+        required_one_of=[('content', 'src', 'runners'), ('codex_home', 'runners')],
         supports_check_mode=True,
     )
     params = module.params
-    if isinstance(params['content'], dict):
+    if isinstance(params['content'], dict) or any(isinstance(entry['content'], dict)
+                                                  for entry in params['runners'] or []):
         # Every value of a no_log dict becomes a string Ansible masks wherever it appears: a dict
         # seed holding auth_mode "apikey" would return auth_mode VALUE_SPECIFIED_IN_NO_LOG_PARAMETER.
         # Auth mode names are not secrets.
         module.no_log_values.difference_update(auth_model.KNOWN_AUTH_MODES)
     if params['backup_keep'] < 0:
         module.fail_json(msg='backup_keep must be 0 (keep every backup) or more.')
+    if params['runners'] is not None:
+        _exit_instances(module, params)
     result = module_common.guarded(module, _seed, module, params)
     for warning in result['config_warnings']:
         module.warn(warning)
@@ -238,23 +406,165 @@ def main():
     module_common.exit_checked(module, result, result['auth'], predicted=module.check_mode)
 
 
+def _seed_bytes(content):
+    # The one rule for a seed's bytes, which the controller's shared-token check reads the same way. A string
+    # with a lone surrogate becomes bytes that fail validation as "not UTF-8", instead of an exception.
+    return _runner_instances.seed_bytes(content)
+
+
 def _seed(module, params):
     uid, gid = module_common.resolve_ids(module)
-    if isinstance(params['content'], dict):
-        seed_data = json.dumps(params['content'], indent=2).encode('utf-8')
-    elif params['content'] is not None:
-        # surrogatepass: content with a lone surrogate becomes bytes that fail validation as
-        # "not UTF-8", instead of an exception.
-        seed_data = str(params['content']).encode('utf-8', 'surrogatepass')
+    if params['content'] is not None:
+        seed_data = _seed_bytes(params['content'])
     else:
         seed_data = module_common.read_seed_file(module, params['src'])
     seed = seeding.load_seed(seed_data, params['allowed_auth_modes'], params['require_refresh_token'])
+    return _seed_run(module, params, params['codex_home'], seed_data, seed, uid, gid, module.check_mode).run()
+
+
+def _seed_run(module, params, home, seed_data, seed, uid, gid, check_mode):
     return seeding.SeedRun(
-        params['codex_home'], seed_data, seed, policy=params['replace'], uid=uid, gid=gid,
-        backup=params['backup'], check_mode=module.check_mode,
+        home, seed_data, seed, policy=params['replace'], uid=uid, gid=gid,
+        backup=params['backup'], check_mode=check_mode,
         verify_options=module_common.verify_options(params), config_settings=params['config_settings'],
         lock_timeout=params['lock_timeout'], backup_keep=params['backup_keep'],
-    ).run()
+    )
+
+
+def _known_user(user):
+    # The modules' one rule for a user (name or numeric ID), as a lookup _runner_instances can ask.
+    try:
+        return safe_files.resolve_ids(user)
+    except safe_files.UnsafePathError:
+        return None
+
+
+def _refuse(module, found):
+    error = _runner_instances.InstanceError(found)
+    module.fail_json(msg=error.message, error_code=error.code, problems=found)
+
+
+def _exit_instances(module, params):
+    """Every instance in this one run. The whole list is refused before anything is written: its layout and users,
+    each seed, one refresh token on two instances, then each CODEX_HOME as a check-mode plan sees it."""
+    if not params['runners']:
+        module.fail_json(msg='runners is empty: give at least one instance, or codex_home.')
+    instances = [_instance(params, entry) for entry in params['runners']]
+    labels = _runner_instances.labels(instances)
+    found = _runner_instances.layout_problems(instances) + _runner_instances.user_problems(instances, _known_user)
+    unknown = set(name for item in found if item['code'] == 'runner_instance_user_unknown' for name in item['instances'])
+    for instance, label in zip(instances, labels):
+        try:
+            instance['ids'] = safe_files.resolve_ids(instance['user'], instance['group'])
+        except safe_files.UnsafePathError as exc:
+            if label not in unknown:
+                found.append(_runner_instances.problem(
+                    'runner_instance_%s' % ('group_unknown' if exc.code == 'group_missing' else 'user_unknown'),
+                    [label], '%s: %s' % (_called(label), exc.message.rstrip('.'))))
+        found.extend(_load_seed(module, instance, label))
+    found.extend(_runner_instances.refresh_token_problems(
+        instances, [instance['seed'].refresh_token_digest() if instance.get('seed') else None
+                    for instance in instances]))
+    if found:
+        _refuse(module, found)
+    # What a real run would refuse in a CODEX_HOME (a symlinked auth.json, an unusable lock, an invalid
+    # config.toml, ...) is found by a read-only plan of every instance first; under check mode the plan is the run.
+    plans, refused = [], []
+    for instance, label in zip(instances, labels):
+        try:
+            plans.append(_run_instance(module, params, instance, check_mode=True))
+        except Exception as exc:  # pylint: disable=broad-except
+            refused.append('%s: %s' % (_called(label), module_common.refusal(exc)[0].rstrip('.')))
+    if refused:
+        module.fail_json(msg='Refusing the runner instances before anything was written: %s.' % '; '.join(refused))
+    if module.check_mode:
+        _exit_summaries(module, params, instances, plans)
+    summaries = []
+    for instance, label in zip(instances, labels):
+        try:
+            summaries.append(_run_instance(module, params, instance, check_mode=False))
+        except Exception as exc:  # pylint: disable=broad-except
+            done = _public_summaries(instances, summaries)
+            changed = any(summary['changed'] for summary in done)
+            module.fail_json(msg='Seeding runner instance %s failed: %s (%s).' % (
+                label, module_common.refusal(exc)[0].rstrip('.'),
+                'the instances before it were seeded: %s; the ones after it were not touched'
+                % ', '.join(summary['name'] for summary in done) if done else 'no instance was changed'),
+                changed=changed, pending=changed, runners=done)
+    _exit_summaries(module, params, instances, summaries)
+
+
+def _called(label):
+    # A label is the instance's name, or 'instance N' when the name is not one (names have no spaces).
+    return label if label.startswith('instance ') else 'instance %s' % label
+
+
+def _instance(params, entry):
+    """One entry with the module's options it does not set itself, and the module's options for it."""
+    instance = dict(entry, user=entry['owner'])
+    instance_params = dict(params, codex_home=entry['codex_home'], owner=entry['owner'], group=entry['group'])
+    for option in ('replace', 'allowed_auth_modes', 'environment_files'):
+        if entry[option] is not None:
+            instance_params[option] = entry[option]
+    instance['params'] = instance_params
+    return instance
+
+
+def _load_seed(module, instance, label):
+    """The instance's seed, validated as the single-runner mode validates it; the problems that refuse it."""
+    params = instance['params']
+    if instance['content'] is not None:
+        data = _seed_bytes(instance['content'])
+    else:
+        try:
+            data, warning = module_common.seed_file(instance['src'])
+        except Exception as exc:  # pylint: disable=broad-except
+            return [_runner_instances.problem('runner_instance_seed_unreadable', [label], '%s: %s'
+                                              % (_called(label), module_common.refusal(exc)[0].rstrip('.')))]
+        if data is None:
+            return [_runner_instances.problem('runner_instance_seed_missing', [label], '%s: src %s does not exist'
+                                              % (_called(label), instance['src']))]
+        if warning:
+            module.warn('%s: %s' % (_called(label), warning))
+    seed, faults = auth_model.judge(data, params['allowed_auth_modes'], params['require_refresh_token'])
+    if faults:
+        return [_runner_instances.problem('seed_invalid', [label], 'the seed of %s is not a usable auth.json (%s)'
+                                          % (_called(label), seeding.faults_text(faults)))]
+    instance['data'], instance['seed'] = data, seed
+    return []
+
+
+def _run_instance(module, params, instance, check_mode):
+    """One instance's result, as the single-runner mode returns it (its diff kept aside)."""
+    uid, gid = instance['ids']
+    instance_params = instance['params']
+    result = _seed_run(module, instance_params, instance['codex_home'], instance['data'], instance['seed'], uid, gid,
+                       check_mode).run()
+    module_common.add_environment_checks(result['auth'], instance_params)
+    return result
+
+
+def _public_summaries(instances, results):
+    return [dict([('name', instance['name']), ('codex_home', instance['codex_home'])],
+                 **dict((key, value) for key, value in result.items() if key != 'diff'))
+            for instance, result in zip(instances, results)]
+
+
+def _exit_summaries(module, params, instances, results):
+    summaries = _public_summaries(instances, results)
+    for summary in summaries:
+        for warning in summary['config_warnings']:
+            module.warn('instance %s: %s' % (summary['name'], warning))
+    changed = any(summary['changed'] for summary in summaries)
+    result = {'changed': changed, 'pending': changed, 'runners': summaries}
+    if module._diff:
+        result['diff'] = [item['diff'] for item in results]
+    broken = [summary for summary in summaries if not summary['auth']['healthy']]
+    if params['fail_on_problems'] and broken:
+        module.fail_json(msg='Codex credentials of runner instances have problems: %s%s' % ('; '.join(
+            '%s (%s)' % (summary['name'], ', '.join(item['code'] for item in summary['auth']['problems']))
+            for summary in broken), ' (predicted; nothing was written)' if module.check_mode else ''), **result)
+    module.exit_json(**result)
 
 
 if __name__ == '__main__':

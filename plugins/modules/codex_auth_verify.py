@@ -41,10 +41,65 @@ extends_documentation_fragment:
   - codexops.runner.codex_home.VERIFY
   - codexops.runner.codex_home.CODEX_PROCESS
 options:
+  codex_home:
+    description:
+      - The runner user's Codex home directory (what C(CODEX_HOME) points to), usually C(~runner/.codex).
+      - Must be an absolute path. A symlinked CODEX_HOME is refused, so credentials cannot be redirected.
+      - Required unless O(runners) is given; mutually exclusive with it.
+    required: false
   owner:
     description:
       - The runner user expected to own CODEX_HOME and C(auth.json). When set, any other owner is a problem.
+      - Mutually exclusive with O(runners) (each instance has its own).
     type: str
+  runners:
+    description:
+      - Several runner instances on this host, each with its own CODEX_HOME, verified in this one module run
+        instead of O(codex_home). The result is then RV(runners), one summary per instance in the order given,
+        and RV(healthy); the single-runner return values are not returned.
+      - Before anything is read, the list is refused, naming the instances, when two instances have one name or
+        one CODEX_HOME, a CODEX_HOME lies inside another's, a name is not 1 to 32 characters V(a-z), V(0-9),
+        V(_) and V(-) starting with a letter or digit, or an O(runners[].owner) does not exist on the host.
+      - Every other option applies to every instance; O(allowed_auth_modes) and O(environment_files) are the
+        defaults of the instances that do not set their own. O(fail_on_problems) fails the task when any instance
+        has a problem, naming the instances.
+    type: list
+    elements: dict
+    version_added: 0.2.0
+    suboptions:
+      name:
+        description:
+          - The instance's name, unique on the host. It names the instance's keepalive and its report row.
+        type: str
+        required: true
+      codex_home:
+        description:
+          - The instance's CODEX_HOME, an absolute path; never a symlink.
+        type: path
+        required: true
+      owner:
+        description:
+          - The runner user expected to own this CODEX_HOME, as O(owner).
+        type: str
+      allowed_auth_modes:
+        description:
+          - Auth modes that count as healthy for this instance. Default is O(allowed_auth_modes).
+        type: list
+        elements: str
+        choices: [apikey, chatgpt, chatgptAuthTokens, callerProvided, agentIdentity, personalAccessToken,
+                  bedrockApiKey, bedrockAccessKeys]
+      environment_files:
+        description:
+          - This instance's environment files, as O(environment_files) (which is the default).
+        type: list
+        elements: path
+      probe_command:
+        description:
+          - The keepalive script of this instance for O(probe). Default is the path the codex_keepalive role
+            installs it at for this instance, C(/usr/local/libexec/codexops/codex-keepalive-USER-NAME-HASH) (the
+            filter R(codexops.runner.codex_keepalive_name,ansible_collections.codexops.runner.codex_keepalive_name_filter)
+            given the instance's name), or for an instance named V(default), the single-runner one.
+        type: path
   allowed_auth_modes:
     description:
       - Auth modes that count as healthy. Default is every mode Codex knows.
@@ -69,7 +124,8 @@ options:
     default: false
   probe_command:
     description:
-      - The keepalive wrapper script to run for O(probe).
+      - The keepalive wrapper script to run for O(probe). Mutually exclusive with O(runners) (see
+        O(runners[].probe_command)).
       - Default is the path the codex_keepalive role installs it at with its defaults,
         C(/usr/local/libexec/codexops/codex-keepalive-USER) for the default CODEX_HOME (C(~USER/.codex)), and
         C(codex-keepalive-USER-HASH) for another, HASH being the first 8 hex digits of the SHA-256 of
@@ -128,6 +184,28 @@ EXAMPLES = r'''
       {{ codex_probe.keepalive_result }} ({{ codex_probe.keepalive_reason }}),
       refreshed={{ codex_probe.keepalive_refreshed }}
 
+- name: Check every runner instance of a host in one module run
+  codexops.runner.codex_auth_verify:
+    runners:
+      - name: gh-1
+        codex_home: /srv/actions-runner-1/.codex
+        owner: ci
+      - name: gh-2
+        codex_home: /srv/actions-runner-2/.codex
+        owner: ci
+    fingerprint_salt: "{{ vault_codex_fingerprint_salt }}"
+  become: true
+  register: codex_instances
+
+- name: One line per instance, never a token
+  ansible.builtin.debug:
+    msg: >-
+      {{ inventory_hostname }}/{{ item.name }}: healthy={{ item.healthy }}
+      problems={{ item.problems | map(attribute='code') | list }}
+  loop: "{{ codex_instances.runners }}"
+  loop_control:
+    label: "{{ item.name }}"
+
 - name: Fail the play on a broken runner
   codexops.runner.codex_auth_verify:
     codex_home: /home/ci/.codex
@@ -138,13 +216,15 @@ EXAMPLES = r'''
 
 RETURN = r'''
 healthy:
-  description: True when there is no problem (warnings do not count).
+  description:
+    - True when there is no problem (warnings do not count).
+    - With O(runners), true when no instance has a problem.
   returned: always
   type: bool
   sample: true
 problems:
   description: What stops Codex from working with these credentials, each with a stable C(code) and a message.
-  returned: always
+  returned: when O(runners) is not given
   type: list
   elements: dict
   sample: [{code: auth_mode_bits, message: auth.json is mode 0644; it must be 0600.}]
@@ -152,112 +232,112 @@ health_warnings:
   description:
     - What will soon stop it working (V(stale), V(access_token_expired), ...), same shape as RV(problems).
     - Named C(health_warnings) because C(warnings) is reserved in Ansible module results.
-  returned: always
+  returned: when O(runners) is not given
   type: list
   elements: dict
   sample: []
 auth_mode:
   description: The auth mode Codex uses for this file (resolved when C(auth_mode) is absent); null without a usable file.
-  returned: always
+  returned: when O(runners) is not given
   type: str
   sample: chatgpt
 last_refresh:
   description: When Codex last refreshed the tokens (UTC, RFC 3339).
-  returned: always
+  returned: when O(runners) is not given
   type: str
   sample: '2026-11-21T10:22:00Z'
 age_days:
   description: Days since RV(last_refresh).
-  returned: always
+  returned: when O(runners) is not given
   type: float
   sample: 1.25
 stale:
   description: ChatGPT credentials not refreshed within O(max_age_days), or whose access token has expired.
-  returned: always
+  returned: when O(runners) is not given
   type: bool
   sample: false
 has_access_token:
   description: An access token (ChatGPT, personal access token or agent identity) is present.
-  returned: always
+  returned: when O(runners) is not given
   type: bool
   sample: true
 has_id_token:
   description: A ChatGPT id token is present.
-  returned: always
+  returned: when O(runners) is not given
   type: bool
   sample: true
 has_refresh_token:
   description: A non-empty ChatGPT refresh token is present.
-  returned: always
+  returned: when O(runners) is not given
   type: bool
   sample: true
 has_api_key:
   description: An API key is present.
-  returned: always
+  returned: when O(runners) is not given
   type: bool
   sample: false
 access_token_expires_at:
   description: The access token's C(exp) claim (UTC), when the token is a JWT.
-  returned: always
+  returned: when O(runners) is not given
   type: str
   sample: '2026-11-30T10:22:00Z'
 account_id:
   description: The ChatGPT account (workspace) ID, not a secret.
-  returned: always
+  returned: when O(runners) is not given
   type: str
   sample: acct-1234
 plan_type:
   description: The ChatGPT plan from the id token.
-  returned: always
+  returned: when O(runners) is not given
   type: str
   sample: enterprise
 refresh_token_fingerprint:
   description:
     - Short salted SHA-256 of the refresh token; null without one. Equal on two hosts means one refresh token
       on two runners, which breaks one of them at the next refresh.
-  returned: always
+  returned: when O(runners) is not given
   type: str
   sample: 3f9a1c0e5b7d2a64
 codex_home_mode:
   description: Mode of CODEX_HOME, octal.
-  returned: always
+  returned: when O(runners) is not given
   type: str
   sample: '0700'
 auth_file_mode:
   description: Mode of C(auth.json), octal.
-  returned: always
+  returned: when O(runners) is not given
   type: str
   sample: '0600'
 owner:
   description: Owner of C(auth.json) (of CODEX_HOME when there is no file).
-  returned: always
+  returned: when O(runners) is not given
   type: str
   sample: ci
 credentials_store:
   description: The top-level C(cli_auth_credentials_store) of config.toml; null when unset.
-  returned: always
+  returned: when O(runners) is not given
   type: str
   sample: file
 forced_login_method:
   description: The top-level C(forced_login_method) of config.toml; null when unset.
-  returned: always
+  returned: when O(runners) is not given
   type: str
   sample: null
 codex_login_status:
   description: With O(login_status=true), the exit code and message of C(codex login status) (API key tails masked).
-  returned: when O(login_status=true)
+  returned: when O(login_status=true) and O(runners) is not given
   type: dict
   sample: {rc: 0, message: Logged in using ChatGPT}
 keepalive_last_run:
   description: When the last keepalive run finished (UTC, RFC 3339), from C(codexops-keepalive.json); null without one.
-  returned: always
+  returned: when O(runners) is not given
   type: str
   sample: '2026-11-30T03:12:31Z'
 keepalive_result:
   description:
     - V(ok) when the last keepalive run did its job (Codex exited 0, or it rotated C(auth.json) and then failed,
       e.g. offline at the model call), V(failed) otherwise; null without a status file.
-  returned: always
+  returned: when O(runners) is not given
   type: str
   sample: failed
 keepalive_reason:
@@ -265,24 +345,24 @@ keepalive_reason:
     - The classified failure of the last run - V(refresh_token_reused), V(refresh_token_expired),
       V(refresh_token_invalidated), V(unauthorized), V(network), V(timeout), V(config), V(other) - also on an
       V(ok) run that refreshed and then failed; null when Codex exited 0.
-  returned: always
+  returned: when O(runners) is not given
   type: str
   sample: refresh_token_reused
 keepalive_refreshed:
   description: Whether the last keepalive run rotated C(auth.json); null without a status file.
-  returned: always
+  returned: when O(runners) is not given
   type: bool
   sample: false
 keepalive_codex_version:
   description: The Codex version the last keepalive run used (C(codex --version)).
-  returned: always
+  returned: when O(runners) is not given
   type: str
   sample: 0.171.0
 keepalive_consecutive_failures:
   description:
     - How many keepalive runs in a row have failed, the last one included (0 after a run that did its job);
       null when there is no status file or it was written by a keepalive older than this count.
-  returned: always
+  returned: when O(runners) is not given
   type: int
   sample: 2
 keepalive_probe:
@@ -290,34 +370,79 @@ keepalive_probe:
     - With O(probe=true) - whether the probe ran (C(ran)), the command, its exit status (C(rc), 0 when the run did
       its job), whether it was stopped at its deadline (C(timed_out)), and C(msg) when it did not run (check mode,
       a command that cannot be run).
-  returned: when O(probe=true)
+  returned: when O(probe=true) and O(runners) is not given
   type: dict
   sample: {ran: true, command: /usr/local/libexec/codexops/codex-keepalive-ci, rc: 0, timed_out: false}
+runners:
+  description:
+    - With O(runners), one summary per instance, in the order given - its C(name) and C(codex_home), and every
+      other value this module returns for a single runner (RV(problems), RV(health_warnings), RV(auth_mode),
+      RV(refresh_token_fingerprint), ..., RV(codex_login_status) and RV(keepalive_probe) when asked for), with
+      the same meaning.
+  returned: when O(runners) is given
+  type: list
+  elements: dict
+  version_added: 0.2.0
+  sample:
+    - name: gh-1
+      codex_home: /srv/actions-runner-1/.codex
+      healthy: true
+      problems: []
+      health_warnings: []
+      auth_mode: chatgpt
+      owner: ci
+      refresh_token_fingerprint: 3f9a1c0e5b7d2a64
+    - name: gh-2
+      codex_home: /srv/actions-runner-2/.codex
+      healthy: false
+      problems: [{code: auth_missing, message: 'auth.json does not exist; ...'}]
+      health_warnings: []
+      auth_mode: null
+      owner: ci
+      refresh_token_fingerprint: null
 '''
 
 import datetime
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.codexops.runner.plugins.module_utils import _runner_instances
 from ansible_collections.codexops.runner.plugins.module_utils import _runner_process
+from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from ansible_collections.codexops.runner.plugins.module_utils import codex_home
 from ansible_collections.codexops.runner.plugins.module_utils import codex_process
 from ansible_collections.codexops.runner.plugins.module_utils import health
 from ansible_collections.codexops.runner.plugins.module_utils import keepalive_status
 from ansible_collections.codexops.runner.plugins.module_utils import module_common
 from ansible_collections.codexops.runner.plugins.module_utils import privsep
+from ansible_collections.codexops.runner.plugins.module_utils import safe_files
 
 
 def main():
     argument_spec = module_common.base_argument_spec(verify=True, runs_codex=True)
+    argument_spec['codex_home']['required'] = False
     argument_spec.update(
         owner=dict(type='str'),
         login_status=dict(type='bool', default=False),
         probe=dict(type='bool', default=False),
         probe_command=dict(type='path'),
         probe_timeout=dict(type='int', default=120),
+        runners=dict(type='list', elements='dict', options=dict(
+            name=dict(type='str', required=True),
+            codex_home=dict(type='path', required=True),
+            owner=dict(type='str'),
+            allowed_auth_modes=dict(type='list', elements='str', choices=list(auth_model.KNOWN_AUTH_MODES)),
+            environment_files=dict(type='list', elements='path'),
+            probe_command=dict(type='path'),
+        )),
     )
-    module = AnsibleModule(argument_spec=argument_spec, supports_check_mode=True)
+    module = AnsibleModule(
+        argument_spec=argument_spec,
+        required_one_of=[('codex_home', 'runners')],
+        # Each instance has its own: one value for all of them would be wrong for all but one.
+        mutually_exclusive=[('codex_home', 'runners'), ('owner', 'runners'), ('probe_command', 'runners')],
+        supports_check_mode=True,
+    )
     params = module.params
     codex_path = None
     if params['login_status']:
@@ -326,9 +451,17 @@ def main():
             module.fail_json(msg='login_status needs the Codex CLI: not found on PATH; set codex_path.')
     if params['probe'] and not 1 <= params['probe_timeout'] <= 3600:
         module.fail_json(msg='probe_timeout must be between 1 and 3600 seconds.')
-    probe = params['probe'] and not module.check_mode
-    uid, _gid = module_common.guarded(module, module_common.resolve_ids, module)
     module_common.guarded(module, codex_process.check_environment, params['codex_environment'])
+    if params['runners'] is None:
+        result = _verify_runner(module, params, codex_path)
+        module_common.exit_checked(module, result, result)
+    _exit_instances(module, params, codex_path)
+
+
+def _verify_runner(module, params, codex_path, instance=None):
+    """One runner's summary, its `changed` included: the whole of this module for a single CODEX_HOME."""
+    probe = params['probe'] and not module.check_mode
+    uid, _gid = module_common.guarded(module, safe_files.resolve_ids, params['owner'])
     options = {}
     if probe:
         # The runner-user child waits for the probe: give it the probe's own bound and some.
@@ -337,7 +470,7 @@ def main():
         # Read as whoever owns CODEX_HOME now: reading never takes anything over. A CODEX_HOME of a user
         # other than `owner` is reported (codex_home_owner) without being read: anyone could have made it.
         result = codex_home.act(params['codex_home'], codex_home.reader(uid), _verify, params, uid, codex_path,
-                                probe, **options)
+                                probe, instance, **options)
     except codex_home.UnsafePathError as exc:
         result = _evaluate(health.refused_snapshot(exc), params, uid)
         if probe:
@@ -356,19 +489,55 @@ def main():
     # Reading changes nothing; a probe that ran sent a request and rewrote the status file (and
     # maybe auth.json).
     result['changed'] = bool(result.get('keepalive_probe', {}).get('ran'))
-    module_common.exit_checked(module, result, result)
+    return result
+
+
+def _known_user(user):
+    # The modules' one rule for a user (name or numeric ID), as a lookup _runner_instances can ask.
+    try:
+        return safe_files.resolve_ids(user)
+    except safe_files.UnsafePathError:
+        return None
+
+
+def _exit_instances(module, params, codex_path):
+    """Every instance in this one run: the list is refused as a whole before any CODEX_HOME is read."""
+    if not params['runners']:
+        module.fail_json(msg='runners is empty: give at least one instance, or codex_home.')
+    instances = [dict(entry, user=entry['owner']) for entry in params['runners']]
+    found = _runner_instances.layout_problems(instances) + _runner_instances.user_problems(instances, _known_user)
+    if found:
+        error = _runner_instances.InstanceError(found)
+        module.fail_json(msg=error.message, error_code=error.code, problems=found)
+    summaries = []
+    changed = False
+    for entry in params['runners']:
+        instance_params = dict(params, codex_home=entry['codex_home'], owner=entry['owner'],
+                               probe_command=entry['probe_command'])
+        for option in ('allowed_auth_modes', 'environment_files'):
+            if entry[option] is not None:
+                instance_params[option] = entry[option]
+        summary = _verify_runner(module, instance_params, codex_path, instance=entry['name'])
+        changed = summary.pop('changed') or changed
+        summaries.append(dict(summary, name=entry['name'], codex_home=entry['codex_home']))
+    result = {'changed': changed, 'healthy': all(summary['healthy'] for summary in summaries), 'runners': summaries}
+    if params['fail_on_problems'] and not result['healthy']:
+        module.fail_json(msg='Codex credentials of runner instances have problems: %s' % '; '.join(
+            '%s (%s)' % (summary['name'], ', '.join(item['code'] for item in summary['problems']))
+            for summary in summaries if not summary['healthy']), **result)
+    module.exit_json(**result)
 
 
 def _evaluate(snapshot, params, uid):
     return health.evaluate(snapshot, owner_uid=uid, **module_common.verify_options(params))
 
 
-def _verify(context, params, uid, codex_path, probe=False):
+def _verify(context, params, uid, codex_path, probe=False, instance=None):
     """As whoever controls CODEX_HOME: run the keepalive probe and ask Codex (as the runner) when asked,
     read, evaluate."""
     report = None
     if probe:
-        report, started = _probe(context, params, uid)
+        report, started = _probe(context, params, uid, instance)
     snapshot = health.take_snapshot(context.home)
     result = _evaluate(snapshot, params, uid)
     if report is not None:
@@ -406,13 +575,14 @@ def _runner(context, uid, purpose):
         raise codex_process.CodexProcessError(exc.message, code=exc.code)
 
 
-def _probe(context, params, uid):
+def _probe(context, params, uid, instance=None):
     """Run the keepalive script now as the runner: (report, when it started)."""
     started = datetime.datetime.now(datetime.timezone.utc)
     command = params['probe_command']
     try:
         runner = _runner(context, uid, 'the keepalive probe')
-        command = command or keepalive_status.default_script(runner.name, params['codex_home'], runner.home)
+        command = command or keepalive_status.default_script(runner.name, params['codex_home'], runner.home,
+                                                             instance=instance)
         rc, timed_out = codex_process.run_keepalive(command, params['codex_home'], runner,
                                                     timeout=params['probe_timeout'],
                                                     extra_env=params['codex_environment'])

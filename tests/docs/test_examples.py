@@ -4,7 +4,8 @@
 """Every EXAMPLES block of every module and filter runs, as written, through ansible-playbook.
 
 The examples address a runner as users will (`codex_home: /home/ci/.codex`, `owner: ci`,
-`become: true`, seeds in `codex_seeds/<inventory_hostname>.json`, vault variables). Here each
+`become: true`, seeds in `codex_seeds/<inventory_hostname>.json` (a runner instance's in
+`codex_seeds/<inventory_hostname>/<instance>.json`), vault variables). Here each
 runs on two local hosts with its own scratch CODEX_HOME: the path becomes that host's scratch
 home, `ci` the user running the tests, `become` is dropped, the seeds are fake and per host, the
 vault variables are set, and the play has a vault secret (`--vault-password-file`, as a user's run
@@ -37,6 +38,7 @@ from support.backend_fixture import backend  # noqa: F401 pylint: disable=unused
 REPO = Path(docs_support.REPO)
 COLLECTIONS = Path(docs_support.COLLECTIONS)
 HOSTS = ('runner-1', 'runner-2')
+INSTANCES = ('gh-1', 'gh-2')
 
 
 def _plugins():
@@ -96,6 +98,12 @@ def _run(kind, name, path, work, backend, secrets):
         secrets += host_secrets
         seed = seeds / ('%s.json' % host)
         write_private(seed, fake_credentials.dumps(doc))
+        # The runner instances the examples name, each with its own seed: codex_seeds/<host>/<instance>.json.
+        (seeds / host).mkdir(mode=0o700)
+        for instance in INSTANCES:
+            doc, instance_secrets = fake_credentials.chatgpt_seed()
+            secrets += instance_secrets
+            write_private(seeds / host / ('%s.json' % instance), fake_credentials.dumps(doc))
         home_parent = work / host
         home_parent.mkdir(mode=0o700)
         if name == 'codex_access_token_login':

@@ -34,8 +34,8 @@ def test_provision_check_then_run_then_idempotent_then_verify(fleet):
     assert set(changed_by_host(again).values()) == {0}
     fleet.run('verify')
     report = fleet.report()
-    assert report['ok'] and report['totals'] == {'hosts': 3, 'healthy': 3, 'broken': 0, 'sharing': 0, 'stale': 0,
-                                                 'unknown': 0, 'unreachable': 0, 'shared_tokens': 0}
+    assert report['ok'] and report['totals'] == {'hosts': 3, 'runners': 3, 'healthy': 3, 'broken': 0, 'sharing': 0,
+                                                 'stale': 0, 'unknown': 0, 'unreachable': 0, 'shared_tokens': 0}
     markdown = (fleet.report_dir / 'fleet-report.md').read_text()
     assert all('| %s | chatgpt | healthy |' % host in markdown for host in fleet.hosts)
 

@@ -48,3 +48,7 @@ def test_reseed_hosts_must_be_in_the_inventory():
         'names hosts that are not in the inventory: runnr-2')
     assert plugin.unknown_hosts('hosts', ['runner-1'], {'runner-1'}) is None
     assert plugin.unknown_hosts('pattern', 'nowhere', {'runner-1'}) is None
+    # A runner instance is host/instance: its host must be in the inventory (reseed refuses an unknown instance).
+    assert plugin.unknown_hosts('hosts', ['runner-1/gh-2'], {'runner-1'}) is None
+    assert plugin.unknown_hosts('hosts', ['runnr-1/gh-2'], {'runner-1'}) == (
+        'names hosts that are not in the inventory: runnr-1/gh-2')

@@ -20,8 +20,8 @@ def test_report_counts_and_groups():
         'c': health(fingerprint='f3', stale=True, warnings=['stale']),
         'd': None,
     })
-    assert report['totals'] == {'hosts': 4, 'healthy': 2, 'broken': 1, 'sharing': 0, 'stale': 1, 'unknown': 1,
-                                'unreachable': 0, 'shared_tokens': 0}
+    assert report['totals'] == {'hosts': 4, 'runners': 4, 'healthy': 2, 'broken': 1, 'sharing': 0, 'stale': 1,
+                                'unknown': 1, 'unreachable': 0, 'shared_tokens': 0}
     assert report['broken'] == ['b'] and report['unknown'] == ['d'] and report['stale'] == ['c']
     assert report['problems_by_code'] == {'auth_mode_bits': ['b'], 'store_not_file': ['b']}
     assert report['needs_reseed'] == ['b'] and not report['ok']
@@ -101,7 +101,7 @@ def test_report_rejects_a_non_dict():
 def test_filters_are_registered():
     names = set(fleet.FilterModule().filters())
     assert names == {'codex_fleet_health', 'codex_fleet_report', 'codex_fleet_markdown', 'codex_shared_fingerprints',
-                     'codex_seed_conflicts'}
+                     'codex_seed_conflicts', 'codex_reseed_targets'}
 
 
 def test_an_unreachable_host_is_unknown_with_its_own_code_and_never_reseeded():
@@ -111,7 +111,8 @@ def test_an_unreachable_host_is_unknown_with_its_own_code_and_never_reseeded():
         'ok': health(),
     })
     rows = dict((row['host'], row) for row in report['hosts'])
-    assert rows['down'] == {'host': 'down', 'healthy': None, 'problems': ['unreachable']}
+    assert rows['down'] == {'host': 'down', 'runner_host': 'down', 'instance': None, 'healthy': None,
+                            'problems': ['unreachable']}
     assert rows['odd']['problems'] == ['unreachable_or_unverified']
     assert report['unknown'] == ['down', 'odd'] and report['unreachable'] == ['down']
     assert report['broken'] == [] and report['needs_reseed'] == []

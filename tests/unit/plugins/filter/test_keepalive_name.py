@@ -50,3 +50,18 @@ def test_verify_default_probe_finds_the_roles_default_home_keepalive():
     # Not the user's default home: never the legacy name.
     assert ks.default_script('ci', '/srv/x/.codex', '/home/ci', exists=installed.__contains__) != \
         ks.DEFAULT_SCRIPT_DIR + '/codex-keepalive-ci'
+
+
+def test_filter_names_a_runner_instance_by_the_one_rule():
+    name_of = keepalive_filter.FilterModule().filters()['codex_keepalive_name']
+    assert name_of('/srv/gh-2/.codex', 'ci', 'gh-2') == ks.keepalive_name('ci', '/srv/gh-2/.codex', 'gh-2') == \
+        'codex-keepalive-ci-gh-2-%s' % hashlib.sha256(b'ci\0gh-2').hexdigest()[:8]
+    # The default instance, named or not, keeps the single-runner name.
+    assert name_of('~ci/.codex', 'ci', 'default') == name_of('~ci/.codex', 'ci') == 'codex-keepalive-ci'
+
+
+@pytest.mark.parametrize('instance', ['Gh', 'a/b', '', 5])
+def test_filter_refuses_what_is_not_an_instance_name(instance):
+    with pytest.raises(AnsibleFilterError) as info:
+        keepalive_filter.codex_keepalive_name('/x', 'ci', instance)
+    assert 'instance of type %s' % type(instance).__name__ in str(info.value)

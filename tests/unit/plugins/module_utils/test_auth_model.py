@@ -505,3 +505,16 @@ def test_identity_differs_between_modes():
     pat = AuthFile(encode({'personal_access_token': token}))
     key = AuthFile(encode({'OPENAI_API_KEY': token}))
     assert pat.credential_identity() != key.credential_identity()
+
+
+def test_refresh_token_digest_is_equal_for_copies_of_one_token_and_shows_nothing():
+    doc, secrets = fc.chatgpt_seed(tag='digest')
+    later = dict(doc, last_refresh=fc.rfc3339(fc.now() + datetime.timedelta(minutes=5)))
+    other, _other_secrets = fc.chatgpt_seed(tag='digest-other')
+    digest = AuthFile(encode(doc)).refresh_token_digest()
+    assert digest == AuthFile(encode(later)).refresh_token_digest()
+    assert digest != AuthFile(encode(other)).refresh_token_digest()
+    assert re.fullmatch('[0-9a-f]{64}', digest)
+    assert_no_secret(digest, secrets)
+    key_doc, _key = fc.apikey_seed(tag='digest')
+    assert AuthFile(encode(key_doc)).refresh_token_digest() is None

@@ -1,0 +1,171 @@
+# Copyright (c) codexops.runner contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Runner instances for the codex_auth role, on the controller: the rules are module_utils/_runner_instances.py's,
+asked here and nowhere else (which instances a host has, what refuses them, which seed each reads).
+
+The role reads the seed files itself (`query('ansible.builtin.file', ...)` decrypts vault-encrypted ones), in the
+order codex_runner_seed_files gives them, and hands their texts to codex_runner_args, which completes the
+instances, refuses them as _runner_instances.problems does (one refresh token on two instances included, the
+module's own verdict), and returns the `runners` option of one module run for the whole host. No message names a
+secret."""
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.codexops.runner.plugins.module_utils import _runner_instances
+
+_MODULES = ('codex_auth_seed', 'codex_auth_verify', 'user')
+# The auth modes each method may leave, as the role's single-runner path allows them (vars/main.yml).
+_ALLOWED_MODES = {'seed': ['chatgpt'], 'api_key': ['apikey']}
+
+
+def _refuse(found):
+    raise AnsibleFilterError(_runner_instances.InstanceError(found).message)
+
+
+def codex_runner_instances(runners, variables, host):
+    """The host's normalised instances (_runner_instances.normalise): `runners` completed from the single-runner
+    variables in `variables` (codex_auth_user, codex_auth_home, codex_auth_seed_dir, ...)."""
+    if not isinstance(variables, dict):
+        raise AnsibleFilterError('codex_runner_instances: the role variables must be a dict (got a %s)'
+                                 % type(variables).__name__)
+    try:
+        return _runner_instances.normalise(runners, variables, host=str(host))
+    except _runner_instances.InstanceError as exc:
+        raise AnsibleFilterError(exc.message)
+
+
+def _blank(value):
+    return value is None or value == ''
+
+
+def _reads_file(instance):
+    # As _runner_instances.normalise leaves a seed instance: its content, else its file.
+    return instance.get('method') == 'seed' and _blank(instance.get('seed_content')) \
+        and not _blank(instance.get('seed_file'))
+
+
+def codex_runner_seed_files(instances):
+    """The seed files the instances read on the controller, in order (one per instance that has no seed
+    content); the texts go back to codex_runner_args in the same order."""
+    return [instance['seed_file'] for instance in _instances(instances) if _reads_file(instance)]
+
+
+def _instances(instances):
+    if not isinstance(instances, list) or not all(isinstance(item, dict) for item in instances):
+        raise AnsibleFilterError('expected the instances codex_runner_instances returns (a list of dicts)')
+    return instances
+
+
+def codex_runner_args(instances, module, seed_texts=None, only=None):
+    """The `runners` option of one run of `module` (codex_auth_seed, codex_auth_verify) for every instance of the
+    host, or the users to create (`user`: [{name, group}]). For codex_auth_seed (and for `user`, when given),
+    `seed_texts` are the texts of codex_runner_seed_files, in order. Refuses, naming the instances and never a secret, everything
+    _runner_instances.problems finds (with the seeds' contents read: one refresh token on two instances is the
+    module's own verdict), and the access_token method, which codex_auth_runners does not provision yet.
+
+    `only` ({instance: replace}, as codex_reseed_targets gives a host's instances): the whole list is refused as
+    above, but only these instances are returned, each with this replace mode (the reseed playbook). None or
+    empty: every instance."""
+    if module not in _MODULES:
+        raise AnsibleFilterError('codex_runner_args: module must be one of %s' % ', '.join(_MODULES))
+    instances = [dict(instance) for instance in _instances(instances)]
+    labels = _runner_instances.labels(instances)
+    # The users are created just before the seed run: given the seed texts, they are refused as the seeds are, so
+    # nothing at all is done for a list the seed run would refuse.
+    if module == 'codex_auth_seed' or (module == 'user' and seed_texts is not None):
+        texts = list(seed_texts or [])
+        readers = [instance for instance in instances if _reads_file(instance)]
+        if len(texts) != len(readers):
+            raise AnsibleFilterError('codex_runner_args: %d seed texts for %d seed files (give the texts of '
+                                     'codex_runner_seed_files, in order)' % (len(texts), len(readers)))
+        for instance, text in zip(readers, texts):
+            # Read: the content decides now (the refresh-token rule), as it does in the module.
+            instance.update(seed_content=text, seed_file=None)
+        found = _runner_instances.problems(instances)
+    else:
+        # Reading or creating users needs no credential: the layout and the users are what must be right.
+        found = [item for item in _runner_instances.problems(instances)
+                 if item['code'] not in ('runner_instance_credential_missing', 'runner_instance_seed_shared')]
+    found.extend(_runner_instances.problem('runner_instance_method_unsupported', [label], '%s uses the access_token '
+                                           'method, which codex_auth_runners does not provision yet (use seed or '
+                                           'api_key)' % label)
+                 for instance, label in zip(instances, labels) if instance.get('method') == 'access_token')
+    if found:
+        _refuse(found)
+    if module == 'user':
+        users = []
+        for instance in instances:
+            entry = {'name': instance['user'], 'group': instance['group'] or None}
+            if entry not in users:
+                users.append(entry)
+        return users
+    entries = [_entry(instance, module) for instance in instances]
+    if only is None or only == {} or only == '':
+        return entries
+    if not isinstance(only, dict) or not all(mode in ('always', 'invalid', 'different', 'never')
+                                             for mode in only.values()):
+        raise AnsibleFilterError('codex_runner_args: only must map instance names to a replace mode')
+    unknown = sorted(str(name) for name in only if name not in [entry['name'] for entry in entries])
+    if unknown:
+        raise AnsibleFilterError('codex_runner_args: no runner instance named %s on this host' % ', '.join(unknown))
+    chosen = [entry for entry in entries if entry['name'] in only]
+    if module == 'codex_auth_seed':
+        for entry in chosen:
+            entry['replace'] = only[entry['name']]
+    return chosen
+
+
+def _entry(instance, module):
+    entry = {'name': instance['name'], 'codex_home': instance['codex_home'], 'owner': instance['user'],
+             'allowed_auth_modes': list(_ALLOWED_MODES[instance['method']]),
+             'environment_files': list(instance['environment_files'])}
+    if module == 'codex_auth_verify':
+        return entry
+    if instance['group']:
+        entry['group'] = instance['group']
+    if instance['method'] == 'api_key':
+        # As the single-runner api_key path: a new key replaces the old one, the same key is left alone.
+        entry.update(content={'auth_mode': 'apikey', 'OPENAI_API_KEY': instance['api_key']}, replace='different')
+    else:
+        entry.update(content=instance['seed_content'], replace=instance['replace'] or 'never')
+    return entry
+
+
+def codex_runner_health(result, previous=None):
+    """One row per instance from a codex_auth_seed or codex_auth_verify result with `runners`: the instance's
+    `name` and `codex_home` with its health summary (the fields codex_auth_verify returns for one runner).
+
+    `previous` (the rows recorded earlier in the play): an instance the result does not hold keeps its row, in
+    its place (a reseed that replaced some instances leaves the others' verified health)."""
+    rows = _result_rows(result)
+    if not isinstance(previous, list) or not previous:
+        return rows
+    fresh = dict((row['name'], row) for row in rows)
+    merged = [fresh.pop(row.get('name'), row) for row in previous if isinstance(row, dict)]
+    return merged + [row for row in rows if row['name'] in fresh]
+
+
+def _result_rows(result):
+    if not isinstance(result, dict) or not isinstance(result.get('runners'), list):
+        return []
+    rows = []
+    for item in result['runners']:
+        if not isinstance(item, dict):
+            continue
+        summary = item.get('auth') if isinstance(item.get('auth'), dict) else item
+        row = dict((key, value) for key, value in summary.items() if key not in ('name', 'codex_home'))
+        row.update(name=item.get('name'), codex_home=item.get('codex_home'))
+        rows.append(row)
+    return rows
+
+
+class FilterModule(object):
+
+    def filters(self):
+        return {
+            'codex_runner_instances': codex_runner_instances,
+            'codex_runner_seed_files': codex_runner_seed_files,
+            'codex_runner_args': codex_runner_args,
+            'codex_runner_health': codex_runner_health,
+        }

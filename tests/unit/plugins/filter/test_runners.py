@@ -1,0 +1,148 @@
+# Copyright (c) codexops.runner contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The codex_auth role's runner-instance filters: _runner_instances' rules on the controller, the seed files read
+in the order given back, one refresh token on two instances refused as the module refuses it, and the module
+options of one run for the whole host. No refusal names a secret."""
+
+import json
+
+import pytest
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.codexops.runner.plugins.filter import runners as rf
+
+from support import fake_credentials as fc
+
+KEY_SECRET = 'sk-API-SECRET-0123456789abcdef'
+
+
+def role_variables(**changes):
+    variables = {
+        'codex_auth_user': 'ci', 'codex_auth_group': '', 'codex_auth_home': '~ci/.codex', 'codex_auth_method': 'seed',
+        'codex_auth_seed_dir': '/inv/codex_seeds', 'codex_auth_seed_file': '/inv/codex_seeds/h1.json',
+        'codex_auth_seed_content': '', 'codex_auth_access_token': '', 'codex_auth_api_key': '',
+        'codex_auth_replace': 'never', 'codex_auth_environment_files': [],
+    }
+    variables.update(changes)
+    return variables
+
+
+def instances(*entries, **variables):
+    return rf.codex_runner_instances(list(entries), role_variables(**variables), 'h1')
+
+
+def test_the_filters_are_registered():
+    assert sorted(rf.FilterModule().filters()) == ['codex_runner_args', 'codex_runner_health', 'codex_runner_instances',
+                                                   'codex_runner_seed_files']
+
+
+def test_seed_files_are_the_default_paths_and_the_texts_come_back_in_order():
+    one, _ = fc.chatgpt_seed('one')
+    two, _ = fc.chatgpt_seed('two')
+    three, _ = fc.chatgpt_seed('three')
+    found = instances({'name': 'gh-1', 'codex_home': '/srv/gh-1'}, {'name': 'gh-2', 'user': 'gh', 'home': '/srv/gh-2'},
+                      {'name': 'gl-1', 'codex_home': '/srv/gl-1', 'seed_content': fc.dumps(three)},
+                      {'name': 'k', 'codex_home': '/srv/k', 'method': 'api_key', 'api_key': KEY_SECRET})
+    assert rf.codex_runner_seed_files(found) == ['/inv/codex_seeds/h1/gh-1.json', '/inv/codex_seeds/h1/gh-2.json']
+    args = rf.codex_runner_args(found, 'codex_auth_seed', [fc.dumps(one), fc.dumps(two)])
+    assert [(entry['name'], entry['codex_home'], entry['owner']) for entry in args] == [
+        ('gh-1', '/srv/gh-1', 'ci'), ('gh-2', '/srv/gh-2', 'gh'), ('gl-1', '/srv/gl-1', 'ci'), ('k', '/srv/k', 'ci')]
+    assert [entry['content'] for entry in args[:3]] == [fc.dumps(one), fc.dumps(two), fc.dumps(three)]
+    assert args[3]['content'] == {'auth_mode': 'apikey', 'OPENAI_API_KEY': KEY_SECRET}
+    assert [entry['replace'] for entry in args] == ['never', 'never', 'never', 'different']
+    assert [entry['allowed_auth_modes'] for entry in args] == [['chatgpt']] * 3 + [['apikey']]
+    assert all('group' not in entry for entry in args)
+
+
+def test_one_refresh_token_in_two_seeds_is_refused_naming_the_instances_only():
+    doc, secrets = fc.chatgpt_seed('one')
+    found = instances({'name': 'a', 'codex_home': '/srv/a'},
+                      {'name': 'b', 'codex_home': '/srv/b', 'seed_content': dict(doc, last_refresh='2026-01-01T00:00:00Z')})
+    with pytest.raises(AnsibleFilterError) as info:
+        rf.codex_runner_args(found, 'codex_auth_seed', [fc.dumps(doc)])
+    message = str(info.value)
+    assert 'instances a and b have seeds with the same refresh token' in message
+    assert not any(secret in message for secret in secrets)
+
+
+def test_one_api_key_on_two_instances_is_allowed():
+    doc, _ = fc.apikey_seed('k')
+    found = instances({'name': 'a', 'codex_home': '/srv/a'}, {'name': 'b', 'codex_home': '/srv/b'})
+    assert len(rf.codex_runner_args(found, 'codex_auth_seed', [fc.dumps(doc), fc.dumps(doc)])) == 2
+
+
+def test_texts_must_match_the_seed_files():
+    found = instances({'name': 'a', 'codex_home': '/srv/a'})
+    with pytest.raises(AnsibleFilterError, match='0 seed texts for 1 seed files'):
+        rf.codex_runner_args(found, 'codex_auth_seed', [])
+
+
+def test_layout_problems_refuse_every_module_and_the_users():
+    found = instances({'name': 'a', 'codex_home': '/srv/a'}, {'name': 'b', 'codex_home': '/srv/a/b'})
+    for module in ('codex_auth_seed', 'codex_auth_verify', 'user'):
+        with pytest.raises(AnsibleFilterError, match='lies inside'):
+            rf.codex_runner_args(found, module, ['{}', '{}'] if module == 'codex_auth_seed' else None)
+
+
+def test_verify_and_users_need_no_seed():
+    found = instances({'name': 'a', 'codex_home': '/srv/a'}, {'name': 'b', 'user': 'gh', 'group': 'ci',
+                                                             'codex_home': '/srv/b'}, codex_auth_seed_dir='')
+    assert rf.codex_runner_args(found, 'codex_auth_verify') == [
+        {'name': 'a', 'codex_home': '/srv/a', 'owner': 'ci', 'allowed_auth_modes': ['chatgpt'], 'environment_files': []},
+        {'name': 'b', 'codex_home': '/srv/b', 'owner': 'gh', 'allowed_auth_modes': ['chatgpt'], 'environment_files': []}]
+    assert rf.codex_runner_args(found, 'user') == [{'name': 'ci', 'group': None}, {'name': 'gh', 'group': 'ci'}]
+
+
+def test_access_tokens_are_not_provisioned_with_runners_yet():
+    found = instances({'name': 'a', 'codex_home': '/srv/a'}, codex_auth_method='access_token',
+                      codex_auth_access_token='at-SECRET-TOKEN')
+    with pytest.raises(AnsibleFilterError) as info:
+        rf.codex_runner_args(found, 'codex_auth_seed', [])
+    assert 'access_token method' in str(info.value) and 'at-SECRET-TOKEN' not in str(info.value)
+
+
+def test_unreadable_lists_are_refused():
+    with pytest.raises(AnsibleFilterError, match='must be a list'):
+        rf.codex_runner_instances({'name': 'a'}, role_variables(), 'h1')
+    with pytest.raises(AnsibleFilterError):
+        rf.codex_runner_args('nope', 'codex_auth_seed')
+    with pytest.raises(AnsibleFilterError, match='module must be one of'):
+        rf.codex_runner_args([], 'codex_config')
+
+
+def test_health_rows_from_either_module():
+    seeded = {'changed': True, 'runners': [{'name': 'a', 'codex_home': '/srv/a', 'action': 'created',
+                                            'auth': {'healthy': True, 'auth_mode': 'chatgpt'}}]}
+    verified = {'changed': False, 'runners': [{'name': 'a', 'codex_home': '/srv/a', 'healthy': False,
+                                               'problems': [{'code': 'auth_missing'}]}]}
+    assert rf.codex_runner_health(seeded) == [{'name': 'a', 'codex_home': '/srv/a', 'healthy': True,
+                                               'auth_mode': 'chatgpt'}]
+    assert rf.codex_runner_health(verified) == [{'name': 'a', 'codex_home': '/srv/a', 'healthy': False,
+                                                 'problems': [{'code': 'auth_missing'}]}]
+    assert rf.codex_runner_health({'skipped': True}) == [] == rf.codex_runner_health(None)
+    json.dumps(rf.codex_runner_health(seeded))
+
+
+def test_users_given_the_seed_texts_are_refused_as_the_seed_run_refuses_them():
+    doc, _ = fc.chatgpt_seed('one')
+    found = instances({'name': 'a', 'codex_home': '/srv/a'}, {'name': 'b', 'user': 'gh', 'codex_home': '/srv/b'})
+    with pytest.raises(AnsibleFilterError, match='same refresh token'):
+        rf.codex_runner_args(found, 'user', [fc.dumps(doc), fc.dumps(doc)])
+    other, _ = fc.chatgpt_seed('two')
+    assert rf.codex_runner_args(found, 'user', [fc.dumps(doc), fc.dumps(other)]) == [
+        {'name': 'ci', 'group': None}, {'name': 'gh', 'group': None}]
+
+
+def test_only_narrows_the_run_after_the_whole_list_is_refused():
+    one, _ = fc.chatgpt_seed('one')
+    two, _ = fc.chatgpt_seed('two')
+    found = instances({'name': 'a', 'codex_home': '/srv/a'}, {'name': 'b', 'codex_home': '/srv/b'})
+    args = rf.codex_runner_args(found, 'codex_auth_seed', [fc.dumps(one), fc.dumps(two)], {'b': 'always'})
+    assert [(entry['name'], entry['replace']) for entry in args] == [('b', 'always')]
+    assert len(rf.codex_runner_args(found, 'codex_auth_seed', [fc.dumps(one), fc.dumps(two)], {})) == 2
+    # The instances left out still count: one refresh token on a and b is refused though only b is reseeded.
+    with pytest.raises(AnsibleFilterError, match='instances a and b have seeds with the same refresh token'):
+        rf.codex_runner_args(found, 'codex_auth_seed', [fc.dumps(one), fc.dumps(one)], {'b': 'always'})
+    with pytest.raises(AnsibleFilterError, match='no runner instance named c'):
+        rf.codex_runner_args(found, 'codex_auth_seed', [fc.dumps(one), fc.dumps(two)], {'c': 'always'})
