@@ -297,7 +297,9 @@ def test_an_unreachable_runner_is_unknown_and_left_alone_by_reseed(fleet, tmp_pa
     assert verified.returncode != 0  # an unknown host fails verify
     fleet_report = json.loads((report / 'fleet-report.json').read_text())
     rows = dict((row['host'], row) for row in fleet_report['hosts'])
-    assert rows[down] == {'host': down, 'healthy': None, 'problems': ['unreachable']}
+    # A single runner's row: its runner_host is the host, no instance (issue 20's rows per instance).
+    assert rows[down] == {'host': down, 'runner_host': down, 'instance': None, 'healthy': None,
+                          'problems': ['unreachable']}
     assert fleet_report['unknown'] == [down] and fleet_report['unreachable'] == [down]
     assert fleet_report['broken'] == [] and fleet_report['needs_reseed'] == []
     assert fleet_report['totals']['healthy'] == 2
