@@ -119,8 +119,12 @@ $(STORES_STAMP): requirements-stores.txt $(VENV)/bin/.installed
 stores: venv collection codex $(STORES_STAMP)
 	"$(BIN)/python" -m pytest -q -p no:cacheprovider tests/stores
 
+# Four workers, one test file each (--dist loadfile): the suites mostly wait on Codex (offline, 0.171.0
+# retries its model until the keepalive's or the step's time limit), so they overlap well on two cores,
+# and a file's module-scoped fixtures (the keepalive matrix, the SSH fleet) run once, in one worker.
+INTEGRATION_WORKERS ?= 4
 integration: venv collection codex codex-tarball fleet-deps
-	"$(BIN)/python" -m pytest -q -p no:cacheprovider tests/integration tests/fleet
+	"$(BIN)/python" -m pytest -q -p no:cacheprovider -n $(INTEGRATION_WORKERS) --dist loadfile tests/integration tests/fleet
 
 # pytest on chosen tests, set up as for `make integration` (venv, collection link, the pinned Codex CLI, the
 # environment above) but without the CLI tarball and the fleet's packages:
