@@ -342,8 +342,6 @@ runners:
       auth: {healthy: true, problems: [], health_warnings: [], auth_mode: chatgpt}
 '''
 
-import json
-
 from ansible.module_utils.basic import AnsibleModule
 
 from ansible_collections.codexops.runner.plugins.module_utils import _runner_instances

@@ -228,8 +228,7 @@ def test_each_failure_is_recorded_and_reported(workspace, backend, request, fail
         assert leaked not in probe_output  # the probe discards Codex's output
 
 
-def test_probe_refreshes_and_a_run_with_nothing_to_refresh_offline_is_a_transient_failure(workspace, backend,
-                                                                                           request):
+def test_probe_refreshes_and_a_run_with_nothing_to_refresh_offline_is_a_transient_failure(workspace, backend, request):
     """The probe runs the installed script: Codex refreshes against the backend and then cannot reach
     the model (offline), which counts as ok (refreshed), so the script exits 0 and verify reports the
     facts and nothing else. The scheduled run after it finds a fresh access token (an hour), refreshes

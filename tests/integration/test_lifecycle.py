@@ -429,8 +429,7 @@ def test_a_revoked_or_expired_token_is_found_by_the_keepalive_and_reseeded(works
 DAYS_AGO = datetime.timedelta(days=-5)
 
 
-def test_incident_recipe_on_business_and_enterprise_runners_whose_access_tokens_expired_days_ago(workspace,
-                                                                                                    backend):
+def test_incident_recipe_on_business_and_enterprise_runners_whose_access_tokens_expired_days_ago(workspace, backend):
     """Issue 19's case: a business and an enterprise runner, a week after their last job (access tokens
     expired days ago), whose refresh tokens died in an incident (one was used elsewhere, one login was
     revoked). Codex on these plans loads the workspace's cloud config bundle first; the README's recipe

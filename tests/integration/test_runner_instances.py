@@ -299,8 +299,8 @@ def test_the_provision_playbook_reports_each_instance_and_reseed_replaces_only_t
     # auth.json other than its seed; gh-1 too, and it is left so).
     for name in ('gh-1', 'gl-1'):
         with open(str(instances.auth(name)), 'w') as handle:  # in place: owner and mode kept
-            handle.write(json.dumps(dict(instances.docs[name], last_refresh=time.strftime('%Y-%m-%dT%H:%M:%SZ',
-                                                                                           time.gmtime()))))
+            stamp = time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())
+            handle.write(json.dumps(dict(instances.docs[name], last_refresh=stamp)))
     before = file_identity(instances.auth('gh-1'))
     play('reseed', codexops_reseed_hosts=['%s/gl-1' % HOST])
     assert report('before-reseed')['needs_reseed'] == []

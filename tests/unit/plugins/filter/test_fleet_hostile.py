@@ -64,7 +64,7 @@ def test_a_malformed_result_makes_that_host_unknown(name):
     assert report['totals'] == {'hosts': 3, 'runners': 3, 'healthy': 1, 'broken': 1, 'sharing': 0, 'stale': 0,
                                 'unknown': 1, 'unreachable': 0, 'shared_tokens': 0}
     assert report['hosts'][0] == {'host': 'bad', 'runner_host': 'bad', 'instance': None, 'healthy': None,
-                                 'problems': ['unreachable_or_unverified']}
+                                  'problems': ['unreachable_or_unverified']}
     assert report['problems_by_code'] == {'auth_owner': ['broken']}
     json.dumps(report)
     markdown = fleet.codex_fleet_markdown(report)

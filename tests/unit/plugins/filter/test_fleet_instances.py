@@ -56,12 +56,13 @@ def test_one_refresh_token_on_instances_of_two_hosts_is_shared_in_the_report():
 
 
 def test_seed_conflicts_across_instances_and_hosts():
-    plans = {'r1': {'changed': True, 'runners': [
-                 {'name': 'gh-1', 'action': 'created', 'auth': health(fingerprint='x')},
-                 {'name': 'gh-2', 'action': 'kept', 'auth': health(fingerprint='y')}]},
-             'r2': {'changed': True, 'runners': [{'name': 'a', 'action': 'kept', 'auth': health(fingerprint='y')}]},
-             'r0': {'action': 'created', 'auth': health(fingerprint='x')},
-             'skipped': {'skipped': True}}
+    plans = {
+        'r1': {'changed': True, 'runners': [
+            {'name': 'gh-1', 'action': 'created', 'auth': health(fingerprint='x')},
+            {'name': 'gh-2', 'action': 'kept', 'auth': health(fingerprint='y')}]},
+        'r2': {'changed': True, 'runners': [{'name': 'a', 'action': 'kept', 'auth': health(fingerprint='y')}]},
+        'r0': {'action': 'created', 'auth': health(fingerprint='x')},
+        'skipped': {'skipped': True}}
     assert fleet.codex_seed_conflicts(plans) == [{'fingerprint': 'x', 'hosts': ['r0', 'r1/gh-1'],
                                                   'written': ['r0', 'r1/gh-1']}]
     # An instance kept on two hosts is sharing that already exists: verify's to report, as for hosts.

@@ -38,9 +38,9 @@ def test_the_filters_are_registered():
 
 
 def test_seed_files_are_the_default_paths_and_the_texts_come_back_in_order():
-    one, _ = fc.chatgpt_seed('one')
-    two, _ = fc.chatgpt_seed('two')
-    three, _ = fc.chatgpt_seed('three')
+    one = fc.chatgpt_seed('one')[0]
+    two = fc.chatgpt_seed('two')[0]
+    three = fc.chatgpt_seed('three')[0]
     found = instances({'name': 'gh-1', 'codex_home': '/srv/gh-1'}, {'name': 'gh-2', 'user': 'gh', 'home': '/srv/gh-2'},
                       {'name': 'gl-1', 'codex_home': '/srv/gl-1', 'seed_content': fc.dumps(three)},
                       {'name': 'k', 'codex_home': '/srv/k', 'method': 'api_key', 'api_key': KEY_SECRET})
@@ -67,7 +67,7 @@ def test_one_refresh_token_in_two_seeds_is_refused_naming_the_instances_only():
 
 
 def test_one_api_key_on_two_instances_is_allowed():
-    doc, _ = fc.apikey_seed('k')
+    doc = fc.apikey_seed('k')[0]
     found = instances({'name': 'a', 'codex_home': '/srv/a'}, {'name': 'b', 'codex_home': '/srv/b'})
     assert len(rf.codex_runner_args(found, 'codex_auth_seed', [fc.dumps(doc), fc.dumps(doc)])) == 2
 
@@ -86,8 +86,8 @@ def test_layout_problems_refuse_every_module_and_the_users():
 
 
 def test_verify_and_users_need_no_seed():
-    found = instances({'name': 'a', 'codex_home': '/srv/a'}, {'name': 'b', 'user': 'gh', 'group': 'ci',
-                                                             'codex_home': '/srv/b'}, codex_auth_seed_dir='')
+    found = instances({'name': 'a', 'codex_home': '/srv/a'},
+                      {'name': 'b', 'user': 'gh', 'group': 'ci', 'codex_home': '/srv/b'}, codex_auth_seed_dir='')
     assert rf.codex_runner_args(found, 'codex_auth_verify') == [
         {'name': 'a', 'codex_home': '/srv/a', 'owner': 'ci', 'allowed_auth_modes': ['chatgpt'], 'environment_files': []},
         {'name': 'b', 'codex_home': '/srv/b', 'owner': 'gh', 'allowed_auth_modes': ['chatgpt'], 'environment_files': []}]
@@ -125,18 +125,18 @@ def test_health_rows_from_either_module():
 
 
 def test_users_given_the_seed_texts_are_refused_as_the_seed_run_refuses_them():
-    doc, _ = fc.chatgpt_seed('one')
+    doc = fc.chatgpt_seed('one')[0]
     found = instances({'name': 'a', 'codex_home': '/srv/a'}, {'name': 'b', 'user': 'gh', 'codex_home': '/srv/b'})
     with pytest.raises(AnsibleFilterError, match='same refresh token'):
         rf.codex_runner_args(found, 'user', [fc.dumps(doc), fc.dumps(doc)])
-    other, _ = fc.chatgpt_seed('two')
+    other = fc.chatgpt_seed('two')[0]
     assert rf.codex_runner_args(found, 'user', [fc.dumps(doc), fc.dumps(other)]) == [
         {'name': 'ci', 'group': None}, {'name': 'gh', 'group': None}]
 
 
 def test_only_narrows_the_run_after_the_whole_list_is_refused():
-    one, _ = fc.chatgpt_seed('one')
-    two, _ = fc.chatgpt_seed('two')
+    one = fc.chatgpt_seed('one')[0]
+    two = fc.chatgpt_seed('two')[0]
     found = instances({'name': 'a', 'codex_home': '/srv/a'}, {'name': 'b', 'codex_home': '/srv/b'})
     args = rf.codex_runner_args(found, 'codex_auth_seed', [fc.dumps(one), fc.dumps(two)], {'b': 'always'})
     assert [(entry['name'], entry['replace']) for entry in args] == [('b', 'always')]

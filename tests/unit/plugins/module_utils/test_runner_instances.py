@@ -523,24 +523,24 @@ def test_one_api_key_seed_on_two_instances_is_allowed_as_the_module_allows_it():
 
 
 def test_different_refresh_tokens_are_fine_even_for_one_account():
-    one, _ = fc.chatgpt_seed('one')
-    two, _ = fc.chatgpt_seed('two')
+    one = fc.chatgpt_seed('one')[0]
+    two = fc.chatgpt_seed('two')[0]
     instances = seeded(fc.dumps(one), fc.dumps(two))
     assert ri.problems(instances) == [] == module_verdict(instances)
 
 
 @pytest.mark.parametrize('pick', [(0, 1), (0, 2), (1, 2), (0, 3), (2, 3)])
 def test_the_controller_and_the_module_agree_on_every_pair(pick):
-    chat, _ = fc.chatgpt_seed('a')
-    other, _ = fc.chatgpt_seed('b')
-    key, _ = fc.apikey_seed('k')
+    chat = fc.chatgpt_seed('a')[0]
+    other = fc.chatgpt_seed('b')[0]
+    key = fc.apikey_seed('k')[0]
     pool = [fc.dumps(chat), json.dumps(chat, sort_keys=True), fc.dumps(other), fc.dumps(key)]
     instances = seeded(pool[pick[0]], pool[pick[1]])
     assert ri.problems(instances) == module_verdict(instances)
 
 
 def test_unreadable_content_and_unread_files_fall_back_to_comparing_as_given():
-    doc, _ = fc.chatgpt_seed('one')
+    doc = fc.chatgpt_seed('one')[0]
     found = ri.problems(listed({'name': 'a', 'codex_home': '/srv/a', 'seed_content': '{not json'},
                                {'name': 'b', 'codex_home': '/srv/b', 'seed_content': '{not json'},
                                {'name': 'c', 'codex_home': '/srv/c', 'seed_file': '/s/one.json'},
@@ -552,7 +552,7 @@ def test_unreadable_content_and_unread_files_fall_back_to_comparing_as_given():
 
 
 def test_a_seed_method_instance_only_is_compared():
-    doc, _ = fc.chatgpt_seed('one')
+    doc = fc.chatgpt_seed('one')[0]
     instances = seeded(fc.dumps(doc), fc.dumps(doc))
     instances[1]['method'] = 'api_key'
     instances[1]['api_key'] = KEY_SECRET
