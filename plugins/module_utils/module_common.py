@@ -8,6 +8,7 @@ Private to this collection.
 
 import stat
 
+from ansible_collections.codexops.runner.plugins.module_utils import _runner_instances
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from ansible_collections.codexops.runner.plugins.module_utils import errors
 from ansible_collections.codexops.runner.plugins.module_utils import keepalive_status
@@ -98,6 +99,26 @@ def refusal(exc):
 
 def resolve_ids(module):
     return safe_files.resolve_ids(module.params.get('owner'), module.params.get('group'))
+
+
+def known_user(user):
+    # The modules' one rule for a user (name or numeric ID), as a lookup _runner_instances can ask.
+    try:
+        return safe_files.resolve_ids(user)
+    except safe_files.UnsafePathError:
+        return None
+
+
+def instance_list_problems(instances):
+    """What refuses a list of runner instances as a whole on this host (layout, then unknown users), for every
+    module that takes `runners`."""
+    return _runner_instances.layout_problems(instances) + _runner_instances.user_problems(instances, known_user)
+
+
+def refuse_instances(module, found):
+    """Fail the task with the instances' problems (they name instances, never a credential)."""
+    error = _runner_instances.InstanceError(found)
+    module.fail_json(msg=error.message, error_code=error.code, problems=found)
 
 
 def read_seed_file(module, path):

@@ -429,19 +429,6 @@ def _seed_run(module, params, home, seed_data, seed, uid, gid, check_mode):
     )
 
 
-def _known_user(user):
-    # The modules' one rule for a user (name or numeric ID), as a lookup _runner_instances can ask.
-    try:
-        return safe_files.resolve_ids(user)
-    except safe_files.UnsafePathError:
-        return None
-
-
-def _refuse(module, found):
-    error = _runner_instances.InstanceError(found)
-    module.fail_json(msg=error.message, error_code=error.code, problems=found)
-
-
 def _exit_instances(module, params):
     """Every instance in this one run. The whole list is refused before anything is written: its layout and users,
     each seed, one refresh token on two instances, then each CODEX_HOME as a check-mode plan sees it."""
@@ -449,7 +436,7 @@ def _exit_instances(module, params):
         module.fail_json(msg='runners is empty: give at least one instance, or codex_home.')
     instances = [_instance(params, entry) for entry in params['runners']]
     labels = _runner_instances.labels(instances)
-    found = _runner_instances.layout_problems(instances) + _runner_instances.user_problems(instances, _known_user)
+    found = module_common.instance_list_problems(instances)
     unknown = set(name for item in found if item['code'] == 'runner_instance_user_unknown' for name in item['instances'])
     for instance, label in zip(instances, labels):
         try:
@@ -464,7 +451,7 @@ def _exit_instances(module, params):
         instances, [instance['seed'].refresh_token_digest() if instance.get('seed') else None
                     for instance in instances]))
     if found:
-        _refuse(module, found)
+        module_common.refuse_instances(module, found)
     # What a real run would refuse in a CODEX_HOME (a symlinked auth.json, an unusable lock, an invalid
     # config.toml, ...) is found by a read-only plan of every instance first; under check mode the plan is the run.
     plans, refused = [], []

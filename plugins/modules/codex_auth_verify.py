@@ -406,7 +406,6 @@ import datetime
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.codexops.runner.plugins.module_utils import _runner_instances
 from ansible_collections.codexops.runner.plugins.module_utils import _runner_process
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from ansible_collections.codexops.runner.plugins.module_utils import codex_home
@@ -492,23 +491,14 @@ def _verify_runner(module, params, codex_path, instance=None):
     return result
 
 
-def _known_user(user):
-    # The modules' one rule for a user (name or numeric ID), as a lookup _runner_instances can ask.
-    try:
-        return safe_files.resolve_ids(user)
-    except safe_files.UnsafePathError:
-        return None
-
-
 def _exit_instances(module, params, codex_path):
     """Every instance in this one run: the list is refused as a whole before any CODEX_HOME is read."""
     if not params['runners']:
         module.fail_json(msg='runners is empty: give at least one instance, or codex_home.')
     instances = [dict(entry, user=entry['owner']) for entry in params['runners']]
-    found = _runner_instances.layout_problems(instances) + _runner_instances.user_problems(instances, _known_user)
+    found = module_common.instance_list_problems(instances)
     if found:
-        error = _runner_instances.InstanceError(found)
-        module.fail_json(msg=error.message, error_code=error.code, problems=found)
+        module_common.refuse_instances(module, found)
     summaries = []
     changed = False
     for entry in params['runners']:
