@@ -32,6 +32,8 @@ FLEET = REPO / 'tests' / 'fleet' / 'fleet.sh'
 HOSTS = 3
 NAME = 'ptf%d' % os.getpid()  # unique per run: never tears down someone else's fleet
 HOST_NAMES = ['%s-%d' % (NAME, i) for i in range(1, HOSTS + 1)]
+# Test ids must not carry the PID: pytest-xdist workers collect separately and must agree.
+HOST_IDS = ['host%d' % i for i in range(1, HOSTS + 1)]
 
 # A developer without root may skip; CI runs as root, and there a missing root must fail loudly.
 _needs_root = required(os.geteuid() == 0, 'the fleet needs root (network namespaces, mounts)')
@@ -122,7 +124,7 @@ def test_inventory(fleet):
         assert os.access(hv['ansible_python_interpreter'], os.X_OK)
 
 
-@pytest.mark.parametrize('index', range(HOSTS), ids=HOST_NAMES)
+@pytest.mark.parametrize('index', range(HOSTS), ids=HOST_IDS)
 def test_own_hostname(fleet, index):
     host = HOST_NAMES[index]
     assert fleet.ssh(host, 'hostname').stdout.strip() == host
@@ -140,7 +142,7 @@ def test_home_etc_tmp_are_per_host(fleet):
         assert not os.path.exists(path), path
 
 
-@pytest.mark.parametrize('index', range(HOSTS), ids=HOST_NAMES)
+@pytest.mark.parametrize('index', range(HOSTS), ids=HOST_IDS)
 def test_runner_user_exists_only_on_the_host(fleet, index):
     out = fleet.ssh(HOST_NAMES[index], 'id ci; getent passwd ci').stdout.splitlines()
     assert out[0].startswith('uid=1001(ci) gid=1001(ci)'), out
@@ -152,12 +154,12 @@ def test_runner_user_exists_only_on_the_host(fleet, index):
     assert os.path.exists('/root/.ssh') == fleet.root_ssh_before
 
 
-@pytest.mark.parametrize('index', range(HOSTS), ids=HOST_NAMES)
+@pytest.mark.parametrize('index', range(HOSTS), ids=HOST_IDS)
 def test_sudo_to_runner_user(fleet, index):
     assert fleet.ssh(HOST_NAMES[index], 'sudo -u ci id -un').stdout.strip() == 'ci'
 
 
-@pytest.mark.parametrize('index', range(HOSTS), ids=HOST_NAMES)
+@pytest.mark.parametrize('index', range(HOSTS), ids=HOST_IDS)
 def test_python(fleet, index):
     host = HOST_NAMES[index]
     python = fleet.inventory['codex_runners']['hosts'][host]['ansible_python_interpreter']
@@ -165,7 +167,7 @@ def test_python(fleet, index):
     assert out.splitlines()[0] == '3'
 
 
-@pytest.mark.parametrize('index', range(HOSTS), ids=HOST_NAMES)
+@pytest.mark.parametrize('index', range(HOSTS), ids=HOST_IDS)
 def test_codex_runs_on_the_host(fleet, index):
     out = fleet.ssh(HOST_NAMES[index], '%s --version' % shlex.quote(str(fleet.codex))).stdout.strip()
     assert out == 'codex-cli %s' % CODEX_VERSION
