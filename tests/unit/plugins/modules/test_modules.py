@@ -11,9 +11,6 @@ import sys
 import textwrap
 
 import pytest
-from ansible.module_utils import _internal as ansible_internal
-from ansible.module_utils.common import warnings as ansible_warnings
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.codexops.runner.plugins.module_utils import access_login
 from ansible_collections.codexops.runner.plugins.module_utils import codex_process
@@ -23,28 +20,14 @@ from ansible_collections.codexops.runner.plugins.modules import codex_auth_verif
 from ansible_collections.codexops.runner.plugins.modules import codex_config
 from support import fake_credentials as fc
 from support.codex import CODEX_VERSION
+from support.module_run import run_module_main
 
 FILE_STORE = 'cli_auth_credentials_store = "file"\n'
 
 
-@pytest.fixture(autouse=True)
-def module_process(monkeypatch):
-    """Once controller code is imported (the filter tests do), module warnings would go to the
-    controller's display instead of the result; a real module process is never the controller."""
-    monkeypatch.setattr(ansible_internal, 'is_controller', False)
-
-
 def run_module(module, args, capsys):
     """(exit code, result dict, raw stdout) of one module run."""
-    # Module warnings live in process-wide registries; a real module runs in a fresh process.
-    ansible_warnings._global_warnings.clear()
-    ansible_warnings._global_deprecations.clear()
-    capsys.readouterr()
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as info:
-            module.main()
-    out = capsys.readouterr().out
-    return info.value.code, json.loads(out), out
+    return run_module_main(module, args, capsys)
 
 
 def warning_text(result):

@@ -11,14 +11,12 @@ import os
 import stat
 
 import pytest
-from ansible.module_utils import _internal as ansible_internal
-from ansible.module_utils.common import warnings as ansible_warnings
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.codexops.runner.plugins.module_utils import codex_home as codex_home_utils
 from ansible_collections.codexops.runner.plugins.module_utils import safe_files
 from ansible_collections.codexops.runner.plugins.modules import codex_auth_seed
 from support import fake_credentials as fc
+from support.module_run import run_module_main
 
 # Everything a single-runner run returns (Ansible adds `invocation`, and `diff` with --diff).
 SINGLE_KEYS = {'changed', 'pending', 'action', 'reason', 'backup_file', 'attributes_changed', 'removed_temp_files',
@@ -26,21 +24,9 @@ SINGLE_KEYS = {'changed', 'pending', 'action', 'reason', 'backup_file', 'attribu
 FILE_STORE = {'cli_auth_credentials_store': 'file'}
 
 
-@pytest.fixture(autouse=True)
-def module_process(monkeypatch):
-    monkeypatch.setattr(ansible_internal, 'is_controller', False)
-
-
 def run_module(args, capsys):
     """(exit code, result dict, raw stdout) of one codex_auth_seed run."""
-    ansible_warnings._global_warnings.clear()
-    ansible_warnings._global_deprecations.clear()
-    capsys.readouterr()
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as info:
-            codex_auth_seed.main()
-    out = capsys.readouterr().out
-    return info.value.code, json.loads(out), out
+    return run_module_main(codex_auth_seed, args, capsys)
 
 
 def assert_secret_free(text, secrets):

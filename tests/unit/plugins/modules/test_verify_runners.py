@@ -5,18 +5,15 @@
 whole before any CODEX_HOME is read; without `runners`, the module is what it was."""
 
 import hashlib
-import json
 
 import pytest
-from ansible.module_utils import _internal as ansible_internal
-from ansible.module_utils.common import warnings as ansible_warnings
-from ansible.module_utils.testing import patch_module_args
 
 from ansible_collections.codexops.runner.plugins.module_utils import codex_home as codex_home_utils
 from ansible_collections.codexops.runner.plugins.module_utils import codex_process
 from ansible_collections.codexops.runner.plugins.module_utils import keepalive_status
 from ansible_collections.codexops.runner.plugins.modules import codex_auth_verify
 from support import fake_credentials as fc
+from support.module_run import run_module_main
 
 SINGLE_FIELDS = ('problems', 'health_warnings', 'auth_mode', 'last_refresh', 'age_days', 'stale', 'has_access_token',
                  'has_id_token', 'has_refresh_token', 'has_api_key', 'access_token_expires_at', 'account_id',
@@ -24,21 +21,9 @@ SINGLE_FIELDS = ('problems', 'health_warnings', 'auth_mode', 'last_refresh', 'ag
                  'credentials_store')
 
 
-@pytest.fixture(autouse=True)
-def module_process(monkeypatch):
-    monkeypatch.setattr(ansible_internal, 'is_controller', False)
-
-
 def run_module(args, capsys):
     """(exit code, result dict, raw stdout) of one codex_auth_verify run."""
-    ansible_warnings._global_warnings.clear()
-    ansible_warnings._global_deprecations.clear()
-    capsys.readouterr()
-    with patch_module_args(args):
-        with pytest.raises(SystemExit) as info:
-            codex_auth_verify.main()
-    out = capsys.readouterr().out
-    return info.value.code, json.loads(out), out
+    return run_module_main(codex_auth_verify, args, capsys)
 
 
 @pytest.fixture
