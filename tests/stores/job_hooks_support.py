@@ -17,6 +17,7 @@ import tempfile
 import uuid
 
 import jinja2
+import pytest
 import yaml
 
 from store_harness import SECRETS, AwsHarness, VaultHarness
@@ -242,3 +243,20 @@ class AwsSide(object):
         SECRETS.append(key['SecretAccessKey'])
         return {'region': self.moto.region, 'endpoint_url': self.moto.url, 'access_key_id': key['AccessKeyId'],
                 'secret_access_key': key['SecretAccessKey']}
+
+
+# The fixtures of every job-hook test file (imported there by name, as pytest finds fixtures).
+@pytest.fixture(scope='module')
+def layout():
+    installed = Layout()
+    try:
+        yield installed
+    finally:
+        installed.remove()
+
+
+@pytest.fixture(params=['vault', 'aws_secretsmanager'])
+def side(request):
+    if request.param == 'vault':
+        return VaultSide(request.getfixturevalue('openbao'))
+    return AwsSide(request.getfixturevalue('moto'))

@@ -12,29 +12,12 @@ import os
 import threading
 import uuid
 
-import pytest
-
-from job_hooks_support import MODULE_UTILS, AwsSide, Layout, VaultSide, role_defaults, role_vars
+from job_hooks_support import MODULE_UTILS, VaultSide, role_defaults, role_vars
+from job_hooks_support import layout, side  # noqa: F401 pylint: disable=unused-import
 from store_harness import SECRETS, auth_file, new_name
 from support import leaks
 
 RACE_RUNS = 50
-
-
-@pytest.fixture(scope='module')
-def layout():
-    installed = Layout()
-    try:
-        yield installed
-    finally:
-        installed.remove()
-
-
-@pytest.fixture(params=['vault', 'aws_secretsmanager'])
-def side(request):
-    if request.param == 'vault':
-        return VaultSide(request.getfixturevalue('openbao'))
-    return AwsSide(request.getfixturevalue('moto'))
 
 
 def no_leak(*completed):

@@ -12,9 +12,7 @@ import pwd
 import subprocess
 import uuid
 
-import pytest
-
-from job_hooks_support import AwsSide, Layout, VaultSide
+from job_hooks_support import layout, side  # noqa: F401 pylint: disable=unused-import
 from store_harness import SECRETS, new_name
 from support import fake_credentials
 from support.backend_fixture import backend  # noqa: F401 pylint: disable=unused-import
@@ -27,22 +25,6 @@ JOBS = 3
 STEP_SECONDS = 25
 CODEX_TIMEOUT = 60
 CONFIG_TOML = b'cli_auth_credentials_store = "file"\n'
-
-
-@pytest.fixture(scope='module')
-def layout():
-    installed = Layout()
-    try:
-        yield installed
-    finally:
-        installed.remove()
-
-
-@pytest.fixture(params=['vault', 'aws_secretsmanager'])
-def side(request):
-    if request.param == 'vault':
-        return VaultSide(request.getfixturevalue('openbao'))
-    return AwsSide(request.getfixturevalue('moto'))
 
 
 def codex_job(runner, backend):  # noqa: F811
