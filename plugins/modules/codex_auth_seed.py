@@ -344,6 +344,7 @@ runners:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.codexops.runner.plugins.module_utils import _runner_environment
 from ansible_collections.codexops.runner.plugins.module_utils import _runner_instances
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from ansible_collections.codexops.runner.plugins.module_utils import module_common
@@ -371,7 +372,9 @@ def main():
             replace=dict(type='str', choices=list(seeding.REPLACE_POLICIES)),
             allowed_auth_modes=dict(type='list', elements='str', choices=list(auth_model.KNOWN_AUTH_MODES)),
             environment_files=dict(type='list', elements='path'),
+            runner_environment=dict(type='dict', options=module_common.runner_environment_options()),
         ), mutually_exclusive=[('content', 'src')], required_one_of=[('content', 'src')]),
+        runner_environment=dict(type='dict', options=module_common.runner_environment_options()),
     )
     argument_spec['allowed_auth_modes']['default'] = ['chatgpt']
     module = AnsibleModule(
@@ -379,7 +382,7 @@ def main():
         # Each instance has its own CODEX_HOME, owner, group and seed: one value for all would be wrong for all
         # but one (and one seed on two runners is the refresh_token_reused breakage).
         mutually_exclusive=[('content', 'src'), ('codex_home', 'runners'), ('owner', 'runners'), ('group', 'runners'),
-                            ('content', 'runners'), ('src', 'runners')],
+                            ('content', 'runners'), ('src', 'runners'), ('runner_environment', 'runners')],
         required_one_of=[('content', 'src', 'runners'), ('codex_home', 'runners')],
         supports_check_mode=True,
     )
@@ -417,7 +420,32 @@ def _seed(module, params):
     else:
         seed_data = module_common.read_seed_file(module, params['src'])
     seed = seeding.load_seed(seed_data, params['allowed_auth_modes'], params['require_refresh_token'])
-    return _seed_run(module, params, params['codex_home'], seed_data, seed, uid, gid, module.check_mode).run()
+    spec = params['runner_environment']
+    found = _runner_environment.spec_problems(spec, params['codex_home'])
+    if found:
+        module.fail_json(msg='Refusing runner_environment before anything was written: %s.' % '; '.join(found),
+                         error_code='runner_environment_invalid')
+    # What a real run would refuse there (a .env that is a link, a missing runner directory) refuses the run
+    # before auth.json is written.
+    _runner_environment.apply(spec, params['codex_home'], uid, gid, check=True)
+    result = _seed_run(module, params, params['codex_home'], seed_data, seed, uid, gid, module.check_mode).run()
+    return _with_environment(result, spec, params['codex_home'], uid, gid, module.check_mode)
+
+
+def _with_environment(result, spec, home, uid, gid, check_mode):
+    """The seed result with its runner environment written (or, in check mode, predicted): RV(runner_environment),
+    `changed` and the diff's metadata (the paths and what they will set, never another line of them)."""
+    environment = _runner_environment.apply(spec, home, uid, gid, check=check_mode)
+    result['runner_environment'] = environment
+    if environment['changed']:
+        result['changed'] = result['pending'] = True
+    for key in ('github_env', 'systemd_dropin'):
+        if key in environment and environment[key]['action'] != 'kept':
+            path = environment[key]['path']
+            result['diff']['before'].setdefault('runner_environment', {})[path] = (
+                'absent' if environment[key]['action'] == 'created' else 'another CODEX_HOME, or none')
+            result['diff']['after'].setdefault('runner_environment', {})[path] = 'CODEX_HOME=%s' % home
+    return result
 
 
 def _seed_run(module, params, home, seed_data, seed, uid, gid, check_mode):
@@ -525,6 +553,7 @@ def _run_instance(module, params, instance, check_mode):
     instance_params = instance['params']
     result = _seed_run(module, instance_params, instance['codex_home'], instance['data'], instance['seed'], uid, gid,
                        check_mode).run()
+    _with_environment(result, instance['runner_environment'], instance['codex_home'], uid, gid, check_mode)
     module_common.add_environment_checks(result['auth'], instance_params)
     return result
 

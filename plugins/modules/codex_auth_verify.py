@@ -406,6 +406,7 @@ import datetime
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.codexops.runner.plugins.module_utils import _runner_environment
 from ansible_collections.codexops.runner.plugins.module_utils import _runner_process
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from ansible_collections.codexops.runner.plugins.module_utils import codex_home
@@ -433,13 +434,16 @@ def main():
             allowed_auth_modes=dict(type='list', elements='str', choices=list(auth_model.KNOWN_AUTH_MODES)),
             environment_files=dict(type='list', elements='path'),
             probe_command=dict(type='path'),
+            runner_environment=dict(type='dict', options=module_common.runner_environment_options()),
         )),
+        runner_environment=dict(type='dict', options=module_common.runner_environment_options()),
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
         required_one_of=[('codex_home', 'runners')],
         # Each instance has its own: one value for all of them would be wrong for all but one.
-        mutually_exclusive=[('codex_home', 'runners'), ('owner', 'runners'), ('probe_command', 'runners')],
+        mutually_exclusive=[('codex_home', 'runners'), ('owner', 'runners'), ('probe_command', 'runners'),
+                            ('runner_environment', 'runners')],
         supports_check_mode=True,
     )
     params = module.params
@@ -452,6 +456,10 @@ def main():
         module.fail_json(msg='probe_timeout must be between 1 and 3600 seconds.')
     module_common.guarded(module, codex_process.check_environment, params['codex_environment'])
     if params['runners'] is None:
+        found = _runner_environment.spec_problems(params['runner_environment'], params['codex_home'])
+        if found:
+            module.fail_json(msg='Refusing runner_environment: %s.' % '; '.join(found),
+                             error_code='runner_environment_invalid')
         result = _verify_runner(module, params, codex_path)
         module_common.exit_checked(module, result, result)
     _exit_instances(module, params, codex_path)
@@ -478,6 +486,7 @@ def _verify_runner(module, params, codex_path, instance=None):
         result['keepalive_probe'] = {'ran': False, 'msg': 'not run in check mode: a probe sends a request to Codex '
                                      'and may rotate auth.json; the last recorded outcome is reported.'}
     module_common.add_environment_checks(result, params)
+    module_common.add_runner_environment_checks(result, params)
     status = result.get('codex_login_status', {})
     if status.get('rc', 0) != 0:
         # runner_unknown: Codex was not run at all (never as root); anything else is Codex's own failure.
@@ -503,7 +512,7 @@ def _exit_instances(module, params, codex_path):
     changed = False
     for entry in params['runners']:
         instance_params = dict(params, codex_home=entry['codex_home'], owner=entry['owner'],
-                               probe_command=entry['probe_command'])
+                               probe_command=entry['probe_command'], runner_environment=entry['runner_environment'])
         for option in ('allowed_auth_modes', 'environment_files'):
             if entry[option] is not None:
                 instance_params[option] = entry[option]
