@@ -135,6 +135,52 @@ options:
           - This instance's environment files, as O(environment_files) (which is the default).
         type: list
         elements: path
+      runner_environment:
+        description:
+          - This instance's runner environment, as O(runner_environment). Two instances with the same
+            O(runners[].runner_environment.github_runner_dir), O(runners[].runner_environment.systemd_unit) or
+            O(runners[].runner_environment.gitlab_concurrent_id) are refused, naming them.
+        type: dict
+        version_added: 0.2.0
+        suboptions:
+          github_runner_dir:
+            description: As O(runner_environment.github_runner_dir).
+            type: path
+          systemd_unit:
+            description: As O(runner_environment.systemd_unit).
+            type: str
+          gitlab_concurrent_id:
+            description: As O(runner_environment.gitlab_concurrent_id).
+            type: int
+  runner_environment:
+    description:
+      - Where the runner's jobs get CODEX_HOME from - the runner's own environment, %s
+      - A spec that cannot be used (a relative or C(..) directory, a unit name with C(/) or not ending in
+        C(.service), a CODEX_HOME with control characters) fails the task, naming the instance, before anything
+        is written.
+      - Mutually exclusive with O(runners) (each instance has its own O(runners[].runner_environment)).
+    type: dict
+    version_added: 0.2.0
+    suboptions:
+      github_runner_dir:
+        description:
+          - A GitHub Actions runner directory (absolute). Its C(.env) (lines C(NAME=value), read by the runner
+            when it starts) must set C(CODEX_HOME) to O(codex_home).
+          - Walked without following links; a C(.env) that is a symlink, hard link, FIFO or device, or larger than
+            1 MiB, is refused, as is a directory that is missing or controlled by another user than O(owner).
+        type: path
+      systemd_unit:
+        description:
+          - The runner's systemd service, for example C(actions.runner.org-repo.runner-1.service). Its root-owned
+            drop-in C(/etc/systemd/system/<unit>.d/codexops-codex-home.conf) must set
+            C(Environment="CODEX_HOME=<codex_home>").
+        type: str
+      gitlab_concurrent_id:
+        description:
+          - The GitLab Runner C(concurrent) slot (C(CI_CONCURRENT_ID)) this runner serves. Nothing is written or read
+            on the host; the codex_auth role's fact C(codex_auth_gitlab_pre_build_script) gives the
+            C(pre_build_script) for the slots.
+        type: int
   replace:
     description:
       - When an existing C(auth.json) is replaced. Each policy includes the ones before it.
@@ -244,6 +290,15 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+gitlab_pre_build_script:
+  description:
+    - With O(runners), when any instance names a GitLab slot (O(runners[].runner_environment.gitlab_concurrent_id)),
+      the C(pre_build_script) for the GitLab Runner's C(config.toml) that points each slot's jobs at its instance's
+      CODEX_HOME (a job in a slot no instance serves fails).
+  returned: when an instance of O(runners) names a GitLab slot
+  type: str
+  version_added: 0.2.0
+  sample: 'case "${CI_CONCURRENT_ID:-}" in 0) export CODEX_HOME=/srv/gitlab-codex/slot-0 ;; *) exit 1 ;; esac'
 pending:
   description:
     - Whether the run has (or, in check mode, would have) anything to do - the module's own C(changed).
@@ -305,6 +360,15 @@ auth:
     last_refresh: '2026-11-21T10:22:00Z'
     has_refresh_token: true
     refresh_token_fingerprint: 3f9a1c0e5b7d2a64
+runner_environment:
+  description:
+    - With O(runner_environment) naming a runner directory or unit, what was (in check mode, would be) written - C(github_env) and C(systemd_dropin),
+      each its C(path) and C(action) (V(created), V(updated) or V(kept)) - with C(changed), and C(daemon_reload) when a
+      drop-in changed where systemd runs (run C(systemctl daemon-reload)). With O(runners), in each instance's result.
+  returned: success, when O(runner_environment) names a runner directory or unit
+  type: dict
+  version_added: 0.2.0
+  sample: {changed: true, daemon_reload: false, github_env: {path: /srv/actions-runner-1/.env, action: updated}}
 runners:
   description:
     - With O(runners), one result per instance, in the order given - its C(name) and C(codex_home), and every other
@@ -435,6 +499,8 @@ def _seed(module, params):
 def _with_environment(result, spec, home, uid, gid, check_mode):
     """The seed result with its runner environment written (or, in check mode, predicted): RV(runner_environment),
     `changed` and the diff's metadata (the paths and what they will set, never another line of them)."""
+    if not _runner_environment.writes(spec):
+        return result
     environment = _runner_environment.apply(spec, home, uid, gid, check=check_mode)
     result['runner_environment'] = environment
     if environment['changed']:
@@ -571,6 +637,9 @@ def _exit_summaries(module, params, instances, results):
             module.warn('instance %s: %s' % (summary['name'], warning))
     changed = any(summary['changed'] for summary in summaries)
     result = {'changed': changed, 'pending': changed, 'runners': summaries}
+    script = _runner_environment.gitlab_pre_build_script(instances)
+    if script:
+        result['gitlab_pre_build_script'] = script
     if module._diff:
         result['diff'] = [item['diff'] for item in results]
     broken = [summary for summary in summaries if not summary['auth']['healthy']]
