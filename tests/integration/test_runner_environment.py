@@ -164,6 +164,7 @@ def test_bad_runner_environment_is_refused_naming_the_instance(runners):
         inventory = json.load(handle)
     inventory['codex_runners']['hosts'][HOST]['codex_auth_runners'][1]['runner_environment'] = {
         'systemd_unit': 'etc/evil.service'}
+    os.unlink(str(runners.inventory))
     write_private(runners.inventory, json.dumps(inventory))
     output = runners.run(expect_failure=True)
     assert 'gh-2: runner_environment.systemd_unit must be a systemd service name' in output
