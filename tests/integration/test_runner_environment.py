@@ -32,6 +32,7 @@ _needs_root = required(os.geteuid() == 0, 'runner directories under two users ne
 
 HOST = 'runner-1'
 SINGLE = 'runner-0'
+API_KEY = 'runner-3'
 OTHER_LINES = b'LANG=C.UTF-8\nRUNNER_TOOL_CACHE=/opt/hostedtoolcache\n# a comment the runner ignores\nA= spaced \n'
 
 
@@ -62,13 +63,22 @@ class Runners(object):
         single_doc, secrets = fake_credentials.chatgpt_seed(account_id='acct-single')
         space.remember(secrets)
         (space.root / 'homes' / SINGLE).mkdir(parents=True)
+        api_doc, secrets = fake_credentials.apikey_seed()
+        space.remember(secrets)
+        self.api_dir = space.root / 'actions-runners' / API_KEY
+        self.api_dir.mkdir()
+        os.chown(str(self.api_dir), self.users['gh-1'].pw_uid, self.users['gh-1'].pw_gid)
+        (space.root / 'homes' / API_KEY).mkdir(parents=True)
         common = {'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
                   'codex_auth_user': runner_owner(), 'health_dir': str(self.health_dir),
                   'codex_auth_seed_dir': str(space.root / 'codex_seeds')}
         inventory = {'codex_runners': {'hosts': {
             HOST: {'codex_auth_runners': runners},
             SINGLE: {'codex_auth_home': str(self.home(SINGLE)), 'codex_auth_seed_content': fake_credentials.dumps(
-                single_doc), 'codex_auth_runner_environment': {'systemd_unit': self.unit}}},
+                single_doc), 'codex_auth_runner_environment': {'systemd_unit': self.unit}},
+            API_KEY: {'codex_auth_home': str(self.home(API_KEY)), 'codex_auth_method': 'api_key',
+                      'codex_auth_api_key': api_doc['OPENAI_API_KEY'],
+                      'codex_auth_runner_environment': {'github_runner_dir': str(self.api_dir)}}},
             'vars': common}}
         self.inventory = write_private(space.root / 'inventory.json', json.dumps(inventory))
 
@@ -186,3 +196,13 @@ def test_systemd_dropin_without_a_running_systemd(runners):
     assert 'skipping: [runner-0]' in handler and 'changed: [runner-0]' not in handler
     assert changed_by_host(runners.run(limit=SINGLE)) == {SINGLE: 0}
     runners.run(limit=SINGLE, variables={'entry': 'verify'})
+
+
+def test_api_key_single_runner_writes_its_env(runners):
+    first = runners.run(limit=API_KEY)
+    assert changed_by_host(first) == {API_KEY: 1}
+    env = runners.api_dir / '.env'
+    uid, _gid, mode, data = env_state(env)
+    assert (uid, mode, data) == (runners.users['gh-1'].pw_uid, 0o600,
+                                 b'CODEX_HOME=%s\n' % str(runners.home(API_KEY)).encode())
+    assert changed_by_host(runners.run(limit=API_KEY)) == {API_KEY: 0}
