@@ -311,9 +311,9 @@ def problems(spec, home, systemd_dir=None):
                           % (shown, exc.strerror or exc.__class__.__name__)})
             continue
         if not value:
-            found.append({'code': 'runner_env_codex_home_missing', 'message': '%s sets no CODEX_HOME; the runner\'s '
-                          'jobs use ~/.codex, not %s. Provision with runner_environment, then restart the runner.'
-                          % (shown, home)})
+            found.append({'code': 'runner_env_codex_home_missing', 'message': '%s sets no CODEX_HOME (or does not '
+                          'exist); the runner\'s jobs use ~/.codex, not %s. Provision with runner_environment, then '
+                          'restart the runner.' % (shown, home)})
         elif os.path.normpath(value) != os.path.normpath(home):
             found.append({'code': 'runner_env_codex_home_mismatch', 'message': '%s sets CODEX_HOME=%s, not the '
                           'configured %s; the runner\'s jobs use other credentials. Provision again (or correct '
