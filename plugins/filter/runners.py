@@ -120,6 +120,8 @@ def _entry(instance, module):
     entry = {'name': instance['name'], 'codex_home': instance['codex_home'], 'owner': instance['user'],
              'allowed_auth_modes': list(_ALLOWED_MODES[instance['method']]),
              'environment_files': list(instance['environment_files'])}
+    if instance.get('runner_environment'):
+        entry['runner_environment'] = dict(instance['runner_environment'])
     if module == 'codex_auth_verify':
         return entry
     if instance['group']:
@@ -160,6 +162,16 @@ def _result_rows(result):
     return rows
 
 
+def codex_runner_daemon_reload(result):
+    """Whether a codex_auth_seed result (one runner's, or with `runners`) changed a systemd drop-in where systemd
+    runs: the role's daemon-reload handler asks this."""
+    if not isinstance(result, dict):
+        return False
+    items = result['runners'] if isinstance(result.get('runners'), list) else [result]
+    return any(isinstance(item, dict) and isinstance(item.get('runner_environment'), dict)
+               and bool(item['runner_environment'].get('daemon_reload')) for item in items)
+
+
 class FilterModule(object):
 
     def filters(self):
@@ -168,4 +180,5 @@ class FilterModule(object):
             'codex_runner_seed_files': codex_runner_seed_files,
             'codex_runner_args': codex_runner_args,
             'codex_runner_health': codex_runner_health,
+            'codex_runner_daemon_reload': codex_runner_daemon_reload,
         }

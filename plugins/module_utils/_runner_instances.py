@@ -21,6 +21,7 @@ keepalive_status.keepalive_name, the one rule (`keepalive_name` here only passes
 import json
 import posixpath
 
+from ansible_collections.codexops.runner.plugins.module_utils import _runner_environment
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from ansible_collections.codexops.runner.plugins.module_utils import errors
 from ansible_collections.codexops.runner.plugins.module_utils import keepalive_status
@@ -29,13 +30,14 @@ DEFAULT_INSTANCE = keepalive_status.DEFAULT_INSTANCE
 METHODS = ('seed', 'access_token', 'api_key')
 # What each instance carries once normalised. `group` empty means the user's primary group.
 FIELDS = ('name', 'user', 'group', 'codex_home', 'method', 'seed_file', 'seed_content', 'access_token', 'api_key',
-          'replace', 'environment_files')
+          'replace', 'environment_files', 'runner_environment')
 # Never shown, compared only for equality.
 SECRET_FIELDS = ('seed_content', 'access_token', 'api_key')
 # The spelling of codex_home; both at once is refused rather than guessed.
 ALIASES = {'home': 'codex_home'}
 # A listed instance without these takes the host's value. Never the seed: one seed on two instances is one
-# refresh token on two runners. An access token or API key does not rotate, so one may serve several.
+# refresh token on two runners. An access token or API key does not rotate, so one may serve several. Nor the
+# runner_environment: a runner directory, a service or a GitLab slot is one runner's.
 INHERITED = ('user', 'group', 'method', 'access_token', 'api_key', 'replace', 'environment_files')
 # The single-runner variable behind each field of the default instance.
 VARIABLES = {
@@ -43,6 +45,7 @@ VARIABLES = {
     'method': 'codex_auth_method', 'seed_file': 'codex_auth_seed_file', 'seed_content': 'codex_auth_seed_content',
     'access_token': 'codex_auth_access_token', 'api_key': 'codex_auth_api_key', 'replace': 'codex_auth_replace',
     'environment_files': 'codex_auth_environment_files',
+    'runner_environment': 'codex_auth_runner_environment',
 }
 # Each instance is a module loop item and a report row; a longer list is a generated list gone wrong, and
 # the pairwise checks below stay trivial under it.
@@ -156,6 +159,8 @@ def _filled(instance):
     filled = dict((field, instance.get(field)) for field in FIELDS)
     if filled['environment_files'] is None:
         filled['environment_files'] = []
+    if filled['runner_environment'] is None or filled['runner_environment'] == '':
+        filled['runner_environment'] = {}
     return filled
 
 
@@ -258,6 +263,12 @@ def layout_problems(instances, expand=None, own=True):
     for _key, indexes in _groups(keys):
         found.append(_shared('runner_instance_home_duplicate', labels, indexes, 'instances %s have the same '
                              'CODEX_HOME; each runner needs its own, or the first to refresh breaks the others'))
+    for field in _runner_environment.FIELDS:
+        places = [_environment_place(instance, field) for instance in instances]
+        for _place, indexes in _groups(places):
+            found.append(_shared('runner_instance_environment_shared', labels, indexes, 'instances %%s have the same '
+                                 'runner_environment.%s; one runner environment sets one CODEX_HOME, so give each '
+                                 'instance its own' % field))
     for i, outer in enumerate(keys):
         for j, inner in enumerate(keys):
             if outer is not None and inner is not None and _is_inside(inner, outer):
@@ -265,6 +276,12 @@ def layout_problems(instances, expand=None, own=True):
                                      'the CODEX_HOME of instance %s lies inside that of instance %s; give each a '
                                      'directory of its own, side by side' % (labels[j], labels[i])))
     return found
+
+
+def _environment_place(instance, field):
+    spec = instance.get('runner_environment')
+    value = spec.get(field) if isinstance(spec, dict) else None
+    return value if isinstance(value, (str, int)) and not isinstance(value, bool) else None
 
 
 def refresh_token_problems(instances, tokens):
@@ -330,6 +347,8 @@ def _layout_own(instance, label):
     if home_key(instance['codex_home']) is None:
         found.append(problem('runner_instance_home_invalid', [label], '%s needs an absolute CODEX_HOME (or ~USER/...) '
                              'without ..' % label))
+    for message in _runner_environment.spec_problems(instance.get('runner_environment'), instance.get('codex_home')):
+        found.append(problem('runner_instance_environment_invalid', [label], '%s: %s' % (label, message)))
     return found
 
 

@@ -32,7 +32,7 @@ PROBLEM_CODES = (
     'auth_mode_unexpected', 'id_token_invalid', 'last_refresh_invalid', 'refresh_token_missing',
     'credential_missing', 'store_not_file', 'config_invalid', 'config_unreadable', 'forced_login_conflict',
     'env_shadowing', 'codex_status_failed', 'runner_unknown', 'refresh_failed', 'lock_unusable', 'keepalive_failing',
-    'codex_home_network_fs',
+    'codex_home_network_fs', 'runner_env_codex_home_missing', 'runner_env_codex_home_mismatch', 'runner_env_unreadable',
 )
 WARNING_CODES = (
     'stale', 'access_token_expired', 'store_key_in_table', 'temp_files_left', 'environment_file_unreadable',

@@ -8,6 +8,7 @@ Private to this collection.
 
 import stat
 
+from ansible_collections.codexops.runner.plugins.module_utils import _runner_environment
 from ansible_collections.codexops.runner.plugins.module_utils import _runner_instances
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from ansible_collections.codexops.runner.plugins.module_utils import errors
@@ -38,6 +39,20 @@ def base_argument_spec(ownership=False, verify=False, runs_codex=False, locks=Fa
             environment_files=dict(type='list', elements='path', default=[]),
         )
     return spec
+
+
+def runner_environment_options():
+    """The suboptions of `runner_environment` (module_utils/_runner_environment.py), as every module takes them."""
+    return dict(github_runner_dir=dict(type='path'), systemd_unit=dict(type='str'),
+                gitlab_concurrent_id=dict(type='int'))
+
+
+def add_runner_environment_checks(summary, params):
+    """What the runner's own environment (`runner_environment`) sets for CODEX_HOME, into a health summary, in
+    place: a job that gets another CODEX_HOME, or none, is a problem (runner_env_codex_home_mismatch, ...)."""
+    summary['problems'].extend(_runner_environment.problems(params.get('runner_environment'), params['codex_home']))
+    summary['healthy'] = not summary['problems']
+    return summary
 
 
 def verify_options(params):

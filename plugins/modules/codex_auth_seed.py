@@ -135,6 +135,52 @@ options:
           - This instance's environment files, as O(environment_files) (which is the default).
         type: list
         elements: path
+      runner_environment:
+        description:
+          - This instance's runner environment, as O(runner_environment). Two instances with the same
+            O(runners[].runner_environment.github_runner_dir), O(runners[].runner_environment.systemd_unit) or
+            O(runners[].runner_environment.gitlab_concurrent_id) are refused, naming them.
+        type: dict
+        version_added: 0.2.0
+        suboptions:
+          github_runner_dir:
+            description: As O(runner_environment.github_runner_dir).
+            type: path
+          systemd_unit:
+            description: As O(runner_environment.systemd_unit).
+            type: str
+          gitlab_concurrent_id:
+            description: As O(runner_environment.gitlab_concurrent_id).
+            type: int
+  runner_environment:
+    description:
+      - Where the runner's jobs get CODEX_HOME from - the runner's own environment, %s
+      - A spec that cannot be used (a relative or C(..) directory, a unit name with C(/) or not ending in
+        C(.service), a CODEX_HOME with control characters) fails the task, naming the instance, before anything
+        is written.
+      - Mutually exclusive with O(runners) (each instance has its own O(runners[].runner_environment)).
+    type: dict
+    version_added: 0.2.0
+    suboptions:
+      github_runner_dir:
+        description:
+          - A GitHub Actions runner directory (absolute). Its C(.env) (lines C(NAME=value), read by the runner
+            when it starts) must set C(CODEX_HOME) to O(codex_home).
+          - Walked without following links; a C(.env) that is a symlink, hard link, FIFO or device, or larger than
+            1 MiB, is refused, as is a directory that is missing or controlled by another user than O(owner).
+        type: path
+      systemd_unit:
+        description:
+          - The runner's systemd service, for example C(actions.runner.org-repo.runner-1.service). Its root-owned
+            drop-in C(/etc/systemd/system/<unit>.d/codexops-codex-home.conf) must set
+            C(Environment="CODEX_HOME=<codex_home>").
+        type: str
+      gitlab_concurrent_id:
+        description:
+          - The GitLab Runner C(concurrent) slot (C(CI_CONCURRENT_ID)) this runner serves. Nothing is written or read
+            on the host; the codex_auth role's fact C(codex_auth_gitlab_pre_build_script) gives the
+            C(pre_build_script) for the slots.
+        type: int
   replace:
     description:
       - When an existing C(auth.json) is replaced. Each policy includes the ones before it.
@@ -244,6 +290,15 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+gitlab_pre_build_script:
+  description:
+    - With O(runners), when any instance names a GitLab slot (O(runners[].runner_environment.gitlab_concurrent_id)),
+      the C(pre_build_script) for the GitLab Runner's C(config.toml) that points each slot's jobs at its instance's
+      CODEX_HOME (a job in a slot no instance serves fails).
+  returned: when an instance of O(runners) names a GitLab slot
+  type: str
+  version_added: 0.2.0
+  sample: 'case "${CI_CONCURRENT_ID:-}" in 0) export CODEX_HOME=/srv/gitlab-codex/slot-0 ;; *) exit 1 ;; esac'
 pending:
   description:
     - Whether the run has (or, in check mode, would have) anything to do - the module's own C(changed).
@@ -305,6 +360,15 @@ auth:
     last_refresh: '2026-11-21T10:22:00Z'
     has_refresh_token: true
     refresh_token_fingerprint: 3f9a1c0e5b7d2a64
+runner_environment:
+  description:
+    - With O(runner_environment) naming a runner directory or unit, what was (in check mode, would be) written - C(github_env) and C(systemd_dropin),
+      each its C(path) and C(action) (V(created), V(updated) or V(kept)) - with C(changed), and C(daemon_reload) when a
+      drop-in changed where systemd runs (run C(systemctl daemon-reload)). With O(runners), in each instance's result.
+  returned: success, when O(runner_environment) names a runner directory or unit
+  type: dict
+  version_added: 0.2.0
+  sample: {changed: true, daemon_reload: false, github_env: {path: /srv/actions-runner-1/.env, action: updated}}
 runners:
   description:
     - With O(runners), one result per instance, in the order given - its C(name) and C(codex_home), and every other
@@ -344,6 +408,7 @@ runners:
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.codexops.runner.plugins.module_utils import _runner_environment
 from ansible_collections.codexops.runner.plugins.module_utils import _runner_instances
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from ansible_collections.codexops.runner.plugins.module_utils import module_common
@@ -371,7 +436,9 @@ def main():
             replace=dict(type='str', choices=list(seeding.REPLACE_POLICIES)),
             allowed_auth_modes=dict(type='list', elements='str', choices=list(auth_model.KNOWN_AUTH_MODES)),
             environment_files=dict(type='list', elements='path'),
+            runner_environment=dict(type='dict', options=module_common.runner_environment_options()),
         ), mutually_exclusive=[('content', 'src')], required_one_of=[('content', 'src')]),
+        runner_environment=dict(type='dict', options=module_common.runner_environment_options()),
     )
     argument_spec['allowed_auth_modes']['default'] = ['chatgpt']
     module = AnsibleModule(
@@ -379,7 +446,7 @@ def main():
         # Each instance has its own CODEX_HOME, owner, group and seed: one value for all would be wrong for all
         # but one (and one seed on two runners is the refresh_token_reused breakage).
         mutually_exclusive=[('content', 'src'), ('codex_home', 'runners'), ('owner', 'runners'), ('group', 'runners'),
-                            ('content', 'runners'), ('src', 'runners')],
+                            ('content', 'runners'), ('src', 'runners'), ('runner_environment', 'runners')],
         required_one_of=[('content', 'src', 'runners'), ('codex_home', 'runners')],
         supports_check_mode=True,
     )
@@ -417,7 +484,34 @@ def _seed(module, params):
     else:
         seed_data = module_common.read_seed_file(module, params['src'])
     seed = seeding.load_seed(seed_data, params['allowed_auth_modes'], params['require_refresh_token'])
-    return _seed_run(module, params, params['codex_home'], seed_data, seed, uid, gid, module.check_mode).run()
+    spec = params['runner_environment']
+    found = _runner_environment.spec_problems(spec, params['codex_home'])
+    if found:
+        module.fail_json(msg='Refusing runner_environment before anything was written: %s.' % '; '.join(found),
+                         error_code='runner_environment_invalid')
+    # What a real run would refuse there (a .env that is a link, a missing runner directory) refuses the run
+    # before auth.json is written.
+    _runner_environment.apply(spec, params['codex_home'], uid, gid, check=True)
+    result = _seed_run(module, params, params['codex_home'], seed_data, seed, uid, gid, module.check_mode).run()
+    return _with_environment(result, spec, params['codex_home'], uid, gid, module.check_mode)
+
+
+def _with_environment(result, spec, home, uid, gid, check_mode):
+    """The seed result with its runner environment written (or, in check mode, predicted): RV(runner_environment),
+    `changed` and the diff's metadata (the paths and what they will set, never another line of them)."""
+    if not _runner_environment.writes(spec):
+        return result
+    environment = _runner_environment.apply(spec, home, uid, gid, check=check_mode)
+    result['runner_environment'] = environment
+    if environment['changed']:
+        result['changed'] = result['pending'] = True
+    for key in ('github_env', 'systemd_dropin'):
+        if key in environment and environment[key]['action'] != 'kept':
+            path = environment[key]['path']
+            result['diff']['before'].setdefault('runner_environment', {})[path] = (
+                'absent' if environment[key]['action'] == 'created' else 'another CODEX_HOME, or none')
+            result['diff']['after'].setdefault('runner_environment', {})[path] = 'CODEX_HOME=%s' % home
+    return result
 
 
 def _seed_run(module, params, home, seed_data, seed, uid, gid, check_mode):
@@ -525,6 +619,7 @@ def _run_instance(module, params, instance, check_mode):
     instance_params = instance['params']
     result = _seed_run(module, instance_params, instance['codex_home'], instance['data'], instance['seed'], uid, gid,
                        check_mode).run()
+    _with_environment(result, instance['runner_environment'], instance['codex_home'], uid, gid, check_mode)
     module_common.add_environment_checks(result['auth'], instance_params)
     return result
 
@@ -542,6 +637,9 @@ def _exit_summaries(module, params, instances, results):
             module.warn('instance %s: %s' % (summary['name'], warning))
     changed = any(summary['changed'] for summary in summaries)
     result = {'changed': changed, 'pending': changed, 'runners': summaries}
+    script = _runner_environment.gitlab_pre_build_script(instances)
+    if script:
+        result['gitlab_pre_build_script'] = script
     if module._diff:
         result['diff'] = [item['diff'] for item in results]
     broken = [summary for summary in summaries if not summary['auth']['healthy']]

@@ -20,7 +20,8 @@ description:
     V(last_refresh_invalid), V(refresh_token_missing), V(credential_missing), V(store_not_file),
     V(config_invalid), V(config_unreadable), V(forced_login_conflict), V(env_shadowing),
     V(codex_status_failed), V(runner_unknown), V(refresh_failed), V(lock_unusable), V(keepalive_failing),
-    V(codex_home_network_fs). The README's troubleshooting section gives the fix for each.
+    V(codex_home_network_fs), V(runner_env_codex_home_missing), V(runner_env_codex_home_mismatch),
+    V(runner_env_unreadable). The README's troubleshooting section gives the fix for each.
   - Warning codes (in RV(health_warnings)) - V(stale), V(access_token_expired), V(store_key_in_table),
     V(temp_files_left), V(environment_file_unreadable), V(keepalive_failed), V(keepalive_overdue),
     V(keepalive_status_invalid), V(keepalive_probe_failed).
@@ -93,6 +94,23 @@ options:
           - This instance's environment files, as O(environment_files) (which is the default).
         type: list
         elements: path
+      runner_environment:
+        description:
+          - This instance's runner environment, as O(runner_environment). Two instances with the same
+            O(runners[].runner_environment.github_runner_dir), O(runners[].runner_environment.systemd_unit) or
+            O(runners[].runner_environment.gitlab_concurrent_id) are refused, naming them.
+        type: dict
+        version_added: 0.2.0
+        suboptions:
+          github_runner_dir:
+            description: As O(runner_environment.github_runner_dir).
+            type: path
+          systemd_unit:
+            description: As O(runner_environment.systemd_unit).
+            type: str
+          gitlab_concurrent_id:
+            description: As O(runner_environment.gitlab_concurrent_id).
+            type: int
       probe_command:
         description:
           - The keepalive script of this instance for O(probe). Default is the path the codex_keepalive role
@@ -103,6 +121,35 @@ options:
   allowed_auth_modes:
     description:
       - Auth modes that count as healthy. Default is every mode Codex knows.
+  runner_environment:
+    description:
+      - Where the runner's jobs get CODEX_HOME from - the runner's own environment, %s
+      - A spec that cannot be used (a relative or C(..) directory, a unit name with C(/) or not ending in
+        C(.service), a CODEX_HOME with control characters) fails the task, naming the instance, before anything
+        is read.
+      - Mutually exclusive with O(runners) (each instance has its own O(runners[].runner_environment)).
+    type: dict
+    version_added: 0.2.0
+    suboptions:
+      github_runner_dir:
+        description:
+          - A GitHub Actions runner directory (absolute). Its C(.env) (lines C(NAME=value), read by the runner
+            when it starts) must set C(CODEX_HOME) to O(codex_home).
+          - Walked without following links; a C(.env) that is a symlink, hard link, FIFO or device, or larger than
+            1 MiB, is refused, as is a directory that is missing or controlled by another user than O(owner).
+        type: path
+      systemd_unit:
+        description:
+          - The runner's systemd service, for example C(actions.runner.org-repo.runner-1.service). Its root-owned
+            drop-in C(/etc/systemd/system/<unit>.d/codexops-codex-home.conf) must set
+            C(Environment="CODEX_HOME=<codex_home>").
+        type: str
+      gitlab_concurrent_id:
+        description:
+          - The GitLab Runner C(concurrent) slot (C(CI_CONCURRENT_ID)) this runner serves. Nothing is written or read
+            on the host; the codex_auth role's fact C(codex_auth_gitlab_pre_build_script) gives the
+            C(pre_build_script) for the slots.
+        type: int
   login_status:
     description:
       - Also run C(codex login status) as the runner user (O(owner)) with this CODEX_HOME, and return its verdict
@@ -215,6 +262,15 @@ EXAMPLES = r'''
 '''
 
 RETURN = r'''
+gitlab_pre_build_script:
+  description:
+    - With O(runners), when any instance names a GitLab slot (O(runners[].runner_environment.gitlab_concurrent_id)),
+      the C(pre_build_script) for the GitLab Runner's C(config.toml) that points each slot's jobs at its instance's
+      CODEX_HOME (a job in a slot no instance serves fails).
+  returned: when an instance of O(runners) names a GitLab slot
+  type: str
+  version_added: 0.2.0
+  sample: 'case "${CI_CONCURRENT_ID:-}" in 0) export CODEX_HOME=/srv/gitlab-codex/slot-0 ;; *) exit 1 ;; esac'
 healthy:
   description:
     - True when there is no problem (warnings do not count).
@@ -406,6 +462,7 @@ import datetime
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.codexops.runner.plugins.module_utils import _runner_environment
 from ansible_collections.codexops.runner.plugins.module_utils import _runner_process
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from ansible_collections.codexops.runner.plugins.module_utils import codex_home
@@ -433,13 +490,16 @@ def main():
             allowed_auth_modes=dict(type='list', elements='str', choices=list(auth_model.KNOWN_AUTH_MODES)),
             environment_files=dict(type='list', elements='path'),
             probe_command=dict(type='path'),
+            runner_environment=dict(type='dict', options=module_common.runner_environment_options()),
         )),
+        runner_environment=dict(type='dict', options=module_common.runner_environment_options()),
     )
     module = AnsibleModule(
         argument_spec=argument_spec,
         required_one_of=[('codex_home', 'runners')],
         # Each instance has its own: one value for all of them would be wrong for all but one.
-        mutually_exclusive=[('codex_home', 'runners'), ('owner', 'runners'), ('probe_command', 'runners')],
+        mutually_exclusive=[('codex_home', 'runners'), ('owner', 'runners'), ('probe_command', 'runners'),
+                            ('runner_environment', 'runners')],
         supports_check_mode=True,
     )
     params = module.params
@@ -452,6 +512,10 @@ def main():
         module.fail_json(msg='probe_timeout must be between 1 and 3600 seconds.')
     module_common.guarded(module, codex_process.check_environment, params['codex_environment'])
     if params['runners'] is None:
+        found = _runner_environment.spec_problems(params['runner_environment'], params['codex_home'])
+        if found:
+            module.fail_json(msg='Refusing runner_environment: %s.' % '; '.join(found),
+                             error_code='runner_environment_invalid')
         result = _verify_runner(module, params, codex_path)
         module_common.exit_checked(module, result, result)
     _exit_instances(module, params, codex_path)
@@ -478,6 +542,7 @@ def _verify_runner(module, params, codex_path, instance=None):
         result['keepalive_probe'] = {'ran': False, 'msg': 'not run in check mode: a probe sends a request to Codex '
                                      'and may rotate auth.json; the last recorded outcome is reported.'}
     module_common.add_environment_checks(result, params)
+    module_common.add_runner_environment_checks(result, params)
     status = result.get('codex_login_status', {})
     if status.get('rc', 0) != 0:
         # runner_unknown: Codex was not run at all (never as root); anything else is Codex's own failure.
@@ -503,7 +568,7 @@ def _exit_instances(module, params, codex_path):
     changed = False
     for entry in params['runners']:
         instance_params = dict(params, codex_home=entry['codex_home'], owner=entry['owner'],
-                               probe_command=entry['probe_command'])
+                               probe_command=entry['probe_command'], runner_environment=entry['runner_environment'])
         for option in ('allowed_auth_modes', 'environment_files'):
             if entry[option] is not None:
                 instance_params[option] = entry[option]
@@ -511,6 +576,9 @@ def _exit_instances(module, params, codex_path):
         changed = summary.pop('changed') or changed
         summaries.append(dict(summary, name=entry['name'], codex_home=entry['codex_home']))
     result = {'changed': changed, 'healthy': all(summary['healthy'] for summary in summaries), 'runners': summaries}
+    script = _runner_environment.gitlab_pre_build_script(params['runners'])
+    if script:
+        result['gitlab_pre_build_script'] = script
     if params['fail_on_problems'] and not result['healthy']:
         module.fail_json(msg='Codex credentials of runner instances have problems: %s' % '; '.join(
             '%s (%s)' % (summary['name'], ', '.join(item['code'] for item in summary['problems']))

@@ -33,7 +33,8 @@ def instances(*entries, **variables):
 
 
 def test_the_filters_are_registered():
-    assert sorted(rf.FilterModule().filters()) == ['codex_runner_args', 'codex_runner_health', 'codex_runner_instances',
+    assert sorted(rf.FilterModule().filters()) == ['codex_runner_args', 'codex_runner_daemon_reload',
+                                                   'codex_runner_health', 'codex_runner_instances',
                                                    'codex_runner_seed_files']
 
 

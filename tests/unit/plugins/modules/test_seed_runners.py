@@ -386,3 +386,64 @@ def test_without_runners_the_module_is_the_single_runners(tmp_path, capsys, seed
     rc, result, _out = run_module({'codex_home': str(home)}, capsys)
     assert rc == 1 and 'content' in result['msg'] and 'src' in result['msg']
     assert_secret_free(out, secrets)
+
+
+# -- runner_environment: CODEX_HOME into the runner's own environment, in the same run ----------------------------
+
+def test_runner_environment_written_predicted_and_kept(parents, capsys, seeds):
+    (one, two), _secrets = seeds
+    for name in ('runner-1', 'runner-2'):
+        (parents / name / '.env').write_bytes(b'LANG=C.UTF-8\nCODEX_HOME=/old\n')
+    runners = two_instances(parents, seeds)
+    for entry, name in zip(runners, ('runner-1', 'runner-2')):
+        entry['runner_environment'] = {'github_runner_dir': str(parents / name)}
+    runners[1]['runner_environment']['gitlab_concurrent_id'] = 3
+    args = {'runners': runners, '_ansible_check_mode': True, '_ansible_diff': True}
+    rc, predicted, _out = run_module(args, capsys)
+    assert rc == 0 and predicted['changed'], predicted
+    assert [item['runner_environment']['github_env']['action'] for item in predicted['runners']] == ['updated'] * 2
+    assert (parents / 'runner-1' / '.env').read_bytes() == b'LANG=C.UTF-8\nCODEX_HOME=/old\n'
+    assert predicted['diff'][0]['after']['runner_environment'] == {
+        str(parents / 'runner-1' / '.env'): 'CODEX_HOME=%s' % runners[0]['codex_home']}
+    assert 'LANG' not in json.dumps(predicted['diff'])
+    assert predicted['gitlab_pre_build_script'].startswith('case "${CI_CONCURRENT_ID:-}" in 3) export CODEX_HOME=')
+    rc, result, _out = run_module(dict(args, _ansible_check_mode=False), capsys)
+    assert rc == 0 and [item['runner_environment'] for item in result['runners']] == [
+        item['runner_environment'] for item in predicted['runners']]
+    assert (parents / 'runner-2' / '.env').read_bytes() == b'LANG=C.UTF-8\nCODEX_HOME=%s\n' % runners[1][
+        'codex_home'].encode()
+    rc, again, _out = run_module(dict(args, _ansible_check_mode=False), capsys)
+    assert rc == 0 and again['changed'] is False, again
+    assert [item['runner_environment']['github_env']['action'] for item in again['runners']] == ['kept'] * 2
+
+
+@pytest.mark.parametrize('spec,fragment', [
+    ({'github_runner_dir': 'relative/dir'}, 'gh-2: runner_environment.github_runner_dir must be an absolute path'),
+    ({'systemd_unit': 'a/b.service'}, 'gh-2: runner_environment.systemd_unit must be a systemd service name'),
+    ({'github_runner_dir': '/nonexistent/runner-dir'}, 'gh-2: the GitHub runner directory /nonexistent/runner-dir '
+                                                       'does not exist'),
+])
+def test_bad_runner_environment_refuses_the_list_with_nothing_written(parents, capsys, seeds, spec, fragment):
+    runners = two_instances(parents, seeds)
+    runners[1]['runner_environment'] = spec
+    before = tree(parents)
+    rc, result, _out = run_module({'runners': runners}, capsys)
+    assert rc == 1 and fragment in result['msg'], result
+    assert tree(parents) == before
+
+
+def test_single_runner_environment_and_its_refusal(parents, capsys, seeds):
+    (one, _two), _secrets = seeds
+    home = str(parents / 'runner-1' / '.codex')
+    args = {'codex_home': home, 'owner': 'root', 'content': one,
+            'runner_environment': {'github_runner_dir': str(parents / 'runner-3')}}
+    rc, result, _out = run_module(args, capsys)
+    assert rc == 0 and result['runner_environment']['github_env']['action'] == 'created', result
+    assert (parents / 'runner-3' / '.env').read_bytes() == b'CODEX_HOME=%s\n' % home.encode()
+    assert mode_of(parents / 'runner-3' / '.env') == 0o600
+    os.unlink(str(parents / 'runner-3' / '.env'))
+    os.symlink('/etc/hostname', str(parents / 'runner-3' / '.env'))
+    os.unlink(str(parents / 'runner-1' / '.codex' / 'auth.json'))
+    rc, result, _out = run_module(args, capsys)
+    assert rc == 1 and 'symlink' in result['msg'] and result['error_code'] == 'runner_env_file_symlink', result
+    assert not (parents / 'runner-1' / '.codex' / 'auth.json').exists()

@@ -187,3 +187,42 @@ def test_probe_is_skipped_in_check_mode_for_every_instance(codex_home, capsys, s
     ], 'probe': True, '_ansible_check_mode': True}, capsys)
     assert rc == 0 and result['changed'] is False
     assert [item['keepalive_probe']['ran'] for item in result['runners']] == [False, False]
+
+
+# -- runner_environment: what the runner's own environment sets for CODEX_HOME -----------------------------------
+
+def test_runner_environment_missing_mismatch_and_match(codex_home, capsys, seeds, tmp_path):
+    home = codex_home(auth=seeds[0][0])
+    runner_dir = tmp_path / 'actions-runner'
+    runner_dir.mkdir()
+    args = {'codex_home': str(home), 'owner': 'root', 'runner_environment': {'github_runner_dir': str(runner_dir)}}
+    rc, result, _out = run_module(args, capsys)
+    assert rc == 0 and [item['code'] for item in result['problems']] == ['runner_env_codex_home_missing']
+    (runner_dir / '.env').write_text('LANG=C.UTF-8\nCODEX_HOME=/srv/elsewhere\n')
+    rc, result, out = run_module(dict(args, fail_on_problems=True), capsys)
+    assert rc == 1 and 'runner_env_codex_home_mismatch' in result['msg']
+    assert '/srv/elsewhere' in result['problems'][0]['message'] and str(home) in result['problems'][0]['message']
+    assert 'C.UTF-8' not in out  # no other line of .env is shown
+    (runner_dir / '.env').write_text('LANG=C.UTF-8\nCODEX_HOME=%s\n' % home)
+    rc, result, _out = run_module(args, capsys)
+    assert rc == 0 and result['healthy'] is True, result
+
+
+def test_runner_environment_per_instance_and_gitlab_script(codex_home, capsys, seeds, tmp_path):
+    (one, two), _secrets = seeds
+    home_one, home_two = codex_home(auth=one), codex_home(auth=two)
+    runner_dir = tmp_path / 'r1'
+    runner_dir.mkdir()
+    (runner_dir / '.env').write_text('CODEX_HOME=%s\n' % home_two)
+    rc, result, _out = run_module({'runners': [
+        {'name': 'gh-1', 'codex_home': str(home_one), 'owner': 'root',
+         'runner_environment': {'github_runner_dir': str(runner_dir)}},
+        {'name': 'slot-0', 'codex_home': str(home_two), 'owner': 'root',
+         'runner_environment': {'gitlab_concurrent_id': 0}}]}, capsys)
+    assert rc == 0 and result['healthy'] is False
+    assert [item['code'] for item in result['runners'][0]['problems']] == ['runner_env_codex_home_mismatch']
+    assert result['runners'][1]['healthy'] is True
+    assert 'in 0) export CODEX_HOME=%s ;;' % home_two in result['gitlab_pre_build_script']
+    rc, result, _out = run_module({'runners': [
+        {'name': 'gh-1', 'codex_home': str(home_one), 'runner_environment': {'systemd_unit': 'a/b.service'}}]}, capsys)
+    assert rc == 1 and 'gh-1: runner_environment.systemd_unit must be' in result['msg']
