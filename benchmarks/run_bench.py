@@ -13,7 +13,7 @@ seconds, controller CPU seconds (user+sys of ansible-playbook and every child, m
 with a local connection they run on the controller), module executions per host (counted by a
 per-host interpreter wrapper that logs each module run: exact, including the stat a builtin copy
 runs first), and the ratio baseline/ours. Everything a size creates (fake seeds, CODEX_HOMEs,
-reports, wrappers) is under --work/<suite>-<size> and removed when the size is measured; the
+reports, wrappers) is under --work (fleet-N, instances-N) and removed when the size is measured; the
 runners are the current user, so no user is created.
 """
 
