@@ -57,7 +57,7 @@ help:
 	@echo "make pytest PYTEST_ARGS='...' - chosen tests with the integration setup (default: tests/unit)"
 	@echo "make docs                 - regenerate the role docs from meta/argument_specs.yml (tools/role_docs.py)"
 	@echo "make changelog            - regenerate CHANGELOG.rst from changelogs/ (antsibull-changelog generate)"
-	@echo "make bench                - the fleet benchmark against the hand-written playbook (BENCH_ARGS, default --hosts 25 100)"
+	@echo "make bench                - the fleet benchmark against the hand-written playbook (BENCH_SUITE=hosts|instances, default both; BENCH_ARGS)"
 	@echo "make test-matrix          - unit + integration subset on ansible-core 2.19/Py3.11 and newest/Py3.13, modules on Py3.9"
 	@echo "make ee-context           - the execution environment build context (.build/ee/context), offline"
 	@echo "make clean                - remove .build and tests/output"
@@ -158,8 +158,10 @@ lint: venv collection
 
 # The fleet benchmark against the hand-written baseline (README: Performance).
 BENCH_ARGS ?= --hosts 25 100
+# all: both suites; hosts: N hosts of one runner (--hosts); instances: 1, 4, 16 runner instances on one host (--instances).
+BENCH_SUITE ?= all
 bench: venv collection
-	"$(BIN)/python" benchmarks/run_bench.py $(BENCH_ARGS)
+	"$(BIN)/python" benchmarks/run_bench.py --suite $(BENCH_SUITE) $(BENCH_ARGS)
 
 .PHONY: docs docs-check changelog changelog-lint galaxy-import-check ee-context test-matrix
 

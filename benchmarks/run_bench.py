@@ -1,14 +1,20 @@
 """Benchmark: the collection against the hand-written baseline, on a local fleet.
 
-    python benchmarks/run_bench.py --hosts 25 100 [--rounds 2] [--forks 10]
+    python benchmarks/run_bench.py [--suite all|hosts|instances] [--hosts 25 100]
+                                   [--instances 1 4 16] [--instance-hosts 1] [--rounds 2] [--forks 10]
 
-For each fleet size, every job runs cold (empty CODEX_HOMEs) and warm (a second run over the
-result); the job order is reversed from one round (and one fleet size) to the next, so drift on
-the machine hits all jobs alike. Reported
-per job and phase: wall seconds, controller CPU seconds (user+sys of ansible-playbook and every
-child, modules included: with a local connection they run on the controller), module executions
-per host (counted by a per-host interpreter wrapper that logs each module run: exact, including
-the stat a builtin copy runs first), and the ratio baseline/ours.
+Suite `hosts`: for each fleet size, N hosts of one runner each (baseline.yml). Suite `instances`:
+--instance-hosts hosts (default one) with 1, 4, 16 runner instances each (codex_auth_runners,
+baseline_instances.yml: the baseline's tasks looped over the instances), plus a verify phase (the
+verify playbook against the baseline's check tasks alone). Every job runs cold (empty CODEX_HOMEs)
+and warm (a second run over the result); the job order is reversed from one round (and one size)
+to the next, so drift on the machine hits all jobs alike. Reported per job and phase: wall
+seconds, controller CPU seconds (user+sys of ansible-playbook and every child, modules included:
+with a local connection they run on the controller), module executions per host (counted by a
+per-host interpreter wrapper that logs each module run: exact, including the stat a builtin copy
+runs first), and the ratio baseline/ours. Everything a size creates (fake seeds, CODEX_HOMEs,
+reports, wrappers) is under --work (fleet-N, instances-N) and removed when the size is measured; the
+runners are the current user, so no user is created.
 """
 
 import argparse
@@ -32,32 +38,66 @@ BIN = Path(sys.executable).parent
 # ends with the fleet report (provision and verify in one run). ours+verify: provision, then the
 # separate verify playbook (one more module run per runner), for comparison.
 JOBS = ('baseline', 'ours', 'ours+verify')
+# The instances suite's verify phase, run over the warm state: the baseline's check tasks alone
+# (stat, slurp, assert per instance) against the verify playbook (one codex_auth_verify per host).
+VERIFY_JOBS = ('baseline', 'ours')
+INSTANCE_PARENT = 'actions-runner-%s'
 
 
-def build_fleet(root, size):
-    """N hosts with a local connection, each with its own CODEX_HOME and counting interpreter."""
+def instance_names(count):
+    return ['gh-%02d' % number for number in range(1, count + 1)]
+
+
+def instance_home(root, host, name):
+    """An instance's CODEX_HOME, in its own runner directory (which exists before provisioning)."""
+    return root / 'runners' / host / (INSTANCE_PARENT % name) / '.codex'
+
+
+def build_fleet(root, size, instances=0):
+    """N hosts with a local connection, each with its own CODEX_HOME and counting interpreter; with
+    instances, each host has that many runner instances (codex_auth_runners), each its own CODEX_HOME
+    and seed (codex_seeds/<host>/<instance>.json), all as the current user."""
     shutil.rmtree(str(root), ignore_errors=True)
     (root / 'python').mkdir(parents=True)
     (root / 'counts').mkdir()
     hosts = ['runner-%03d' % number for number in range(1, size + 1)]
-    make_seeds.main([str(root / 'codex_seeds')] + hosts)
+    if not instances:
+        make_seeds.main([str(root / 'codex_seeds')] + hosts)
     inventory = {}
     for host in hosts:
         wrapper = root / 'python' / host
         wrapper.write_text('#!/bin/sh\necho >> %s\nexec %s "$@"\n' % (root / 'counts' / host, sys.executable))
         wrapper.chmod(0o755)
-        inventory[host] = {'ansible_python_interpreter': str(wrapper),
-                           'codex_auth_home': str(root / 'runners' / host / '.codex')}
+        inventory[host] = {'ansible_python_interpreter': str(wrapper)}
+        if instances:
+            names = instance_names(instances)
+            make_seeds.main([str(root / 'codex_seeds' / host)] + names)
+            inventory[host]['codex_auth_runners'] = [
+                {'name': name, 'codex_home': str(instance_home(root, host, name))} for name in names]
+        else:
+            inventory[host]['codex_auth_home'] = str(root / 'runners' / host / '.codex')
     user = subprocess.run(['id', '-un'], stdout=subprocess.PIPE, check=True).stdout.decode().strip()
-    (root / 'inventory.json').write_text(json.dumps({'codex_runners': {'hosts': inventory, 'vars': {
+    groups = {'codex_runners': {'hosts': inventory, 'vars': {
         'ansible_connection': 'local', 'codex_auth_user': user, 'codexops_become': False,
-        'codex_auth_seed_dir': str(root / 'codex_seeds'), 'codex_auth_report_dir': str(root / 'report')}}}))
+        'codex_auth_seed_dir': str(root / 'codex_seeds'), 'codex_auth_report_dir': str(root / 'report')}}}
+    if instances:
+        # The controller counted too (the fleet report's module runs, delegated to localhost): a cost per
+        # play, whatever the number of hosts and instances.
+        wrapper = root / 'python' / 'localhost'
+        wrapper.write_text('#!/bin/sh\necho >> %s\nexec %s "$@"\n' % (root / 'counts' / 'localhost', sys.executable))
+        wrapper.chmod(0o755)
+        groups['ungrouped'] = {'hosts': {'localhost': {'ansible_connection': 'local',
+                                                       'ansible_python_interpreter': str(wrapper)}}}
+    (root / 'inventory.json').write_text(json.dumps(groups))
     return hosts
 
 
-def reset_homes(root):
+def reset_homes(root, hosts, instances=0):
     shutil.rmtree(str(root / 'runners'), ignore_errors=True)
     shutil.rmtree(str(root / 'report'), ignore_errors=True)
+    for host in hosts:
+        for name in instance_names(instances):
+            instance_home(root, host, name).parent.mkdir(parents=True)
 
 
 def module_runs(root, hosts):
@@ -70,15 +110,20 @@ def module_runs(root, hosts):
     return total / float(len(hosts))
 
 
-def run(job, root, hosts, forks):
+def run(job, root, hosts, forks, instances=0, phase='provision'):
     env = dict(os.environ, ANSIBLE_PIPELINING='1', ANSIBLE_FORKS=str(forks), ANSIBLE_NOCOLOR='1',
                ANSIBLE_COLLECTIONS_PATH=str(REPO / '.build' / 'collections'), ANSIBLE_GATHERING='explicit',
                PATH='%s:%s' % (BIN, os.environ.get('PATH', '')))
     args = ['-i', str(root / 'inventory.json')]
     playbook = str(BIN / 'ansible-playbook')
-    cmd = {'baseline': [playbook] + args + [str(HERE / 'baseline.yml')],
-           'ours': [playbook] + args + ['codexops.runner.provision'],
-           'ours+verify': [str(HERE / 'ours.sh')] + args}[job]
+    baseline = str(HERE / ('baseline_instances.yml' if instances else 'baseline.yml'))
+    if phase == 'verify':
+        cmd = {'baseline': [playbook] + args + ['--tags', 'verify', baseline],
+               'ours': [playbook] + args + ['codexops.runner.verify']}[job]
+    else:
+        cmd = {'baseline': [playbook] + args + [baseline],
+               'ours': [playbook] + args + ['codexops.runner.provision'],
+               'ours+verify': [str(HERE / 'ours.sh')] + args}[job]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
@@ -87,56 +132,91 @@ def run(job, root, hosts, forks):
     if proc.returncode != 0:
         sys.exit('%s failed:\n%s' % (job, proc.stdout.decode()[-3000:]))
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {'wall': wall, 'cpu': cpu, 'modules_per_host': module_runs(root, hosts)}
+    return {'wall': wall, 'cpu': cpu, 'modules_per_host': module_runs(root, hosts),
+            'controller_modules': module_runs(root, ['localhost'])}
 
 
-def measure(size, rounds, forks, work, flip=0):
-    root = work / ('fleet-%d' % size)
-    hosts = build_fleet(root, size)
-    results = dict(((job, phase), []) for job in JOBS for phase in ('cold', 'warm'))
-    for round_number in range(rounds):
-        order = JOBS if (round_number + flip) % 2 == 0 else tuple(reversed(JOBS))
-        for job in order:
-            reset_homes(root)
-            results[(job, 'cold')].append(run(job, root, hosts, forks))
-            results[(job, 'warm')].append(run(job, root, hosts, forks))
-    return results
+def measure(size, rounds, forks, work, flip=0, instances=0):
+    """Every job cold then warm (and, with instances, the verify phase over the warm state), in
+    alternating order; the size's directory is removed at the end, whatever happens."""
+    root = work / (('instances-%d' % instances) if instances else ('fleet-%d' % size))
+    try:
+        hosts = build_fleet(root, size, instances)
+        phases = ('cold', 'warm', 'verify') if instances else ('cold', 'warm')
+        results = dict(((job, phase), []) for job in JOBS for phase in phases)
+        for round_number in range(rounds):
+            order = JOBS if (round_number + flip) % 2 == 0 else tuple(reversed(JOBS))
+            for job in order:
+                reset_homes(root, hosts, instances)
+                results[(job, 'cold')].append(run(job, root, hosts, forks, instances))
+                results[(job, 'warm')].append(run(job, root, hosts, forks, instances))
+                if instances and job in VERIFY_JOBS:
+                    results[(job, 'verify')].append(run(job, root, hosts, forks, instances, 'verify'))
+        return results
+    finally:
+        shutil.rmtree(str(root), ignore_errors=True)
 
 
 def mean(items, key):
     return sum(item[key] for item in items) / len(items)
 
 
-def table(size, results):
+def table(size, results, runners=None, controller=False):
+    """Rows per phase and job; `size` is the first column (hosts, or instances per host), `runners`
+    divides the per-runner columns (the hosts, or every instance of every host); `controller` adds
+    the module runs on the controller (per play: the fleet report)."""
+    runners = runners or size
     lines = []
-    for phase in ('cold', 'warm'):
+    for phase in ('cold', 'warm', 'verify'):
+        if ('baseline', phase) not in results:
+            continue
         base = results[('baseline', phase)]
-        for job in JOBS:
+        for job in JOBS if phase != 'verify' else VERIFY_JOBS:
             items = results[(job, phase)]
             ratio = '' if job == 'baseline' else ' (%.2fx / %.2fx)' % (
                 mean(base, 'wall') / mean(items, 'wall'), mean(base, 'cpu') / mean(items, 'cpu'))
-            lines.append('| %d | %s | %s%s | %.1f | %.1f | %.2f | %.1f | %.3f |' % (
+            line = '| %d | %s | %s%s | %.1f | %.1f | %.2f | %.1f | %.3f |' % (
                 size, phase, job, ratio, mean(items, 'wall'), mean(items, 'cpu'), mean(items, 'modules_per_host'),
-                mean(items, 'wall') * 1000 / size, mean(items, 'cpu') / size))
+                mean(items, 'wall') * 1000 / runners, mean(items, 'cpu') / runners)
+            if controller:
+                line += ' %.0f |' % mean(items, 'controller_modules')
+            lines.append(line)
     return lines
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--hosts', type=int, nargs='+', default=[25, 100])
+    parser.add_argument('--suite', choices=('all', 'hosts', 'instances'), default='all',
+                        help='hosts: N hosts of one runner; instances: runner instances per host; all: both')
+    parser.add_argument('--hosts', type=int, nargs='+', default=[25, 100], help='fleet sizes (suite hosts)')
+    parser.add_argument('--instances', type=int, nargs='+', default=[1, 4, 16],
+                        help='runner instances per host (suite instances)')
+    parser.add_argument('--instance-hosts', type=int, default=1, help='hosts of the instances suite')
     parser.add_argument('--rounds', type=int, default=1)
     parser.add_argument('--forks', type=int, default=10)
     parser.add_argument('--work', default=str(REPO / '.build' / 'bench'))
     options = parser.parse_args()
     work = Path(options.work)
-    print('| hosts | phase | job (baseline/job: wall / CPU) | wall s | controller CPU s | module runs/host '
-          '| wall ms/host | CPU s/host |')
-    print('|---|---|---|---|---|---|---|---|')
-    for index, size in enumerate(options.hosts):
-        for line in table(size, measure(size, options.rounds, options.forks, work, flip=index)):
-            print(line, flush=True)
-    print('\nforks=%d, pipelining on, fact gathering off, %d alternating rounds per size; %s'
-          % (options.forks, options.rounds, ' '.join(sys.argv)))
+    footer = 'forks=%d, pipelining on, fact gathering off, %d alternating rounds per size; %s' % (
+        options.forks, options.rounds, ' '.join(sys.argv))
+    if options.suite in ('all', 'hosts'):
+        print('| hosts | phase | job (baseline/job: wall / CPU) | wall s | controller CPU s | module runs/host '
+              '| wall ms/host | CPU s/host |')
+        print('|---|---|---|---|---|---|---|---|')
+        for index, size in enumerate(options.hosts):
+            for line in table(size, measure(size, options.rounds, options.forks, work, flip=index)):
+                print(line, flush=True)
+        print('\n' + footer + '\n', flush=True)
+    if options.suite in ('all', 'instances'):
+        hosts = options.instance_hosts
+        print('| instances/host | phase | job (baseline/job: wall / CPU) | wall s | controller CPU s '
+              '| module runs/host | wall ms/instance | CPU s/instance | module runs on the controller |')
+        print('|---|---|---|---|---|---|---|---|---|')
+        for index, count in enumerate(options.instances):
+            results = measure(hosts, options.rounds, options.forks, work, flip=index, instances=count)
+            for line in table(count, results, runners=count * hosts, controller=True):
+                print(line, flush=True)
+        print('\n%d host(s); %s' % (hosts, footer), flush=True)
 
 
 if __name__ == '__main__':
