@@ -10,6 +10,8 @@ instances, refuses them as _runner_instances.problems does (one refresh token on
 module's own verdict), and returns the `runners` option of one module run for the whole host. No message names a
 secret."""
 
+import posixpath
+
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.codexops.runner.plugins.module_utils import _runner_instances
@@ -57,7 +59,7 @@ def _instances(instances):
     return instances
 
 
-def codex_runner_args(instances, module, seed_texts=None, only=None):
+def codex_runner_args(instances, module, seed_texts=None, only=None, probe_dir=None):
     """The `runners` option of one run of `module` (codex_auth_seed, codex_auth_verify) for every instance of the
     host, or the users to create (`user`: [{name, group}]). For codex_auth_seed (and for `user`, when given),
     `seed_texts` are the texts of codex_runner_seed_files, in order. Refuses, naming the instances and never a secret, everything
@@ -66,7 +68,11 @@ def codex_runner_args(instances, module, seed_texts=None, only=None):
 
     `only` ({instance: replace}, as codex_reseed_targets gives a host's instances): the whole list is refused as
     above, but only these instances are returned, each with this replace mode (the reseed playbook). None or
-    empty: every instance."""
+    empty: every instance.
+
+    `probe_dir` (codex_auth_verify): the directory of the instances' keepalive scripts (codex_keepalive_script_dir);
+    each entry then carries its own `probe_command`, the script the codex_keepalive role installs for the instance
+    (its name by the one rule, from the instance's CODEX_HOME as given, not as the runner expands it)."""
     if module not in _MODULES:
         raise AnsibleFilterError('codex_runner_args: module must be one of %s' % ', '.join(_MODULES))
     instances = [dict(instance) for instance in _instances(instances)]
@@ -101,6 +107,9 @@ def codex_runner_args(instances, module, seed_texts=None, only=None):
                 users.append(entry)
         return users
     entries = [_entry(instance, module) for instance in instances]
+    if module == 'codex_auth_verify' and not _blank(probe_dir):
+        for entry, instance in zip(entries, instances):
+            entry['probe_command'] = posixpath.join(str(probe_dir), _runner_instances.keepalive_name(instance))
     if only is None or only == {} or only == '':
         return entries
     if not isinstance(only, dict) or not all(mode in ('always', 'invalid', 'different', 'never')

@@ -20,6 +20,7 @@ keepalive_status.keepalive_name, the one rule (`keepalive_name` here only passes
 
 import json
 import posixpath
+import re
 
 from ansible_collections.codexops.runner.plugins.module_utils import _runner_environment
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
@@ -427,3 +428,76 @@ def public(instance):
     shown = dict((field, value) for field, value in instance.items() if field not in SECRET_FIELDS)
     shown.update(('has_%s' % field, not _blank(instance.get(field))) for field in SECRET_FIELDS)
     return shown
+
+
+# What the codex_keepalive role takes from an instance; an instance may carry the rest of FIELDS (the normalised
+# instances of the codex_auth role), which it ignores.
+KEEPALIVE_FIELDS = ('name', 'user', 'codex_home')
+# What the role replaces in a cron file name (its default codex_keepalive_cron_file does the same).
+_CRON_UNSAFE = re.compile(r'[^A-Za-z0-9_-]')
+
+
+def keepalives(instances):
+    """The keepalives of a host's runner instances, for the codex_keepalive role: one per instance whose method
+    refreshes auth.json (`seed`; an instance without `method` counts as one), as [{name, user, codex_home,
+    keepalive_name}] in the order given. `api_key` and `access_token` instances have nothing to refresh. `home` is
+    accepted for `codex_home`. Raises InstanceError, naming the instances and field names (never a value of a
+    secret field), for a list that cannot be read, an invalid name, user or CODEX_HOME, one name or one CODEX_HOME
+    on two instances, a CODEX_HOME inside another's, or two keepalives that would get one name."""
+    if not isinstance(instances, list) or not instances:
+        raise InstanceError([problem('runner_instances_not_list', [], 'the runner instances must be a non-empty list '
+                                     'of {name, user, codex_home} (got a %s)' % type(instances).__name__)])
+    if len(instances) > MAX_INSTANCES:
+        raise InstanceError([problem('runner_instances_too_many', [], 'a host may carry at most %d runner instances '
+                                     '(got %d)' % (MAX_INSTANCES, len(instances)))])
+    found, entries = [], []
+    for index, item in enumerate(instances):
+        label = 'instance %d' % (index + 1)
+        if not isinstance(item, dict):
+            found.append(problem('runner_instance_not_dict', [label], '%s is a %s, not a dict with name, user and '
+                                 'codex_home' % (label, type(item).__name__)))
+            continue
+        item = dict(item)
+        if _valid_name(item.get('name')):
+            label = item['name']
+        for alias, field in ALIASES.items():
+            if alias in item:
+                if field in item:
+                    found.append(problem('runner_instance_field', [label], '%s sets both %s and %s; give one'
+                                         % (label, alias, field)))
+                item[field] = item.pop(alias)
+        unknown = sorted(str(key) for key in item if key not in FIELDS)
+        if unknown:
+            found.append(problem('runner_instance_field', [label], '%s has unknown fields %s (known: %s)'
+                                 % (label, ', '.join(unknown), ', '.join(FIELDS))))
+            continue
+        entries.append(dict((field, item.get(field)) for field in KEEPALIVE_FIELDS + ('method',)))
+    if found:
+        raise InstanceError(found)
+    labels = _labels(entries)
+    for entry, label in zip(entries, labels):
+        if not _valid_user(entry['user']):
+            found.append(problem('runner_instance_user_invalid', [label], '%s needs a runner user: a name without /, '
+                                 ':, spaces or control characters' % label))
+        if entry['method'] is not None and entry['method'] not in METHODS:
+            found.append(problem('runner_instance_method_invalid', [label], '%s: method must be one of %s'
+                                 % (label, ', '.join(METHODS))))
+    found.extend(layout_problems(entries))
+    if found:
+        raise InstanceError(found)
+    result = [dict((field, entry[field]) for field in KEEPALIVE_FIELDS) for entry in entries
+              if entry['method'] in (None, 'seed')]
+    for item in result:
+        item['keepalive_name'] = keepalive_name(item)
+        # cron silently skips /etc/cron.d files with other characters in their names (a user `ci.runner`).
+        item['cron_name'] = _CRON_UNSAFE.sub('_', item['keepalive_name'])
+    # The name rule keeps the instances' names apart (the hash of user and instance); a default instance named from
+    # its CODEX_HOME is checked too, and so are the cron file names, so no two keepalives of the host are one.
+    shown = [item['name'] for item in result]
+    for field in ('keepalive_name', 'cron_name'):
+        for name, indexes in _groups([item[field] for item in result]):
+            found.append(_shared('runner_instance_keepalive_duplicate', shown, indexes,
+                                 'instances %%s would get one keepalive, %s; rename one' % name))
+    if found:
+        raise InstanceError(found)
+    return result
