@@ -5,7 +5,8 @@ from __future__ import annotations
 
 DOCUMENTATION = r"""
 name: codex_seed
-author: codexops.runner contributors
+author:
+  - codexops maintainers (@codexops)
 short_description: Read a runner instance's seed (auth.json text) from a secret store
 description:
   - Reads one runner instance's auth.json from a secret store (the same stores and store options as the
