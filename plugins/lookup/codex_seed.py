@@ -57,7 +57,11 @@ from ansible_collections.codexops.runner.plugins.plugin_utils import _secret_sto
 
 def read_seed(kind, name, options=None):
     """The stored auth.json text of `name`, refused (StoreError with the store's code) unless usable."""
-    secret_store = store.open_store(kind, options or {})
+    return read_seed_from(store.open_store(kind, options or {}), name)
+
+
+def read_seed_from(secret_store, name):
+    """read_seed on an open store."""
     store.check_name(name)
     data, _version = secret_store.read(name)
     if data is None:
