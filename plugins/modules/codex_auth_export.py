@@ -103,15 +103,6 @@ EXAMPLES = r'''
   no_log: true
   become: true
 
-- name: Read the auth.json of every runner instance of the host in one module run
-  codexops.runner.codex_auth_export:
-    runners:
-      - {name: gh-1, codex_home: /srv/actions-runner-1/.codex, owner: ci}
-      - {name: gh-2, codex_home: /srv/actions-runner-2/.codex, owner: ci}
-    return_content: true
-  register: runner_auths
-  no_log: true
-  become: true
 '''
 
 RETURN = r'''
