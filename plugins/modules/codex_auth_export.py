@@ -102,7 +102,6 @@ EXAMPLES = r'''
   register: runner_auth
   no_log: true
   become: true
-
 '''
 
 RETURN = r'''

@@ -87,9 +87,8 @@ class VaultInventory(object):
         return self.space.root / 'runners' / name / '.codex'
 
     def vault(self, args, stdin=None):
-        proc = subprocess.run([ansible_tool('ansible-vault')] + args + ['--vault-password-file',
-                                                                         str(self.password_file)],
-                              input=stdin, capture_output=True, text=True, env=self.space.env(), check=False,
+        argv = [ansible_tool('ansible-vault')] + args + ['--vault-password-file', str(self.password_file)]
+        proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, env=self.space.env(), check=False,
                               timeout=120)
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
