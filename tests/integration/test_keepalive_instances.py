@@ -23,7 +23,7 @@ from support.codex import codex_binary
 from support.local_fleet import file_identity
 from support.private_files import write_private
 from support.require import required
-from support.runner_access import runner_owner
+from support.runner_access import runner_owner, second_runner_account
 from support.workspace import COLLECTIONS
 
 sys.path.insert(0, str(COLLECTIONS))
@@ -47,16 +47,10 @@ LOGINS = {'gh-1': ('business', datetime.timedelta(days=-7)),
 
 
 def second_user():
-    mine = pwd.getpwnam(runner_owner()).pw_uid
-    for name in ('daemon', 'bin', 'sys', 'games', 'man'):
-        try:
-            entry = pwd.getpwnam(name)
-        except KeyError:
-            continue
-        if entry.pw_uid not in (0, mine):
-            return entry.pw_name
-    pytest.fail('no second non-root user on this machine to run a runner instance as')
-    return None
+    entry = second_runner_account()
+    if entry is None:
+        pytest.fail('no second non-root user on this machine to run a runner instance as')
+    return entry.pw_name
 
 
 class InstanceKeepalives(object):

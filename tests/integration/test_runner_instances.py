@@ -24,7 +24,7 @@ from support.codex import codex_binary
 from support.local_fleet import changed_by_host, file_identity
 from support.private_files import write_private
 from support.require import required
-from support.runner_access import runner_owner
+from support.runner_access import runner_owner, second_runner_account
 
 _needs_root = required(os.geteuid() == 0, 'runner instances under two users need root (to own their CODEX_HOMEs)')
 
@@ -57,16 +57,10 @@ PLAYBOOK = '''---
 
 def second_user():
     """A second non-root user, to run one instance as someone else (attack_support.other_runner's rule)."""
-    mine = pwd.getpwnam(runner_owner()).pw_uid
-    for name in ('daemon', 'bin', 'sys', 'games', 'man'):
-        try:
-            entry = pwd.getpwnam(name)
-        except KeyError:
-            continue
-        if entry.pw_uid not in (0, mine):
-            return entry
-    pytest.fail('no second non-root user on this machine to run a runner instance as')
-    return None
+    entry = second_runner_account()
+    if entry is None:
+        pytest.fail('no second non-root user on this machine to run a runner instance as')
+    return entry
 
 
 class Instances(object):

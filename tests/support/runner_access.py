@@ -59,6 +59,20 @@ def runner_owner():
     return 'nobody' if os.geteuid() == 0 else pwd.getpwuid(os.geteuid()).pw_name
 
 
+def second_runner_account():
+    """A second non-root account besides runner_owner(), to run a second runner (instance) as another user: an
+    existing system account, so nothing is created on the machine. None when there is none."""
+    mine = pwd.getpwnam(runner_owner()).pw_uid
+    for name in ('daemon', 'bin', 'sys', 'games', 'man'):
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            continue
+        if entry.pw_uid not in (0, mine):
+            return entry
+    return None
+
+
 _RUNNER_PROBLEMS = {}
 
 
