@@ -95,23 +95,18 @@ def default_instance(variables):
     return _filled(instance)
 
 
-def normalise(runners, variables, host=None):
-    """The host's instances: `[default_instance(variables)]` when `runners` is empty or None, else each listed
-    instance completed from the host's variables. A listed `default` is the default instance with what the
-    entry sets changed. Any other takes INHERITED from the host, CODEX_HOME `~USER/.codex`, and, for a seed
-    without `seed_file` or `seed_content`, `SEED_DIR/HOST/NAME.json` (`codex_auth_seed_dir`). Shapes that
-    cannot be read raise InstanceError; what is wrong with readable instances is `problems`' to say."""
-    if runners is None or runners == []:
-        return [default_instance(variables)]
-    if not isinstance(runners, list):
-        raise InstanceError([problem('runner_instances_not_list', [], 'codex_auth_runners must be a list of '
-                                     'instances (got a %s)' % type(runners).__name__)])
-    if len(runners) > MAX_INSTANCES:
+def _read_entries(items, what, found):
+    """The readable entries of a list of instances, as (label, entry) with the field aliases resolved: the one reading
+    of a list for normalise and keepalives. An entry that is not a dict or has unknown fields adds to `found` (key
+    names only: a misspelt key's value may well be a secret) and is left out; a list that is not one, or is too long,
+    raises InstanceError."""
+    if not isinstance(items, list):
+        raise InstanceError([problem('runner_instances_not_list', [], '%s (got a %s)' % (what, type(items).__name__))])
+    if len(items) > MAX_INSTANCES:
         raise InstanceError([problem('runner_instances_too_many', [], 'a host may carry at most %d runner instances '
-                                     '(got %d)' % (MAX_INSTANCES, len(runners)))])
-    base = default_instance(variables)
-    found, result = [], []
-    for index, entry in enumerate(runners):
+                                     '(got %d)' % (MAX_INSTANCES, len(items)))])
+    readable = []
+    for index, entry in enumerate(items):
         label = 'instance %d' % (index + 1)
         if not isinstance(entry, dict):
             found.append(problem('runner_instance_not_dict', [label], '%s is a %s, not a dict with name, user, '
@@ -128,10 +123,24 @@ def normalise(runners, variables, host=None):
                 entry[field] = entry.pop(alias)
         unknown = sorted(str(key) for key in entry if key not in FIELDS)
         if unknown:
-            # Key names only: a misspelt key's value may well be a secret.
             found.append(problem('runner_instance_field', [label], '%s has unknown fields %s (known: %s)'
                                  % (label, ', '.join(unknown), ', '.join(FIELDS))))
             continue
+        readable.append((label, entry))
+    return readable
+
+
+def normalise(runners, variables, host=None):
+    """The host's instances: `[default_instance(variables)]` when `runners` is empty or None, else each listed
+    instance completed from the host's variables. A listed `default` is the default instance with what the
+    entry sets changed. Any other takes INHERITED from the host, CODEX_HOME `~USER/.codex`, and, for a seed
+    without `seed_file` or `seed_content`, `SEED_DIR/HOST/NAME.json` (`codex_auth_seed_dir`). Shapes that
+    cannot be read raise InstanceError; what is wrong with readable instances is `problems`' to say."""
+    if runners is None or runners == []:
+        return [default_instance(variables)]
+    found, result = [], []
+    base = default_instance(variables)
+    for label, entry in _read_entries(runners, 'codex_auth_runners must be a list of instances', found):
         if entry.get('name') == DEFAULT_INSTANCE:
             instance = dict(base)
             if not _blank(entry.get('seed_content')) or not _blank(entry.get('seed_file')):
@@ -447,30 +456,8 @@ def keepalives(instances):
     if not isinstance(instances, list) or not instances:
         raise InstanceError([problem('runner_instances_not_list', [], 'the runner instances must be a non-empty list '
                                      'of {name, user, codex_home} (got a %s)' % type(instances).__name__)])
-    if len(instances) > MAX_INSTANCES:
-        raise InstanceError([problem('runner_instances_too_many', [], 'a host may carry at most %d runner instances '
-                                     '(got %d)' % (MAX_INSTANCES, len(instances)))])
     found, entries = [], []
-    for index, item in enumerate(instances):
-        label = 'instance %d' % (index + 1)
-        if not isinstance(item, dict):
-            found.append(problem('runner_instance_not_dict', [label], '%s is a %s, not a dict with name, user and '
-                                 'codex_home' % (label, type(item).__name__)))
-            continue
-        item = dict(item)
-        if _valid_name(item.get('name')):
-            label = item['name']
-        for alias, field in ALIASES.items():
-            if alias in item:
-                if field in item:
-                    found.append(problem('runner_instance_field', [label], '%s sets both %s and %s; give one'
-                                         % (label, alias, field)))
-                item[field] = item.pop(alias)
-        unknown = sorted(str(key) for key in item if key not in FIELDS)
-        if unknown:
-            found.append(problem('runner_instance_field', [label], '%s has unknown fields %s (known: %s)'
-                                 % (label, ', '.join(unknown), ', '.join(FIELDS))))
-            continue
+    for _label, item in _read_entries(instances, 'the runner instances must be a list', found):
         entries.append(dict((field, item.get(field)) for field in KEEPALIVE_FIELDS + ('method',)))
     if found:
         raise InstanceError(found)
