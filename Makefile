@@ -37,7 +37,7 @@ export CODEXOPS_CODEX := $(ABS_CODEX_PREFIX)/node_modules/.bin/codex
 export PATH := $(BIN):$(PATH)
 
 
-.PHONY: bench help demo test units stores integration hardening pytest molecule sanity lint venv codex codex-tarball fleet-deps collection clean
+.PHONY: bench help demo test units stores integration hardening soak pytest molecule sanity lint venv codex codex-tarball fleet-deps collection clean
 
 # One line per target; README.md (Development) lists the same, and tests/unit/test_readme.py checks that
 # both name every stage of `make test`.
@@ -48,6 +48,7 @@ help:
 	@echo "  make stores             - the secret stores (preview) against real OpenBao and moto servers on loopback (tests/stores)"
 	@echo "  make integration        - real ansible-playbook runs (tests/integration, tests/fleet), the pinned Codex CLI as oracle"
 	@echo "  make hardening          - crash safety (SIGKILL), races with the real Codex, hostile input, leak audit, properties"
+	@echo "  make soak               - the hardening's race loops at full length (on demand; make test runs them shorter)"
 	@echo "  make molecule           - molecule scenarios default (local fleet) and ssh_fleet: check, converge, idempotence, verify"
 	@echo "  make sanity             - ansible-test sanity, offline (tools/sanity-offline.sh)"
 	@echo "  make lint               - ansible-lint, production profile"
@@ -134,8 +135,22 @@ pytest: venv collection codex
 	"$(BIN)/python" -m pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 # Crash safety (SIGKILL), races with the real Codex, hostile input, leak audit, property tests.
+# The swap-loop races and the home-recreation race are soak loops: `make test` runs them at a smaller size
+# (HARDENING_ATTACK_ITERATIONS / HARDENING_RECREATE_ITERATIONS), `make soak` at full length (500 / 200, the
+# tests' own defaults) and beyond, e.g. `make soak SOAK_ATTACK_ITERATIONS=5000`. The smaller size still
+# asserts that the attacker raced (more swaps than module runs, a recreated home in a tenth of the runs).
+HARDENING_ATTACK_ITERATIONS ?= 150
+HARDENING_RECREATE_ITERATIONS ?= 80
 hardening: venv collection codex
-	"$(BIN)/python" -m pytest -q -p no:cacheprovider tests/hardening
+	CODEXOPS_ATTACK_ITERATIONS=$(HARDENING_ATTACK_ITERATIONS) CODEXOPS_RECREATE_ITERATIONS=$(HARDENING_RECREATE_ITERATIONS) \
+	    "$(BIN)/python" -m pytest -q -p no:cacheprovider tests/hardening
+
+SOAK_ATTACK_ITERATIONS ?= 500
+SOAK_RECREATE_ITERATIONS ?= 200
+soak: venv collection codex
+	CODEXOPS_ATTACK_ITERATIONS=$(SOAK_ATTACK_ITERATIONS) CODEXOPS_RECREATE_ITERATIONS=$(SOAK_RECREATE_ITERATIONS) \
+	    "$(BIN)/python" -m pytest -q -p no:cacheprovider \
+	    tests/hardening/test_untrusted_runner.py tests/hardening/test_runner_side_programs.py
 
 # Molecule scenarios (default driver, no containers), run from the collection root as molecule expects.
 # `default` (the local fleet) is the scenario molecule looks for first: without one it logs a CRITICAL
