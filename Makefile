@@ -117,8 +117,10 @@ $(STORES_STAMP): requirements-stores.txt $(VENV)/bin/.installed
 	"$(BIN)/pip" install --quiet --disable-pip-version-check -r requirements-stores.txt
 	touch "$@"
 
+# Two workers, a test file each: every worker starts its own OpenBao and moto on free loopback ports.
+STORES_WORKERS ?= 2
 stores: venv collection codex $(STORES_STAMP)
-	"$(BIN)/python" -m pytest -q -p no:cacheprovider tests/stores
+	"$(BIN)/python" -m pytest -q -p no:cacheprovider -n $(STORES_WORKERS) --dist loadfile tests/stores
 
 # Four workers, one test file each (--dist loadfile): the suites mostly wait on Codex (offline, 0.171.0
 # retries its model until the keepalive's or the step's time limit), so they overlap well on two cores,
