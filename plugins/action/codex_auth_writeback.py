@@ -269,11 +269,10 @@ def instances_result(host, results, encrypted, vault_id):
               'msg': '%s: %d runner instances: %d stored, %d unchanged, %d refused, %d failed'
                      % (host, len(results), counts['store'], counts['unchanged'], counts['refuse'], counts['error'])}
     if errors_found:
-        result.update(failed=True, error_code=errors_found[0]['code'] if len(set(
-            item['code'] for item in errors_found)) == 1 else 'runner_instances_failed',
-            msg='write-back failed for %s; %s' % ('; '.join('%s (%s): %s' % (item['label'], item['code'],
-                                                                              item['reason'])
-                                                            for item in errors_found), result['msg']))
+        codes = set(item['code'] for item in errors_found)
+        failures = '; '.join('%s (%s): %s' % (item['label'], item['code'], item['reason']) for item in errors_found)
+        result.update(failed=True, error_code=codes.pop() if len(codes) == 1 else 'runner_instances_failed',
+                      msg='write-back failed for %s; %s' % (failures, result['msg']))
     return result
 
 

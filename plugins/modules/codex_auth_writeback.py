@@ -61,10 +61,10 @@ options:
         V(_) and V(-) starting with a letter or digit, a O(runners[].dest) is relative or its directory is missing, or
         a store copy cannot be read (C(store_undecryptable), ...). The play's vault secret is found first, once.
       - Then one M(codexops.runner.codex_auth_export) run reads every instance's file, and each instance is decided
-        and stored on its own, exactly as one runner is. A refused instance (RV(runners[].action=refuse)) does not
+        and stored on its own, exactly as one runner is. A refused instance (C(action=refuse) in RV(runners)) does not
         keep the others from being stored, and does not fail the task (as for one runner; the role fails the host
         afterwards with C(codex_writeback_fail_on_refusal)). An instance whose file cannot be read or stored
-        (RV(runners[].action=error)) does not stop the others either, but fails the task.
+        (C(action=error) in RV(runners)) does not stop the others either, but fails the task.
     type: list
     elements: dict
     version_added: 0.2.0

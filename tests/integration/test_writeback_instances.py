@@ -156,8 +156,8 @@ def test_each_instance_is_written_back_into_its_own_seed_file(instances):
     assert instances.seed('gh-1').read_text().startswith('$ANSIBLE_VAULT;1.1;AES256\n')
     assert oct(os.stat(str(instances.seed('gh-1'))).st_mode & 0o777) == '0o600'
     assert json.loads(instances.decrypt(instances.seed('gh-1'))) == refreshed
-    assert sorted(path.name for path in (instances.seed_dir / HOST).iterdir()) == ['gh-1.json', 'gh-2.json',
-                                                                                  'gl-1.json']
+    assert sorted(path.name for path in (instances.seed_dir / HOST).iterdir()) == [
+        'gh-1.json', 'gh-2.json', 'gl-1.json']
     # ansible-vault itself reads the stored file.
     ansible_vault = os.path.join(os.path.dirname(sys.executable), 'ansible-vault')
     view = subprocess.run([ansible_vault, 'view', '--vault-password-file', instances.password_file,

@@ -364,8 +364,8 @@ def test_instances_without_a_vault_secret_fail_before_anything_is_read(instances
 
 
 def test_an_instance_that_cannot_be_read_or_stored_fails_the_task_but_not_the_others(instances, monkeypatch):
-    files = {'gh-1': login(0, 'gh-1')[0], 'gh-2': {'error_code': 'codex_home_missing', 'msg': '/srv/gh-2/.codex does '
-                                                  'not exist.'}, 'gl-1': login(0, 'gl-1')[0]}
+    missing = {'error_code': 'codex_home_missing', 'msg': '/srv/gh-2/.codex does not exist.'}
+    files = {'gh-1': login(0, 'gh-1')[0], 'gh-2': missing, 'gl-1': login(0, 'gl-1')[0]}
     rename = os.rename
 
     def full_disk_for_gl(source, target):
