@@ -18,6 +18,14 @@ not be stored anyway:
 
 The result holds facts only (the decision, the label used); the file's content never leaves this
 plugin: it is not returned, not put in a host variable, and not shown in a diff.
+
+With `runners` (a host's runner instances, each with its own CODEX_HOME and its own store file `dest`), the same
+steps for all of them in one task: the list is refused as a whole - an invalid or repeated name or CODEX_HOME
+(_runner_instances.layout_problems, the modules' rule), a relative dest, a missing store directory, two instances
+with one dest, a store copy that cannot be read - before anything is read from the runner or written; then one
+codex_auth_export run reads every instance's file, and each instance is decided and stored on its own. A refused
+instance (or one whose file could not be read or stored) does not keep the others from being stored; the result's
+`runners` says, per instance (`host/instance`), what was done.
 """
 
 import base64
@@ -34,6 +42,7 @@ from ansible.plugins.action import ActionBase
 from ansible.utils.display import Display
 
 from ansible_collections.codexops.runner.plugins.filter.writeback import codex_writeback_decision
+from ansible_collections.codexops.runner.plugins.module_utils import _runner_instances
 from ansible_collections.codexops.runner.plugins.module_utils import errors
 
 display = Display()
@@ -46,15 +55,27 @@ MISSING_SECRET_FIX = ('run ansible-playbook with --vault-password-file, --ask-va
 
 ARGUMENT_SPEC = dict(
     # Not type=path: a `~user` CODEX_HOME is the runner's, expanded on the runner by codex_auth_export.
-    codex_home=dict(type='str', required=True),
+    codex_home=dict(type='str'),
     owner=dict(type='str'),
+    runners=dict(type='list', elements='dict', options=dict(
+        name=dict(type='str', required=True),
+        codex_home=dict(type='str', required=True),
+        owner=dict(type='str'),
+        dest=dict(type='path', required=True),
+    )),
     allow_identity_change=dict(type='bool', default=False),
-    dest=dict(type='path', required=True),
+    dest=dict(type='path'),
     encrypt=dict(type='bool', default=True),
     vault_id=dict(type='str'),
     vault_password_file=dict(type='path'),
     allowed_auth_modes=dict(type='list', elements='str', default=['chatgpt']),
     fingerprint_salt=dict(type='str', no_log=True),
+)
+# One runner (codex_home, dest) or several instances (runners, each with its own), never both.
+ARGUMENT_RULES = dict(
+    mutually_exclusive=[('codex_home', 'runners'), ('owner', 'runners'), ('dest', 'runners')],
+    required_one_of=[('codex_home', 'runners')],
+    required_together=[('codex_home', 'dest')],
 )
 
 
@@ -169,6 +190,92 @@ def write_atomically(path, data):
         os.close(dir_fd)
 
 
+def check_dest(dest, shown=None):
+    """A store file the controller can write: absolute, in a directory that exists. Refused before anything is read."""
+    prefix = '%s: ' % shown if shown else ''
+    if not os.path.isabs(dest):
+        raise WritebackError('dest_relative', '%sdest must be an absolute path on the controller, not %s'
+                             % (prefix, dest))
+    if not os.path.isdir(os.path.dirname(dest)):
+        raise WritebackError('store_dir_missing', '%sthe store directory %s does not exist on the controller; '
+                             'create it (0700) or set codex_writeback_store_dir. Nothing was read from the '
+                             'runner.' % (prefix, os.path.dirname(dest)))
+
+
+def dest_key(dest):
+    """What makes two store files one: the same name in the same directory, its links resolved (the controller's
+    store is the operator's own)."""
+    return os.path.join(os.path.realpath(os.path.dirname(dest)), os.path.basename(dest))
+
+
+def check_instances(entries, host, labels):
+    """Refuse the list of instances (WritebackError naming them host/instance) before anything is read or written:
+    no instance at all, what the modules refuse (_runner_instances.layout_problems: a bad or repeated name or
+    CODEX_HOME, one inside another's), a store file that cannot be written, two instances with one store file."""
+    if not entries:
+        raise WritebackError('runner_instances_empty', 'runners is empty: give at least one instance, or codex_home '
+                             'and dest. Nothing was read from the runner.')
+    found = _runner_instances.layout_problems([{'name': entry['name'], 'codex_home': entry['codex_home']}
+                                               for entry in entries])
+    if found:
+        error = _runner_instances.InstanceError(found)
+        raise WritebackError(error.code or 'runner_instances_invalid', '%s: %s' % (host, error.message))
+    for entry, shown in zip(entries, labels):
+        check_dest(entry['dest'], shown)
+    owners = {}
+    for entry, shown in zip(entries, labels):
+        owners.setdefault(dest_key(entry['dest']), []).append(shown)
+    shared = ['%s have the same dest %s' % (' and '.join(names), key) for key, names in owners.items()
+              if len(names) > 1]
+    if shared:
+        raise WritebackError('runner_instance_dest_duplicate', 'Refusing the runner instances before anything was '
+                             'read or written: %s; each instance writes back into its own store file (its own '
+                             'seed file)' % '; '.join(shared))
+
+
+def encode(content, encrypt, label, secret):
+    """The store file's bytes from the runner's base64 content: vault-encrypted with `secret` under `label`, or (with
+    `encrypt` off) as they are."""
+    try:
+        plaintext = base64.b64decode(content, validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        raise WritebackError('runner_content_invalid', 'codex_auth_export returned content that is not base64')
+    if not encrypt:
+        return plaintext
+    try:
+        return to_bytes(VaultLib().encrypt(plaintext, secret, vault_id=label)) + b'\n'
+    except AnsibleError as exc:
+        raise WritebackError('vault_encrypt_failed', 'could not encrypt the store file: %s' % exc.__class__.__name__)
+
+
+def store(dest, data):
+    """data into the store file, atomically; the old file is left as it was on any error."""
+    try:
+        write_atomically(dest, data)
+    except (IOError, OSError) as exc:
+        raise WritebackError('store_write_failed', 'could not write the store file %s: %s; the old file is '
+                             'unchanged' % (dest, exc.strerror or exc.__class__.__name__))
+
+
+def instances_result(host, results, encrypted, vault_id):
+    """The task's result for a host's instances: `runners` (one entry each), changed when any was (or, in check mode,
+    would be) stored, failed when any could not be read or stored (not for a refusal: the role fails on those, as
+    for one runner, with codex_writeback_fail_on_refusal)."""
+    errors_found = [item for item in results if item['action'] == 'error']
+    counts = dict((action, len([item for item in results if item['action'] == action]))
+                  for action in ('store', 'unchanged', 'refuse', 'error'))
+    result = {'changed': any(item['changed'] for item in results), 'runners': results, 'encrypted': encrypted,
+              'vault_id': vault_id,
+              'msg': '%s: %d runner instances: %d stored, %d unchanged, %d refused, %d failed'
+                     % (host, len(results), counts['store'], counts['unchanged'], counts['refuse'], counts['error'])}
+    if errors_found:
+        codes = set(item['code'] for item in errors_found)
+        failures = '; '.join('%s (%s): %s' % (item['label'], item['code'], item['reason']) for item in errors_found)
+        result.update(failed=True, error_code=codes.pop() if len(codes) == 1 else 'runner_instances_failed',
+                      msg='write-back failed for %s; %s' % (failures, result['msg']))
+    return result
+
+
 class ActionModule(ActionBase):
 
     TRANSFERS_FILES = False
@@ -179,9 +286,12 @@ class ActionModule(ActionBase):
         result = super(ActionModule, self).run(tmp, task_vars)
         del tmp  # the module's temp dir is made and removed by _execute_module / below
 
-        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC)
+        _validation, args = self.validate_argument_spec(argument_spec=ARGUMENT_SPEC, **ARGUMENT_RULES)
         try:
-            result.update(self._writeback(args, task_vars))
+            if args['runners'] is not None:
+                result.update(self._writeback_instances(args, task_vars))
+            else:
+                result.update(self._writeback(args, task_vars))
         except WritebackError as exc:
             result.update(failed=True, changed=False, msg=exc.message, error_code=exc.code)
         finally:
@@ -190,34 +300,10 @@ class ActionModule(ActionBase):
 
     def _writeback(self, args, task_vars):
         dest = args['dest']
-        if not os.path.isabs(dest):
-            raise WritebackError('dest_relative', 'dest must be an absolute path on the controller, not %s' % dest)
-        if not os.path.isdir(os.path.dirname(dest)):
-            raise WritebackError('store_dir_missing', 'the store directory %s does not exist on the controller; '
-                                 'create it (0700) or set codex_writeback_store_dir. Nothing was read from the '
-                                 'runner.' % os.path.dirname(dest))
+        check_dest(dest)
 
         # 1. The secret, before anything is read.
-        secrets = play_secrets(self._loader)
-        label = secret = None
-        if args['vault_password_file']:
-            label, secret = self._override_secret(args['vault_password_file'], args['vault_id'])
-        elif args['encrypt']:
-            try:
-                label, secret, why = choose_secret(secrets, args['vault_id'], C.DEFAULT_VAULT_ENCRYPT_IDENTITY)
-            except WritebackError as exc:
-                if exc.code == 'vault_secret_missing':
-                    exc.message = ('This play has no vault secret to encrypt %s with: %s. Nothing was read from '
-                                   'the runner.' % (dest, MISSING_SECRET_FIX))
-                else:
-                    exc.message += '. Nothing was read from the runner.'
-                raise
-            if why == 'first' and len(labels_of(secrets)) > 1:
-                # No per-runner detail: Display drops repeats, so a fleet sees this once.
-                display.warning('codex_auth_writeback: the play has several vault secrets (%s); the store files are '
-                                'encrypted with the first, %s. Set codex_writeback_vault_id (option vault_id) to choose.'
-                                % (', '.join(labels_of(secrets)), label))
-        decrypting = ([(label, secret)] if secret is not None else []) + secrets
+        label, secret, decrypting = self._secret(args, dest)
 
         # 2. The store's copy.
         store_text = store_plaintext(dest, read_store(dest), decrypting)
@@ -245,27 +331,100 @@ class ActionModule(ActionBase):
             return result
 
         # 5. Write (not in check mode), only now.
-        try:
-            plaintext = base64.b64decode(content, validate=True)
-        except (binascii.Error, ValueError, TypeError):
-            raise WritebackError('runner_content_invalid', 'codex_auth_export returned content that is not base64')
-        if args['encrypt']:
-            try:
-                data = to_bytes(VaultLib().encrypt(plaintext, secret, vault_id=label)) + b'\n'
-            except AnsibleError as exc:
-                raise WritebackError('vault_encrypt_failed', 'could not encrypt the store file: %s'
-                                     % exc.__class__.__name__)
-        else:
-            data = plaintext
+        data = encode(content, args['encrypt'], label, secret)
         result['changed'] = True
         if self._task.check_mode:
             return result
-        try:
-            write_atomically(dest, data)
-        except (IOError, OSError) as exc:
-            raise WritebackError('store_write_failed', 'could not write the store file %s: %s; the old file is '
-                                 'unchanged' % (dest, exc.strerror or exc.__class__.__name__))
+        store(dest, data)
         return result
+
+    def _writeback_instances(self, args, task_vars):
+        """The same steps for every runner instance of the host (`runners`), in one task and one export run. The list
+        is refused as a whole before anything is read or written; after that each instance stands alone."""
+        host = str(task_vars.get('inventory_hostname', 'localhost'))
+        entries = args['runners']
+        labels = ['%s/%s' % (host, label) for label in _runner_instances.labels(entries)]
+        check_instances(entries, host, labels)
+
+        # 1. The secret, before anything is read.
+        label, secret, decrypting = self._secret(args, 'the store files of %s' % ', '.join(labels))
+
+        # 2. Every store copy; one that cannot be read refuses the list before the runner is read.
+        store_texts = []
+        for entry, shown in zip(entries, labels):
+            try:
+                store_texts.append(store_plaintext(entry['dest'], read_store(entry['dest']), decrypting))
+            except WritebackError as exc:
+                exc.message = '%s: %s. Nothing was read from the runner.' % (shown, exc.message)
+                raise
+
+        # 3. Every instance's file, in one codex_auth_export run.
+        module_args = {'runners': [dict((field, entry[field]) for field in ('name', 'codex_home', 'owner')
+                                        if entry[field] is not None) for entry in entries],
+                       'return_content': True}
+        if args['fingerprint_salt']:
+            module_args['fingerprint_salt'] = args['fingerprint_salt']
+        exported = self._execute_module(module_name=EXPORT_MODULE, module_args=module_args, task_vars=task_vars)
+        exports = exported.pop('runners', None)
+        if exported.get('failed') or not isinstance(exports, list) or len(exports) != len(entries):
+            # Only the message and its code (the list refused on the host: an unknown owner, ...).
+            return {'failed': True, 'changed': False, 'error_code': exported.get('error_code') or 'export_failed',
+                    'msg': 'reading the runner instances\' auth.json on %s failed: %s'
+                           % (host, exported.get('msg', 'unknown error'))}
+        encrypted = bool(secret is not None and args['encrypt'])
+        results = []
+        for entry, shown, store_text, item in zip(entries, labels, store_texts, exports):
+            content = (item.pop('content', None) if isinstance(item, dict) else None) or ''
+            results.append(self._instance(args, entry, shown, store_text, item, content, label, secret))
+        return instances_result(host, results, encrypted, label if args['encrypt'] else None)
+
+    def _instance(self, args, entry, shown, store_text, exported, content, label, secret):
+        """Steps 4 and 5 for one instance: its entry in the result's `runners` (facts only)."""
+        result = {'name': entry['name'], 'label': shown, 'dest': entry['dest'], 'changed': False}
+        if not isinstance(exported, dict) or exported.get('error_code') or exported.get('name') != entry['name']:
+            # Its CODEX_HOME could not be read (missing, refused); only the module's message, never the file.
+            exported = exported if isinstance(exported, dict) else {}
+            return dict(result, action='error', code=exported.get('error_code') or 'export_failed', runner=None,
+                        store=None, reason='reading its auth.json failed: %s' % exported.get('msg', 'unknown error'))
+        decision = codex_writeback_decision(content, store_text, args['allowed_auth_modes'],
+                                            args['fingerprint_salt'], args['allow_identity_change'])
+        result.update(decision)
+        if decision['action'] != 'store':
+            return result
+        try:
+            data = encode(content, args['encrypt'], label, secret)
+            result['changed'] = True
+            if not self._task.check_mode:
+                store(entry['dest'], data)
+        except WritebackError as exc:
+            # This instance's store file is unchanged; the others go on.
+            result.update(action='error', code=exc.code, reason=exc.message, changed=False)
+        return result
+
+    def _secret(self, args, what):
+        """(label, secret, decrypting): the secret to encrypt `what` with (None, None without encryption) and every
+        secret to decrypt the store's copies with - found before anything is read."""
+        secrets = play_secrets(self._loader)
+        label = secret = None
+        if args['vault_password_file']:
+            label, secret = self._override_secret(args['vault_password_file'], args['vault_id'])
+        elif args['encrypt']:
+            try:
+                label, secret, why = choose_secret(secrets, args['vault_id'], C.DEFAULT_VAULT_ENCRYPT_IDENTITY)
+            except WritebackError as exc:
+                if exc.code == 'vault_secret_missing':
+                    exc.message = ('This play has no vault secret to encrypt %s with: %s. Nothing was read from '
+                                   'the runner.' % (what, MISSING_SECRET_FIX))
+                else:
+                    exc.message += '. Nothing was read from the runner.'
+                raise
+            if why == 'first' and len(labels_of(secrets)) > 1:
+                # No per-runner detail: Display drops repeats, so a fleet sees this once.
+                display.warning('codex_auth_writeback: the play has several vault secrets (%s); the store files are '
+                                'encrypted with the first, %s. Set codex_writeback_vault_id (option vault_id) to choose.'
+                                % (', '.join(labels_of(secrets)), label))
+        decrypting = ([(label, secret)] if secret is not None else []) + secrets
+        return label, secret, decrypting
 
     def _override_secret(self, path, vault_id):
         display.deprecated(

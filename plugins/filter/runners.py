@@ -16,7 +16,7 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.codexops.runner.plugins.module_utils import _runner_instances
 
-_MODULES = ('codex_auth_seed', 'codex_auth_verify', 'user')
+_MODULES = ('codex_auth_seed', 'codex_auth_verify', 'codex_auth_writeback', 'user')
 # The auth modes each method may leave, as the role's single-runner path allows them (vars/main.yml).
 _ALLOWED_MODES = {'seed': ['chatgpt'], 'api_key': ['apikey']}
 
@@ -60,15 +60,20 @@ def _instances(instances):
 
 
 def codex_runner_args(instances, module, seed_texts=None, only=None, probe_dir=None):
-    """The `runners` option of one run of `module` (codex_auth_seed, codex_auth_verify) for every instance of the
-    host, or the users to create (`user`: [{name, group}]). For codex_auth_seed (and for `user`, when given),
-    `seed_texts` are the texts of codex_runner_seed_files, in order. Refuses, naming the instances and never a secret, everything
-    _runner_instances.problems finds (with the seeds' contents read: one refresh token on two instances is the
-    module's own verdict), and the access_token method, which codex_auth_runners does not provision yet.
+    """The `runners` option of one run of `module` (codex_auth_seed, codex_auth_verify, codex_auth_writeback) for
+    every instance of the host, or the users to create (`user`: [{name, group}]). For codex_auth_seed (and for `user`,
+    when given), `seed_texts` are the texts of codex_runner_seed_files, in order. Refuses, naming the instances and
+    never a secret, everything _runner_instances.problems finds (with the seeds' contents read: one refresh token on
+    two instances is the module's own verdict), and the access_token method, which codex_auth_runners does not
+    provision yet (except for codex_auth_writeback, which leaves such an instance out).
 
     `only` ({instance: replace}, as codex_reseed_targets gives a host's instances): the whole list is refused as
     above, but only these instances are returned, each with this replace mode (the reseed playbook). None or
     empty: every instance.
+
+    `codex_auth_writeback`: the `runners` option of the codex_auth_writeback action plugin, [{name, codex_home, owner,
+    dest}] for each instance that reads its seed from a file, `dest` being that file (the others, a seed given as
+    content or another method, have no file to write back into).
 
     `probe_dir` (codex_auth_verify): the directory of the instances' keepalive scripts (codex_keepalive_script_dir);
     each entry then carries its own `probe_command`, the script the codex_keepalive role installs for the instance
@@ -90,15 +95,22 @@ def codex_runner_args(instances, module, seed_texts=None, only=None, probe_dir=N
             instance.update(seed_content=text, seed_file=None)
         found = _runner_instances.problems(instances)
     else:
-        # Reading or creating users needs no credential: the layout and the users are what must be right.
+        # Reading or creating users needs no credential: the layout and the users are what must be right. (Write-back
+        # refuses one seed file on two instances itself, naming them host/instance, before anything is read.)
         found = [item for item in _runner_instances.problems(instances)
                  if item['code'] not in ('runner_instance_credential_missing', 'runner_instance_seed_shared')]
-    found.extend(_runner_instances.problem('runner_instance_method_unsupported', [label], '%s uses the access_token '
-                                           'method, which codex_auth_runners does not provision yet (use seed or '
-                                           'api_key)' % label)
-                 for instance, label in zip(instances, labels) if instance.get('method') == 'access_token')
+    if module != 'codex_auth_writeback':
+        found.extend(_runner_instances.problem('runner_instance_method_unsupported', [label], '%s uses the '
+                                               'access_token method, which codex_auth_runners does not provision yet '
+                                               '(use seed or api_key)' % label)
+                     for instance, label in zip(instances, labels) if instance.get('method') == 'access_token')
     if found:
         _refuse(found)
+    if module == 'codex_auth_writeback':
+        # Only an instance that reads its seed from a file has one to write back into: that file (the seed file the
+        # codex_auth role reads, by the one rule), never one named here.
+        return [{'name': instance['name'], 'codex_home': instance['codex_home'], 'owner': instance['user'],
+                 'dest': instance['seed_file']} for instance in instances if _reads_file(instance)]
     if module == 'user':
         users = []
         for instance in instances:

@@ -33,6 +33,9 @@ description:
     the task anyway, as the role does.
   - Runs on the controller (an action plugin); only the read runs on the host, as the user that owns
     CODEX_HOME (with C(become) when the connecting user cannot read the runner user's files).
+  - With O(runners), every runner instance of the host in this one task - one M(codexops.runner.codex_auth_export)
+    run reads all their files - each decided by the same rule and stored into its own O(runners[].dest). The result
+    is then RV(runners), one entry per instance named C(host/instance).
 author:
   - codexops maintainers (@codexops)
 extends_documentation_fragment:
@@ -40,11 +43,59 @@ extends_documentation_fragment:
   - ansible.builtin.action_common_attributes.flow
   - codexops.runner.codex_home
 options:
+  codex_home:
+    description:
+      - The runner user's Codex home directory (what C(CODEX_HOME) points to), usually C(~runner/.codex).
+      - Must be an absolute path. A symlinked CODEX_HOME is refused, so credentials cannot be redirected.
+      - Required unless O(runners) is given; mutually exclusive with it.
+    required: false
+  runners:
+    description:
+      - Several runner instances of this host, each with its own CODEX_HOME and its own store file, instead of
+        O(codex_home), O(owner) and O(dest). The C(codexops.runner.codex_writeback) role passes the instances of
+        C(codex_auth_runners) that read their seed from a file, each with that file as its O(runners[].dest)
+        (P(codexops.runner.codex_runner_args#filter) with V(codex_auth_writeback) gives them).
+      - Before anything is read from the host or written, the list is refused as a whole, naming the instances
+        C(host/instance), when two instances have one name, one CODEX_HOME or one O(runners[].dest) (the same file,
+        however it is spelled), a CODEX_HOME lies inside another's, a name is not 1 to 32 characters V(a-z), V(0-9),
+        V(_) and V(-) starting with a letter or digit, a O(runners[].dest) is relative or its directory is missing, or
+        a store copy cannot be read (C(store_undecryptable), ...). The play's vault secret is found first, once.
+      - Then one M(codexops.runner.codex_auth_export) run reads every instance's file, and each instance is decided
+        and stored on its own, exactly as one runner is. A refused instance (C(action=refuse) in RV(runners)) does not
+        keep the others from being stored, and does not fail the task (as for one runner; the role fails the host
+        afterwards with C(codex_writeback_fail_on_refusal)). An instance whose file cannot be read or stored
+        (C(action=error) in RV(runners)) does not stop the others either, but fails the task.
+    type: list
+    elements: dict
+    version_added: 0.2.0
+    suboptions:
+      name:
+        description:
+          - The instance's name, unique on the host.
+        type: str
+        required: true
+      codex_home:
+        description:
+          - The instance's CODEX_HOME, as O(codex_home).
+        type: str
+        required: true
+      owner:
+        description:
+          - The runner user this CODEX_HOME must belong to, as O(owner).
+        type: str
+      dest:
+        description:
+          - The instance's file in the store, on the controller, as O(dest) - for the role, the seed file the
+            C(codexops.runner.codex_auth) role reads for the instance (C(codex_seeds/<host>/<name>.json) or its
+            C(seed_file)).
+        type: path
+        required: true
   owner:
     description:
       - The runner user CODEX_HOME must belong to; passed to M(codexops.runner.codex_auth_export), which refuses
         (C(codex_home_owner)) a CODEX_HOME of anyone else without reading it - another local user could plant one
         where the runner's own is missing. The role passes C(codex_writeback_user).
+      - Mutually exclusive with O(runners) (each instance has its own).
     type: str
   allow_identity_change:
     description:
@@ -57,8 +108,8 @@ options:
     description:
       - The runner's file in the store, on the controller - for the role, C(codex_seeds/<inventory_hostname>.json)
         beside the inventory. An absolute path; its directory must exist.
+      - Required with O(codex_home); mutually exclusive with O(runners) (each instance has its own).
     type: path
-    required: true
   encrypt:
     description:
       - Write the store file vault-encrypted. With V(false) it is written in the clear (still 0600) and the
@@ -98,7 +149,8 @@ attributes:
   check_mode:
     support: full
     details:
-      - Reads both files and decides; reports a change when it would store, and writes nothing.
+      - Reads both files and decides; reports a change when it would store, and writes nothing. With O(runners), the
+        same for each instance.
   diff_mode:
     support: none
     details:
@@ -129,38 +181,60 @@ EXAMPLES = r'''
 - name: Say what it decided (facts only, never a token)
   ansible.builtin.debug:
     msg: "{{ writeback.action }}: {{ writeback.reason }} (vault ID {{ writeback.vault_id }})"
+
+# Every runner instance of the host in one task (one read of the host), each into its own store file. The
+# codexops.runner.codex_writeback role builds this list from codex_auth_runners with
+# codexops.runner.codex_runner_args('codex_auth_writeback'): each instance's dest is its seed file.
+- name: Write each runner instance's refreshed auth.json back into its own store file when it is newer
+  codexops.runner.codex_auth_writeback:
+    runners:
+      - name: gh-1
+        codex_home: /home/ci/.codex
+        owner: ci
+        dest: "{{ playbook_dir }}/codex_seeds/{{ inventory_hostname }}/gh-1.json"
+    fingerprint_salt: "{{ vault_codex_fingerprint_salt }}"
+  register: writeback_instances
+  no_log: true
+  become: true
+
+- name: Say what it decided for each instance, by host/instance (facts only, never a token)
+  ansible.builtin.debug:
+    msg: "{{ item.label }}: {{ item.action }} ({{ item.code }}): {{ item.reason }}"
+  loop: "{{ writeback_instances.runners }}"
+  loop_control:
+    label: "{{ item.label }}"
 '''
 
 RETURN = r'''
 action:
   description: What was decided for the runner's file.
-  returned: success
+  returned: success, without O(runners)
   type: str
   choices: [store, unchanged, refuse]
   sample: store
 code:
   description: Why the runner's file was refused (C(runner_file_invalid), C(runner_last_refresh_missing), C(runner_older),
     C(runner_from_future), C(runner_identity_changed)); V(null) unless RV(action=refuse).
-  returned: success
+  returned: success, without O(runners)
   type: str
   sample: runner_from_future
 reason:
   description: Why, in words.
-  returned: success
+  returned: success, without O(runners)
   type: str
   sample: the runner's file is newer (runner 2026-11-21T10:22:00Z, store 2026-11-14T09:00:00Z)
 runner:
   description: Facts of the runner's file - C(valid), C(problems) (codes), C(auth_mode), C(last_refresh),
     C(account_id), C(refresh_token_fingerprint).
-  returned: success
+  returned: success, without O(runners)
   type: dict
 store:
   description: The same facts of the store's copy (as it was before this run); V(null) when the store had none.
-  returned: success
+  returned: success, without O(runners)
   type: dict
 dest:
   description: The store file.
-  returned: success
+  returned: success, without O(runners)
   type: str
   sample: /srv/ci/inventory/codex_seeds/runner-1.json
 encrypted:
@@ -172,9 +246,48 @@ vault_id:
   returned: success
   type: str
   sample: default
+runners:
+  description:
+    - With O(runners), one entry per instance, in the order given - its C(name), its C(label) (C(host/instance)), its
+      C(dest), C(changed) (stored, or in check mode would be), and RV(action), RV(code), RV(reason), RV(runner) and
+      RV(store) with the same meaning as for one runner. Never a file's content.
+    - An instance whose file could not be read or stored has C(action=error), its error code in C(code) (for example
+      C(codex_home_missing), C(store_write_failed)) and the message in C(reason); the task then fails, after the
+      other instances were stored.
+  returned: success or failure, with O(runners), once the list was accepted
+  type: list
+  elements: dict
+  version_added: 0.2.0
+  sample:
+    - name: gh-1
+      label: runner-1/gh-1
+      dest: /srv/ci/inventory/codex_seeds/runner-1/gh-1.json
+      changed: true
+      action: store
+      code: null
+      reason: the runner's file is newer (runner 2026-11-21T10:22:00Z, store 2026-11-14T09:00:00Z)
+      runner: {valid: true, problems: [], auth_mode: chatgpt, last_refresh: '2026-11-21T10:22:00Z'}
+      store: {valid: true, problems: [], auth_mode: chatgpt, last_refresh: '2026-11-14T09:00:00Z'}
+    - name: gh-2
+      label: runner-1/gh-2
+      dest: /srv/ci/inventory/codex_seeds/runner-1/gh-2.json
+      changed: false
+      action: refuse
+      code: runner_older
+      reason: the runner's file is older than the store's
+      runner: {valid: true, problems: [], auth_mode: chatgpt, last_refresh: '2026-11-01T08:00:00Z'}
+      store: {valid: true, problems: [], auth_mode: chatgpt, last_refresh: '2026-11-14T09:00:00Z'}
+msg:
+  description: With O(runners), how many instances were stored, unchanged, refused and failed; on failure, which
+    instances failed (C(host/instance)), with their codes.
+  returned: with O(runners)
+  type: str
+  sample: 'runner-1: 3 runner instances: 1 stored, 1 unchanged, 1 refused, 0 failed'
 error_code:
   description: On failure, a stable code for it (C(vault_secret_missing), C(vault_id_unknown),
-    C(store_undecryptable), C(store_dir_missing), ...; see the troubleshooting page).
+    C(store_undecryptable), C(store_dir_missing), ...; see the troubleshooting page). With O(runners) also
+    C(runner_instance_dest_duplicate) (two instances with one dest), the codes of a refused list
+    (C(runner_instance_name_duplicate), ...), and C(runner_instances_failed) when instances failed with different codes.
   returned: failure
   type: str
   sample: vault_secret_missing

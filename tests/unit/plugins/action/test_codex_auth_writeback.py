@@ -202,3 +202,205 @@ def test_a_failed_rename_leaves_the_old_file_and_no_temp_file(harness, monkeypat
     result = harness.run(login(0, 'new')[0], encrypt=False)
     assert result['error_code'] == 'store_write_failed' and 'the old file is unchanged' in result['msg']
     assert harness.dest.read_text() == old and os.listdir(str(harness.store_dir)) == ['runner-1.json']
+
+
+# -- runner instances (runners): one export run for the host, a decision and a store file per instance ----------
+
+class InstancesHarness(Harness):
+    """The instances gh-1, gh-2 and gl-1 of runner-1, each with its own store file codex_seeds/runner-1/NAME.json
+    (the seed file the codex_auth role reads); `files` maps an instance to its runner file's text, or to an
+    export error ({'error_code': ..., 'msg': ...})."""
+
+    NAMES = ('gh-1', 'gh-2', 'gl-1')
+
+    def __init__(self, tmp_path):
+        super(InstancesHarness, self).__init__(tmp_path)
+        (self.store_dir / 'runner-1').mkdir(mode=0o700)
+        self.runners = [{'name': name, 'codex_home': '/srv/%s/.codex' % name, 'owner': 'gl' if name == 'gl-1' else 'ci',
+                         'dest': str(self.dest_of(name))} for name in self.NAMES]
+
+    def dest_of(self, name):
+        return self.store_dir / 'runner-1' / ('%s.json' % name)
+
+    def run_instances(self, files, runners=None, secrets=(('default', 'pw-FAKE'),), check_mode=False,
+                      export_result=None, **args):
+        loader = DataLoader()
+        loader.set_vault_secrets([(label, secret(password)) for label, password in secrets] or None)
+        task = mock.MagicMock()
+        task.args = dict({'runners': self.runners if runners is None else runners}, **args)
+        if runners == 'omit':
+            del task.args['runners']
+        task.async_val = 0
+        task.check_mode = check_mode
+        task.diff = False
+        connection = mock.MagicMock()
+        connection._shell.tmpdir = None
+        action = plugin.ActionModule(task, connection, mock.MagicMock(), loader, mock.MagicMock(), mock.MagicMock())
+
+        def export(module_name, module_args, task_vars):
+            self.exports.append((module_name, module_args))
+            if export_result is not None:
+                return dict(export_result)
+            items = []
+            for entry in module_args['runners']:
+                item = {'name': entry['name'], 'codex_home': entry['codex_home']}
+                found = files[entry['name']]
+                if isinstance(found, dict):
+                    item.update(found)
+                else:
+                    item.update(exists=True, auth={}, content=base64.b64encode(found.encode()).decode())
+                items.append(item)
+            return {'changed': False, 'runners': items}
+
+        action._execute_module = export
+        action._remove_tmp_path = lambda path: None
+        return action.run(task_vars={'inventory_hostname': 'runner-1'})
+
+    def encrypt_into(self, name, text, password='pw-FAKE'):
+        self.dest_of(name).write_bytes(VaultLib().encrypt(text.encode(), secret(password)))
+        os.chmod(str(self.dest_of(name)), 0o600)
+
+    def identities(self):
+        found = {}
+        for name in self.NAMES:
+            path = self.dest_of(name)
+            if path.exists():
+                st = os.stat(str(path))
+                found[name] = (path.read_bytes(), st.st_ino, st.st_mtime_ns)
+        return found
+
+
+@pytest.fixture
+def instances(tmp_path):
+    return InstancesHarness(tmp_path)
+
+
+def by_name(result):
+    return dict((item['name'], item) for item in result['runners'])
+
+
+def test_instances_are_read_in_one_export_run_and_each_goes_into_its_own_store_file(instances):
+    stored = dict((name, login(3, 'stored-%s' % name)) for name in instances.NAMES)
+    for name in instances.NAMES:
+        instances.encrypt_into(name, stored[name][0])
+    newer, newer_secrets = login(0, 'newer-gh-1')
+    older, older_secrets = login(5, 'older-gh-2')
+    before = instances.identities()
+    result = instances.run_instances({'gh-1': newer, 'gh-2': older, 'gl-1': stored['gl-1'][0]})
+
+    assert not result.get('failed') and result['changed'] and result['vault_id'] == 'default'
+    found = by_name(result)
+    assert [item['name'] for item in result['runners']] == list(instances.NAMES)
+    assert [found[name]['label'] for name in instances.NAMES] == ['runner-1/gh-1', 'runner-1/gh-2', 'runner-1/gl-1']
+    assert (found['gh-1']['action'], found['gh-1']['code'], found['gh-1']['changed']) == ('store', None, True)
+    assert (found['gh-2']['action'], found['gh-2']['code'], found['gh-2']['changed']) == ('refuse', 'runner_older',
+                                                                                          False)
+    assert (found['gl-1']['action'], found['gl-1']['changed']) == ('unchanged', False)
+    assert all(set(('name', 'label', 'action', 'reason', 'code', 'runner')) <= set(item) for item in found.values())
+    assert found['gh-1']['runner']['refresh_token_fingerprint']
+    # gh-1's own store file, encrypted as for one runner; the others keep bytes, inode and mtime.
+    data = instances.dest_of('gh-1').read_bytes()
+    assert data.startswith(b'$ANSIBLE_VAULT;1.1;AES256\n') and decrypt(data, 'pw-FAKE') == newer
+    assert stat.S_IMODE(os.stat(str(instances.dest_of('gh-1'))).st_mode) == 0o600
+    after = instances.identities()
+    assert after['gh-2'] == before['gh-2'] and after['gl-1'] == before['gl-1'] and after['gh-1'] != before['gh-1']
+    assert sorted(os.listdir(str(instances.store_dir / 'runner-1'))) == ['gh-1.json', 'gh-2.json', 'gl-1.json']
+    # One codex_auth_export run for the host, each instance with its own owner; no content in the result.
+    assert instances.exports == [('codexops.runner.codex_auth_export', {
+        'runners': [{'name': entry['name'], 'codex_home': entry['codex_home'], 'owner': entry['owner']}
+                    for entry in instances.runners], 'return_content': True})]
+    text = json.dumps(result)
+    assert 'content' not in text
+    assert not any(part in text for part in newer_secrets + older_secrets + stored['gl-1'][1] + ['pw-FAKE'])
+
+    again = instances.run_instances({'gh-1': newer, 'gh-2': stored['gh-2'][0], 'gl-1': stored['gl-1'][0]})
+    assert not again['changed'] and [item['action'] for item in again['runners']] == ['unchanged'] * 3
+
+
+def test_instances_in_check_mode_predict_each_store_and_write_nothing(instances):
+    result = instances.run_instances(dict((name, login(0, name)[0]) for name in instances.NAMES), check_mode=True)
+    assert result['changed'] and [item['action'] for item in result['runners']] == ['store'] * 3
+    assert all(item['changed'] for item in result['runners']) and instances.identities() == {}
+
+
+@pytest.mark.parametrize('dest_of_gl', [
+    lambda harness: str(harness.dest_of('gh-1')),
+    lambda harness: str(harness.store_dir / 'runner-1' / '.' / 'gh-1.json'),
+])
+def test_two_instances_with_one_dest_are_refused_before_anything_is_read_or_written(instances, dest_of_gl):
+    instances.runners[2]['dest'] = dest_of_gl(instances)
+    result = instances.run_instances(dict((name, login(0, name)[0]) for name in instances.NAMES))
+    assert result['failed'] and result['error_code'] == 'runner_instance_dest_duplicate'
+    assert 'runner-1/gh-1 and runner-1/gl-1 have the same dest' in result['msg']
+    assert 'before anything was read or written' in result['msg']
+    assert instances.exports == [] and instances.identities() == {} and 'runners' not in result
+
+
+@pytest.mark.parametrize('change,code,words', [
+    (lambda runners: runners[1].update(name='gh-1'), 'runner_instance_name_duplicate', 'have the same name gh-1'),
+    (lambda runners: runners[1].update(codex_home='/srv/gh-1/.codex'), 'runner_instance_home_duplicate', 'gh-1'),
+    (lambda runners: runners[1].update(dest='codex_seeds/gh-2.json'), 'dest_relative', 'runner-1/gh-2: dest must'),
+    (lambda runners: runners[1].update(dest='/nonexistent-FAKE/gh-2.json'), 'store_dir_missing',
+     'runner-1/gh-2: the store directory /nonexistent-FAKE'),
+])
+def test_a_list_the_modules_would_refuse_fails_before_the_runner_is_read(instances, change, code, words):
+    change(instances.runners)
+    result = instances.run_instances(dict((name, login(0, name)[0]) for name in instances.NAMES))
+    assert result['failed'] and result['error_code'] == code and words in result['msg'], result['msg']
+    assert instances.exports == [] and instances.identities() == {}
+
+
+def test_a_store_copy_no_secret_decrypts_names_its_instance_and_nothing_is_read(instances):
+    instances.encrypt_into('gh-2', login(3, 'old')[0], password='pw-FAKE-lost')
+    result = instances.run_instances(dict((name, login(0, name)[0]) for name in instances.NAMES))
+    assert result['error_code'] == 'store_undecryptable' and result['msg'].startswith('runner-1/gh-2: ')
+    assert instances.exports == [] and sorted(instances.identities()) == ['gh-2']
+
+
+def test_instances_without_a_vault_secret_fail_before_anything_is_read(instances):
+    result = instances.run_instances(dict((name, login(0, name)[0]) for name in instances.NAMES), secrets=())
+    assert result['error_code'] == 'vault_secret_missing' and instances.exports == []
+    assert 'the store files of runner-1/gh-1, runner-1/gh-2, runner-1/gl-1' in result['msg']
+
+
+def test_an_instance_that_cannot_be_read_or_stored_fails_the_task_but_not_the_others(instances, monkeypatch):
+    missing = {'error_code': 'codex_home_missing', 'msg': '/srv/gh-2/.codex does not exist.'}
+    files = {'gh-1': login(0, 'gh-1')[0], 'gh-2': missing, 'gl-1': login(0, 'gl-1')[0]}
+    rename = os.rename
+
+    def full_disk_for_gl(source, target):
+        if target.endswith('gl-1.json'):
+            raise OSError(28, 'No space left on device')
+        return rename(source, target)
+
+    monkeypatch.setattr(plugin.os, 'rename', full_disk_for_gl)
+    result = instances.run_instances(files)
+    assert result['failed'] and result['changed'] and result['error_code'] == 'runner_instances_failed'
+    found = by_name(result)
+    assert (found['gh-1']['action'], found['gh-1']['changed']) == ('store', True)
+    assert (found['gh-2']['action'], found['gh-2']['code']) == ('error', 'codex_home_missing')
+    assert (found['gl-1']['action'], found['gl-1']['code'], found['gl-1']['changed']) == ('error', 'store_write_failed',
+                                                                                          False)
+    assert 'runner-1/gh-2 (codex_home_missing)' in result['msg'] and 'runner-1/gl-1 (store_write_failed)' in result['msg']
+    assert sorted(instances.identities()) == ['gh-1']
+    assert sorted(os.listdir(str(instances.store_dir / 'runner-1'))) == ['gh-1.json']  # no temp file left
+
+
+def test_a_list_the_export_module_refuses_passes_on_only_its_message(instances):
+    result = instances.run_instances({}, export_result={
+        'failed': True, 'error_code': 'runner_instance_user_unknown', 'module_stdout': 'whatever it printed',
+        'msg': 'Refusing the runner instances before anything was read or written: instance gl-1 runs as user gl, '
+               'which does not exist on this host'})
+    assert result['failed'] and result['error_code'] == 'runner_instance_user_unknown'
+    assert 'which does not exist' in result['msg'] and 'module_stdout' not in result and instances.identities() == {}
+
+
+def test_runners_and_a_single_runner_are_mutually_exclusive(instances):
+    from ansible.errors import AnsibleActionFail
+    with pytest.raises(AnsibleActionFail, match='mutually exclusive'):
+        instances.run_instances({}, codex_home='/home/ci/.codex')
+    with pytest.raises(AnsibleActionFail, match='one of the following is required: codex_home, runners'):
+        instances.run_instances({}, runners='omit')
+    with pytest.raises(AnsibleActionFail, match='parameters are required together: codex_home, dest'):
+        instances.run_instances({}, runners='omit', codex_home='/home/ci/.codex')
+    assert instances.exports == []

@@ -147,3 +147,30 @@ def test_only_narrows_the_run_after_the_whole_list_is_refused():
         rf.codex_runner_args(found, 'codex_auth_seed', [fc.dumps(one), fc.dumps(one)], {'b': 'always'})
     with pytest.raises(AnsibleFilterError, match='no runner instance named c'):
         rf.codex_runner_args(found, 'codex_auth_seed', [fc.dumps(one), fc.dumps(two)], {'c': 'always'})
+
+
+def test_writeback_gets_each_seed_file_instance_with_its_seed_file_as_dest():
+    """codex_auth_writeback's runners: the instances that read a seed file, each with that file (the one rule that
+    names it, codex_runner_seed_files'), and nothing that holds a credential."""
+    found = instances({'name': 'gh-1', 'codex_home': '/srv/gh-1'},
+                      {'name': 'gh-2', 'user': 'gh', 'home': '/srv/gh-2', 'seed_file': '/elsewhere/gh-2.json'},
+                      {'name': 'gl-1', 'codex_home': '/srv/gl-1', 'seed_content': fc.dumps(fc.chatgpt_seed('c')[0])},
+                      {'name': 'k', 'codex_home': '/srv/k', 'method': 'api_key', 'api_key': KEY_SECRET},
+                      {'name': 't', 'codex_home': '/srv/t', 'method': 'access_token', 'access_token': 'at-SECRET-TOKEN'})
+    args = rf.codex_runner_args(found, 'codex_auth_writeback')
+    assert args == [{'name': 'gh-1', 'codex_home': '/srv/gh-1', 'owner': 'ci', 'dest': '/inv/codex_seeds/h1/gh-1.json'},
+                    {'name': 'gh-2', 'codex_home': '/srv/gh-2', 'owner': 'gh', 'dest': '/elsewhere/gh-2.json'}]
+    assert [entry['dest'] for entry in args] == rf.codex_runner_seed_files(found)
+    # A listed default instance writes back into the host's seed file, as the single runner does.
+    assert rf.codex_runner_args(instances({'name': 'default'}), 'codex_auth_writeback') == [
+        {'name': 'default', 'codex_home': '~ci/.codex', 'owner': 'ci', 'dest': '/inv/codex_seeds/h1.json'}]
+
+
+def test_writeback_leaves_one_seed_file_on_two_instances_to_the_plugin_and_refuses_the_layout():
+    shared = instances({'name': 'a', 'codex_home': '/srv/a', 'seed_file': '/inv/s.json'},
+                       {'name': 'b', 'codex_home': '/srv/b', 'seed_file': '/inv/s.json'})
+    # codex_auth_writeback refuses it itself, naming host/instance, before anything is read.
+    assert [entry['dest'] for entry in rf.codex_runner_args(shared, 'codex_auth_writeback')] == ['/inv/s.json'] * 2
+    nested = instances({'name': 'a', 'codex_home': '/srv/a'}, {'name': 'b', 'codex_home': '/srv/a/b'})
+    with pytest.raises(AnsibleFilterError, match='lies inside'):
+        rf.codex_runner_args(nested, 'codex_auth_writeback')
