@@ -202,4 +202,3 @@ def workflow_artifacts(jobs):
     for job in sorted(jobs, key=lambda job: (job.finished, job.id)):
         merged.update(job.artifacts())
     return merged
-
