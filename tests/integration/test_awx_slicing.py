@@ -112,6 +112,10 @@ def test_the_playbooks_run_through_ansible_runner_and_write_no_secret_to_the_art
     assert published['playbook'] == 'verify' and published['job_id'] == verify.id
     assert verdict(json.loads(published['report'])) == verdict(report)
 
+    # What ansible-runner writes there: the events, stdout and stderr, the command with its environment, rc and
+    # status (and the fact cache AWX turns on, which stays empty: the playbooks gather and cache no facts).
+    assert {'job_events', 'stdout', 'stderr', 'command', 'rc', 'status'} <= set(
+        path.name for path in verify.artifact_dir.iterdir())
     leaks, read = artifact_leaks(awx.jobs, workspace)
     assert read >= 3 * 10, 'too few artifact files to prove anything: %d' % read
     assert leaks == []
