@@ -169,6 +169,12 @@ def test_a_sliced_run_merged_by_the_workflow_gives_the_verdict_of_one_unsliced_r
     assert verdict(report) == verdict(reference)
     assert 'shared refresh tokens [[%s]]' % ', '.join("'%s'" % host for host in SHARED) in merged.stdout()
 
+    # Without AWX's artifacts: the slices' report files (a directory every slice writes to), the same verdict.
+    from_files = awx.job('merge_slices', extra_vars={
+        'codexops_fleet_report_files': [str(job.report_dir / 'fleet-report.json') for job in slices]}).run()
+    assert from_files.status == 'failed'
+    assert verdict(from_files.report()) == verdict(reference)
+
     # A slice that never reported: its hosts are unknown, never silently left out.
     partial = awx.job('merge_slices', artifacts=slices[0].artifacts()).run()
     assert partial.status == 'failed'
