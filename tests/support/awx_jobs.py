@@ -21,11 +21,11 @@ import os
 import shutil
 import threading
 import time
-from pathlib import Path
 
 import yaml
 
 from support.private_files import write_private
+from support.workspace import OUTPUT
 
 # The thin playbooks of a project (docs/awx.md, "A project with thin playbooks").
 PLAYBOOKS = ('provision', 'verify', 'merge_slices')
@@ -170,7 +170,7 @@ class AwxController(object):
         self.template_vars = template_vars
         self.vault_password = vault_password
         self.envvars = dict(envvars, ANSIBLE_COLLECTIONS_PATH=str(collections))
-        self.log_dir = Path(space.root).parent / 'awx-logs'
+        self.log_dir = OUTPUT / 'logs'  # where every playbook test keeps its logs (tests/output, gitignored)
         self.project = self.root / 'project'
         self.project.mkdir()
         for name in PLAYBOOKS:
