@@ -39,10 +39,17 @@ options:
 """
 
 EXAMPLES = r"""
-- name: A runner's seed from OpenBao
+- name: A runner's seed from OpenBao (VAULT_ADDR and VAULT_TOKEN from the controller's environment), from the secret
+    named by the collection's one rule, codexops/runners/<host>/<user>
   ansible.builtin.set_fact:
-    codex_seed_text: "{{ lookup('codexops.runner.codex_seed', 'codexops/runners/' ~ inventory_hostname ~ '/default',
+    codex_seed_text: "{{ lookup('codexops.runner.codex_seed', inventory_hostname | codexops.runner.codex_secret_name('ci'),
                                 store='vault', store_options={'url': 'https://bao.example:8200'}) }}"
+  no_log: true
+
+- name: The same as a seed source, the way the codex_auth role reads codex_auth_seed_source
+  ansible.builtin.set_fact:
+    codex_seed_text: "{{ lookup('codexops.runner.codex_seed', {'store': 'aws_secretsmanager', 'region': 'eu-west-1',
+                                'secret': inventory_hostname | codexops.runner.codex_secret_name('ci')}) }}"
   no_log: true
 """
 
