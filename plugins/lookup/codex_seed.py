@@ -115,6 +115,6 @@ class LookupModule(LookupBase):
             except store.StoreError as exc:
                 # The code first, so a play's output says which refusal it is; the message names the store and
                 # the secret, never a credential or the content.
-                raise AnsibleLookupError('codex_seed refused (%s): %s' % (getattr(exc, 'code', 'store_error'),
-                                                                         exc.message))
+                code = getattr(exc, 'code', None) or 'store_error'
+                raise AnsibleLookupError('codex_seed refused (%s): %s' % (code, exc.message))
         return results

@@ -56,9 +56,9 @@ def test_a_single_runner_reads_the_secret_named_by_its_user_as_the_job_hooks_do(
 
 
 def test_instances_inherit_the_store_never_the_secret_and_read_their_own():
+    aws = {'store': 'aws_secretsmanager', 'region': 'eu-west-1'}
     found = instances({'name': 'gh-1', 'codex_home': '/srv/gh-1'},
-                      {'name': 'gh-2', 'codex_home': '/srv/gh-2', 'seed_source': {'store': 'aws_secretsmanager',
-                                                                                   'region': 'eu-west-1'}},
+                      {'name': 'gh-2', 'codex_home': '/srv/gh-2', 'seed_source': aws},
                       {'name': 'gh-3', 'codex_home': '/srv/gh-3', 'seed_file': '/inv/gh-3.json'},
                       codex_auth_seed_source=dict(VAULT, secret='the-host-one'))
     assert rf.codex_runner_seed_sources(found) == [
