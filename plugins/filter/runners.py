@@ -5,7 +5,9 @@
 asked here and nowhere else (which instances a host has, what refuses them, which seed each reads).
 
 The role reads the seed files itself (`query('ansible.builtin.file', ...)` decrypts vault-encrypted ones), in the
-order codex_runner_seed_files gives them, and hands their texts to codex_runner_args, which completes the
+order codex_runner_seed_files gives them, and the seeds of instances with a `seed_source` from their secret stores
+(`query('codexops.runner.codex_seed', ...)` over codex_runner_seed_sources), and hands both lists of texts to
+codex_runner_args, which completes the
 instances, refuses them as _runner_instances.problems does (one refresh token on two instances included, the
 module's own verdict), and returns the `runners` option of one module run for the whole host. No message names a
 secret."""
@@ -47,6 +49,29 @@ def _reads_file(instance):
         and not _blank(instance.get('seed_file'))
 
 
+def _reads_source(instance):
+    return instance.get('method') == 'seed' and _blank(instance.get('seed_content')) \
+        and isinstance(instance.get('seed_source'), dict) and bool(instance['seed_source'])
+
+
+# What must be refused before any store is asked: the sources themselves, and one secret on two instances.
+_SOURCE_CODES = ('runner_instance_seed_source_invalid', 'runner_instance_seed_source_credential',
+                 'runner_instance_seed_shared', 'runner_instance_field')
+
+
+def codex_runner_seed_sources(instances):
+    """The seed sources the instances read on the controller, in order (one per instance whose seed comes from a
+    secret store), each a term of the codexops.runner.codex_seed lookup ({store, secret, the store's options},
+    the secret named by the one rule when the inventory gives none); the texts go back to codex_runner_args
+    (`source_texts`) in the same order. Refuses, before any store is asked, a source that is not one, one that
+    holds a credential, and one secret (or seed) on two instances."""
+    instances = _instances(instances)
+    found = [item for item in _runner_instances.problems(instances) if item['code'] in _SOURCE_CODES]
+    if found:
+        _refuse(found)
+    return [dict(instance['seed_source']) for instance in instances if _reads_source(instance)]
+
+
 def codex_runner_seed_files(instances):
     """The seed files the instances read on the controller, in order (one per instance that has no seed
     content); the texts go back to codex_runner_args in the same order."""
@@ -59,7 +84,7 @@ def _instances(instances):
     return instances
 
 
-def codex_runner_args(instances, module, seed_texts=None, only=None, probe_dir=None):
+def codex_runner_args(instances, module, seed_texts=None, only=None, probe_dir=None, source_texts=None):
     """The `runners` option of one run of `module` (codex_auth_seed, codex_auth_verify, codex_auth_writeback) for
     every instance of the host, or the users to create (`user`: [{name, group}]). For codex_auth_seed (and for `user`,
     when given), `seed_texts` are the texts of codex_runner_seed_files, in order. Refuses, naming the instances and
@@ -74,6 +99,9 @@ def codex_runner_args(instances, module, seed_texts=None, only=None, probe_dir=N
     `codex_auth_writeback`: the `runners` option of the codex_auth_writeback action plugin, [{name, codex_home, owner,
     dest}] for each instance that reads its seed from a file, `dest` being that file (the others, a seed given as
     content or another method, have no file to write back into).
+
+    `source_texts`: the texts of codex_runner_seed_sources (the codexops.runner.codex_seed lookup), in order; required
+    with codex_auth_seed when an instance has a seed_source.
 
     `probe_dir` (codex_auth_verify): the directory of the instances' keepalive scripts (codex_keepalive_script_dir);
     each entry then carries its own `probe_command`, the script the codex_keepalive role installs for the instance
@@ -93,6 +121,14 @@ def codex_runner_args(instances, module, seed_texts=None, only=None, probe_dir=N
         for instance, text in zip(readers, texts):
             # Read: the content decides now (the refresh-token rule), as it does in the module.
             instance.update(seed_content=text, seed_file=None)
+        sources = [instance for instance in instances if _reads_source(instance)]
+        if source_texts is not None or (module == 'codex_auth_seed' and sources):
+            read = list(source_texts or [])
+            if len(read) != len(sources):
+                raise AnsibleFilterError('codex_runner_args: %d source texts for %d seed sources (give the texts of '
+                                         'codex_runner_seed_sources, in order)' % (len(read), len(sources)))
+            for instance, text in zip(sources, read):
+                instance.update(seed_content=text, seed_source=None)
         found = _runner_instances.problems(instances)
     else:
         # Reading or creating users needs no credential: the layout and the users are what must be right. (Write-back
@@ -199,6 +235,7 @@ class FilterModule(object):
         return {
             'codex_runner_instances': codex_runner_instances,
             'codex_runner_seed_files': codex_runner_seed_files,
+            'codex_runner_seed_sources': codex_runner_seed_sources,
             'codex_runner_args': codex_runner_args,
             'codex_runner_health': codex_runner_health,
             'codex_runner_daemon_reload': codex_runner_daemon_reload,

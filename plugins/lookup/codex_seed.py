@@ -15,17 +15,22 @@ description:
     C(store_permission_denied), C(store_copy_invalid), ...) when the store cannot give a usable auth.json.
   - Store credentials come from the usual places of each backend (VAULT_ADDR/VAULT_TOKEN, AppRole; the AWS
     credential chain); no message names a credential or the secret's content.
-  - PREVIEW, the role variables C(codex_auth_seed_source) and per-instance C(seed_source) are not wired yet.
+  - The R(codexops.runner.codex_auth,ansible_collections.codexops.runner.codex_auth_role) role reads
+    C(codex_auth_seed_source) and each instance's C(seed_source) with it (terms given as seed sources, dicts).
+  - The C(file) store decrypts with the play's own vault secrets.
 options:
   _terms:
-    description: The secret's name (a KV v2 path under the mount, a Secrets Manager name, or a file store name).
+    description:
+      - The secret's name (a KV v2 path under the mount, a Secrets Manager name, or a file store name), read with
+        O(store) and O(store_options).
+      - Or a seed source, a dict C({store, secret, ...the store's options}) as the codex_auth role takes it; then
+        O(store) and O(store_options) are not used for it.
     type: list
-    elements: str
+    elements: raw
     required: true
   store:
-    description: The store kind.
+    description: The store kind, for terms that are names.
     type: str
-    required: true
     choices: [vault, aws_secretsmanager, file]
   store_options:
     description: The store's options, as the write-back takes them (community.hashi_vault / AWS conventions).
@@ -34,10 +39,17 @@ options:
 """
 
 EXAMPLES = r"""
-- name: A runner's seed from OpenBao
+- name: A runner's seed from OpenBao (VAULT_ADDR and VAULT_TOKEN from the controller's environment), from the secret
+    named by the collection's one rule, codexops/runners/<host>/<user>
   ansible.builtin.set_fact:
-    codex_seed_text: "{{ lookup('codexops.runner.codex_seed', 'codexops/runners/' ~ inventory_hostname ~ '/default',
+    codex_seed_text: "{{ lookup('codexops.runner.codex_seed', inventory_hostname | codexops.runner.codex_secret_name('ci'),
                                 store='vault', store_options={'url': 'https://bao.example:8200'}) }}"
+  no_log: true
+
+- name: The same as a seed source, the way the codex_auth role reads codex_auth_seed_source
+  ansible.builtin.set_fact:
+    codex_seed_text: "{{ lookup('codexops.runner.codex_seed', {'store': 'aws_secretsmanager', 'region': 'eu-west-1',
+                                'secret': inventory_hostname | codexops.runner.codex_secret_name('ci')}) }}"
   no_log: true
 """
 
@@ -51,6 +63,7 @@ _raw:
 from ansible.errors import AnsibleLookupError
 from ansible.plugins.lookup import LookupBase
 
+from ansible_collections.codexops.runner.plugins.action.codex_auth_writeback import play_secrets
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from ansible_collections.codexops.runner.plugins.plugin_utils import _secret_store as store
 
@@ -84,12 +97,24 @@ class LookupModule(LookupBase):
 
     def run(self, terms, variables=None, **kwargs):
         self.set_options(var_options=variables, direct=kwargs)
-        kind = self.get_option('store')
-        options = self.get_option('store_options') or {}
         results = []
-        for name in terms:
+        for term in terms:
+            if isinstance(term, dict):
+                source = dict(term)
+                kind, name = source.pop('store', None), source.pop('secret', None)
+                options = source
+            else:
+                kind, name = self.get_option('store'), term
+                options = dict(self.get_option('store_options') or {})
+            if kind == 'file' and not options.get('secrets'):
+                options['secrets'] = play_secrets(self._loader)
             try:
+                if kind is None:
+                    raise store.StoreOptionsInvalid('no store kind: give store=, or a seed source with store')
                 results.append(read_seed(kind, name, options))
             except store.StoreError as exc:
-                raise AnsibleLookupError('codex_seed refused (%s): %s' % (getattr(exc, 'code', 'store_error'), exc))
+                # The code first, so a play's output says which refusal it is; the message names the store and
+                # the secret, never a credential or the content.
+                code = getattr(exc, 'code', None) or 'store_error'
+                raise AnsibleLookupError('codex_seed refused (%s): %s' % (code, exc.message))
         return results

@@ -23,6 +23,7 @@ import posixpath
 import re
 
 from ansible_collections.codexops.runner.plugins.module_utils import _runner_environment
+from ansible_collections.codexops.runner.plugins.module_utils import _store_contract
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from ansible_collections.codexops.runner.plugins.module_utils import errors
 from ansible_collections.codexops.runner.plugins.module_utils import keepalive_status
@@ -30,8 +31,23 @@ from ansible_collections.codexops.runner.plugins.module_utils import keepalive_s
 DEFAULT_INSTANCE = keepalive_status.DEFAULT_INSTANCE
 METHODS = ('seed', 'access_token', 'api_key')
 # What each instance carries once normalised. `group` empty means the user's primary group.
-FIELDS = ('name', 'user', 'group', 'codex_home', 'method', 'seed_file', 'seed_content', 'access_token', 'api_key',
-          'replace', 'environment_files', 'runner_environment')
+FIELDS = ('name', 'user', 'group', 'codex_home', 'method', 'seed_file', 'seed_content', 'seed_source', 'access_token',
+          'api_key', 'replace', 'environment_files', 'runner_environment')
+# The three places a seed comes from; an instance gives one (its content first, then a store, then a file).
+SEED_FIELDS = ('seed_content', 'seed_source', 'seed_file')
+# A seed source (a secret store read on the controller by the codexops.runner.codex_seed lookup): its kind, its
+# secret (default: _store_contract.secret_name, the one naming rule) and the store's options that are not
+# credentials. Credentials come from the controller's environment only (VAULT_TOKEN or an AppRole's
+# ANSIBLE_HASHI_VAULT_ROLE_ID/_SECRET_ID; the AWS chain; the play's vault secrets for `file`), so an inventory
+# never carries one into a variable the role templates.
+SOURCE_OPTIONS = {
+    'vault': ('url', 'mount_point', 'namespace', 'approle_mount_point', 'verify', 'timeout'),
+    'aws_secretsmanager': ('region', 'profile', 'endpoint_url', 'connect_timeout', 'read_timeout', 'max_attempts'),
+    'file': ('directory',),
+}
+SOURCE_CREDENTIALS = ('token', 'role_id', 'secret_id', 'secrets', 'encrypt_with', 'access_key_id',
+                      'secret_access_key', 'session_token', 'aws_access_key_id', 'aws_secret_access_key',
+                      'aws_session_token', 'password')
 # Never shown, compared only for equality.
 SECRET_FIELDS = ('seed_content', 'access_token', 'api_key')
 # The issue's spelling of codex_home; both at once is refused rather than guessed.
@@ -44,6 +60,7 @@ INHERITED = ('user', 'group', 'method', 'access_token', 'api_key', 'replace', 'e
 VARIABLES = {
     'user': 'codex_auth_user', 'group': 'codex_auth_group', 'codex_home': 'codex_auth_home',
     'method': 'codex_auth_method', 'seed_file': 'codex_auth_seed_file', 'seed_content': 'codex_auth_seed_content',
+    'seed_source': 'codex_auth_seed_source',
     'access_token': 'codex_auth_access_token', 'api_key': 'codex_auth_api_key', 'replace': 'codex_auth_replace',
     'environment_files': 'codex_auth_environment_files',
     'runner_environment': 'codex_auth_runner_environment',
@@ -81,18 +98,48 @@ def _blank(value):
     return value is None or value == ''
 
 
-def default_instance(variables):
+def default_instance(variables, host=None):
     """The one instance of a host without a list, from its single-runner variables (as the role sees them,
     templated): name `default`, CODEX_HOME `~USER/.codex` unless `codex_auth_home` says otherwise, and the
-    seed content before the seed file, as the role has always chosen."""
+    seed content before the seed source before the seed file (the content as the role has always chosen)."""
     instance = dict((field, variables.get(VARIABLES[field])) for field in VARIABLES)
     instance['name'] = DEFAULT_INSTANCE
     instance['method'] = instance['method'] or 'seed'
     if _blank(instance['codex_home']) and isinstance(instance['user'], str) and instance['user']:
         instance['codex_home'] = '~%s/.codex' % instance['user']
+    if _blank_source(instance['seed_source']):
+        instance['seed_source'] = None
     if not _blank(instance['seed_content']):
+        instance['seed_file'] = instance['seed_source'] = None
+    elif instance['seed_source'] is not None:
         instance['seed_file'] = None
-    return _filled(instance)
+    return _complete_source(_filled(instance), host)
+
+
+def _blank_source(source):
+    return source is None or source == '' or source == {}
+
+
+def secret_instance(instance):
+    """The instance part of an instance's default secret name (_store_contract.secret_name): the user for the
+    `default` instance (the single runner, as the codex_job_hooks role names it: codex_job_hooks_instance defaults
+    to the user), the instance's name for any other."""
+    return instance.get('user') if instance.get('name') == DEFAULT_INSTANCE else instance.get('name')
+
+
+def _complete_source(instance, host):
+    """The instance with its seed source's `secret` filled by the one naming rule when it gives none (and the
+    host, the name and the user allow one; otherwise problems() reports the missing secret)."""
+    source = instance.get('seed_source')
+    if isinstance(source, dict) and _blank(source.get('secret')) and host:
+        try:
+            secret = _store_contract.secret_name(str(host), secret_instance(instance))
+        except _store_contract.StoreError:
+            secret = None
+        if secret is not None and (instance.get('name') == DEFAULT_INSTANCE
+                                   or _valid_name(instance.get('name'))):
+            instance['seed_source'] = dict(source, secret=secret)
+    return instance
 
 
 def _read_entries(items, what, found):
@@ -137,29 +184,40 @@ def normalise(runners, variables, host=None):
     without `seed_file` or `seed_content`, `SEED_DIR/HOST/NAME.json` (`codex_auth_seed_dir`). Shapes that
     cannot be read raise InstanceError; what is wrong with readable instances is `problems`' to say."""
     if runners is None or runners == []:
-        return [default_instance(variables)]
+        return [default_instance(variables, host)]
     found, result = [], []
     base = default_instance(variables)
+    # A listed instance without a seed of its own reads the host's seed source when it has one, from the
+    # instance's own secret (the naming rule): the store, never the secret, is inherited.
+    host_source = variables.get('codex_auth_seed_source')
+    host_source = None if _blank_source(host_source) or not isinstance(host_source, dict) \
+        else dict((key, value) for key, value in host_source.items() if key != 'secret')
     for label, entry in _read_entries(runners, 'codex_auth_runners must be a list of instances', found):
         if entry.get('name') == DEFAULT_INSTANCE:
             instance = dict(base)
-            if not _blank(entry.get('seed_content')) or not _blank(entry.get('seed_file')):
-                instance['seed_file'] = instance['seed_content'] = None
+            if any(not _blank(entry.get(field)) and not (field == 'seed_source' and _blank_source(entry[field]))
+                   for field in SEED_FIELDS):
+                instance.update((field, None) for field in SEED_FIELDS)
             if not _blank(entry.get('user')) and _blank(entry.get('codex_home')) \
                     and instance['codex_home'] == '~%s/.codex' % instance['user']:
                 # The host's home was the default one of the host's user: the entry's user has its own.
                 instance['codex_home'] = None
         else:
             instance = dict((field, base[field]) for field in INHERITED)
-            instance.update(name=None, codex_home=None, seed_file=None, seed_content=None)
+            instance.update(name=None, codex_home=None, seed_file=None, seed_content=None, seed_source=None)
         instance.update((field, value) for field, value in entry.items() if value is not None)
+        if _blank_source(instance['seed_source']):
+            instance['seed_source'] = None
+        if instance['method'] == 'seed' and instance['name'] != DEFAULT_INSTANCE and host_source is not None \
+                and all(_blank(instance[field]) for field in SEED_FIELDS):
+            instance['seed_source'] = dict(host_source)
         if _blank(instance['codex_home']) and isinstance(instance['user'], str) and instance['user']:
             instance['codex_home'] = '~%s/.codex' % instance['user']
-        if instance['method'] == 'seed' and _blank(instance['seed_file']) and _blank(instance['seed_content']) \
+        if instance['method'] == 'seed' and all(_blank(instance[field]) for field in SEED_FIELDS) \
                 and instance['name'] != DEFAULT_INSTANCE and isinstance(instance['name'], str) \
                 and not _blank(variables.get('codex_auth_seed_dir')) and host:
             instance['seed_file'] = posixpath.join(variables['codex_auth_seed_dir'], host, instance['name'] + '.json')
-        result.append(_filled(instance))
+        result.append(_complete_source(_filled(instance), host))
     if found:
         raise InstanceError(found)
     return result
@@ -223,7 +281,7 @@ def problems(instances, expand=None):
         tokens.append(token)
         fallback.append(key)
     found.extend(refresh_token_problems(instances, tokens))
-    for field in ('seed_file', 'seed_content'):
+    for field in ('seed_file', 'seed_content', 'seed_source'):
         values = [key[1] if key is not None and key[0] == field else None for key in fallback]
         for _value, indexes in _groups(values):
             found.append(_shared('runner_instance_seed_shared', labels, indexes, 'instances %%s have the same %s: '
@@ -250,9 +308,56 @@ def _seed_identity(instance):
             return auth_model.AuthFile(seed_bytes(content)).refresh_token_digest(), None
         except (auth_model.AuthFileError, ValueError, TypeError):
             return None, ('seed_content', _hashable(content))
+    source = instance.get('seed_source')
+    if isinstance(source, dict):
+        # Not read yet: the same secret of the same store is the same seed (its options, not how they are written).
+        return None, ('seed_source', _hashable(dict((key, value) for key, value in source.items()
+                                                    if key in ('store', 'secret') + _LOCATION)))
     if not _blank(instance.get('seed_file')):
         return None, ('seed_file', _hashable(instance['seed_file']))
     return None, None
+
+
+# The options that say which store (not how to talk to it): two sources with the same values read one secret.
+_LOCATION = ('url', 'mount_point', 'namespace', 'region', 'profile', 'endpoint_url', 'directory')
+
+
+def source_problems(source, label):
+    """What is wrong with an instance's seed source (a dict: store, secret, the store's options), naming the
+    instance and the keys, never a value: an unknown store, an unknown key, a credential (they come from the
+    controller's environment), a secret name the stores refuse."""
+    if not isinstance(source, dict):
+        return [problem('runner_instance_seed_source_invalid', [label], '%s: seed_source must be a dict {store, '
+                        'secret, and the store\'s options} (got a %s)' % (label, type(source).__name__))]
+    store = source.get('store')
+    if store not in SOURCE_OPTIONS:
+        return [problem('runner_instance_seed_source_invalid', [label], '%s: seed_source.store must be one of %s'
+                        % (label, ', '.join(sorted(SOURCE_OPTIONS))))]
+    found = []
+    credentials = sorted(str(key) for key in source if key in SOURCE_CREDENTIALS)
+    if credentials:
+        found.append(problem('runner_instance_seed_source_credential', [label], '%s: seed_source holds %s: a store '
+                             'credential never goes into a variable; the controller\'s environment gives it '
+                             '(VAULT_TOKEN, or ANSIBLE_HASHI_VAULT_ROLE_ID and ANSIBLE_HASHI_VAULT_SECRET_ID; the AWS '
+                             'credential chain; the play\'s vault secrets for the file store)'
+                             % (label, ', '.join(credentials))))
+    unknown = sorted(str(key) for key in source
+                     if key not in ('store', 'secret') + SOURCE_OPTIONS[store] and key not in SOURCE_CREDENTIALS)
+    if unknown:
+        found.append(problem('runner_instance_seed_source_invalid', [label], '%s: seed_source has unknown keys %s '
+                             '(a %s source takes store, secret, %s)' % (label, ', '.join(unknown), store,
+                                                                        ', '.join(SOURCE_OPTIONS[store]))))
+    try:
+        _store_contract.check_name(source.get('secret'))
+    except _store_contract.StoreError:
+        found.append(problem('runner_instance_seed_source_invalid', [label], '%s: seed_source.secret must be a '
+                             'secret name (text without blanks around, control characters, or an empty, "." or '
+                             '".." segment); without one, the default name needs a valid instance name and user'
+                             % label))
+    if store == 'file' and (not isinstance(source.get('directory'), str) or not source['directory'].startswith('/')):
+        found.append(problem('runner_instance_seed_source_invalid', [label], '%s: a file seed_source needs an '
+                             'absolute directory on the controller' % label))
+    return found
 
 
 def layout_problems(instances, expand=None, own=True):
@@ -374,12 +479,15 @@ def _own_problems(instance, label):
         found.append(problem('runner_instance_method_invalid', [label], '%s: method must be one of %s'
                              % (label, ', '.join(METHODS))))
     elif method == 'seed':
-        if not _blank(instance['seed_file']) and not _blank(instance['seed_content']):
-            found.append(problem('runner_instance_field', [label], '%s sets both seed_file and seed_content; give '
-                                 'one' % label))
-        elif _blank(instance['seed_file']) and _blank(instance['seed_content']):
+        given = [field for field in SEED_FIELDS if not _blank(instance.get(field))]
+        if len(given) > 1:
+            found.append(problem('runner_instance_field', [label], '%s sets %s; give one'
+                                 % (label, ' and '.join(given))))
+        elif not given:
             found.append(problem('runner_instance_credential_missing', [label], '%s uses the seed method but has '
-                                 'neither seed_file nor seed_content' % label))
+                                 'no seed_file, seed_content or seed_source' % label))
+        elif given == ['seed_source']:
+            found.extend(source_problems(instance['seed_source'], label))
     elif _blank(instance[method]) or not isinstance(instance[method], str):
         found.append(problem('runner_instance_credential_missing', [label], '%s uses the %s method but has no %s'
                              % (label, method, method)))

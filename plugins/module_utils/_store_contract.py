@@ -113,6 +113,24 @@ def check_name(name):
     return name
 
 
+# The one default secret naming rule: runner instance INSTANCE on inventory host HOST keeps its auth.json in
+# `codexops/runners/HOST/INSTANCE` (a KV v2 path under the mount, a Secrets Manager name). The job hooks role's
+# default secret, the codex_auth role's seed source and the docs all ask secret_name (the filter
+# codexops.runner.codex_secret_name exposes it).
+SECRET_PREFIX = 'codexops/runners'
+
+
+def secret_name(host, instance):
+    """The default secret of runner instance `instance` on inventory host `host`: SECRET_PREFIX/host/instance.
+    Both must be non-empty text without `/`, blanks around or control characters (check_name's rule), so the
+    name is a valid secret name and no two (host, instance) pairs share one."""
+    for what, value in (('host', host), ('instance', instance)):
+        if not isinstance(value, str) or not value or value != value.strip() or '/' in value or value in ('.', '..'):
+            raise StoreOptionsInvalid('the default secret name needs a non-empty %s name without "/" (got a %s)'
+                                      % (what, type(value).__name__))
+    return check_name('%s/%s/%s' % (SECRET_PREFIX, host, instance))
+
+
 def write_back(secret_store, name, runner_data, decide, create=False):
     """Bring `runner_data` (the runner's auth.json bytes) into `secret_store` under `name` if
     `decide(runner_data, store_text)` (store_text: the store's copy as text, '' when none) says

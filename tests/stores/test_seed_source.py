@@ -58,3 +58,26 @@ def test_an_unreachable_store_is_store_unreachable(harness):
     with pytest.raises(contract.StoreError) as caught:
         read_seed_from(harness.unreachable_store(), new_name('gone'))
     assert caught.value.code == 'store_unreachable'
+
+
+def test_the_lookup_reads_a_seed_source_term_and_the_file_store_decrypts_with_the_plays_vault_secrets(tmp_path):
+    """A term may be a seed source (the codex_auth role's shape); a `file` source gets the play's vault secrets from
+    the loader, and a refusal carries its code."""
+    from ansible.errors import AnsibleLookupError
+    from ansible.parsing.dataloader import DataLoader
+    from ansible_collections.codexops.runner.plugins.lookup.codex_seed import LookupModule
+
+    files = FileHarness(tmp_path)
+    data = auth_file(20)
+    files.seed('runner-1', data)
+    loader = DataLoader()
+    loader.set_vault_secrets([files.secret])
+    lookup = LookupModule(loader=loader)
+    source = {'store': 'file', 'directory': files.directory, 'secret': 'runner-1'}
+    assert lookup.run([source], variables={}) == [data.decode('utf-8')]
+    with pytest.raises(AnsibleLookupError, match=r'^codex_seed refused \(store_secret_missing\)'):
+        lookup.run([dict(source, secret='runner-2')], variables={})
+    without = LookupModule(loader=DataLoader())
+    with pytest.raises(AnsibleLookupError, match=r'^codex_seed refused \(store_permission_denied\)') as caught:
+        without.run([source], variables={})
+    assert leaks.find_leaks(SECRETS, [str(caught.value)]) == []

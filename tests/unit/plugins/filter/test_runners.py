@@ -35,7 +35,7 @@ def instances(*entries, **variables):
 def test_the_filters_are_registered():
     assert sorted(rf.FilterModule().filters()) == ['codex_runner_args', 'codex_runner_daemon_reload',
                                                    'codex_runner_health', 'codex_runner_instances',
-                                                   'codex_runner_seed_files']
+                                                   'codex_runner_seed_files', 'codex_runner_seed_sources']
 
 
 def test_seed_files_are_the_default_paths_and_the_texts_come_back_in_order():

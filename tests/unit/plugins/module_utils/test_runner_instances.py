@@ -113,7 +113,7 @@ def test_no_list_is_the_default_instance_of_the_single_runner_variables():
         instances = ri.normalise(runners, role_variables(), host='h1')
         assert instances == [{
             'name': 'default', 'user': 'ci', 'group': '', 'codex_home': '~ci/.codex', 'method': 'seed',
-            'seed_file': '/inv/codex_seeds/h1.json', 'seed_content': '', 'access_token': '', 'api_key': '',
+            'seed_file': '/inv/codex_seeds/h1.json', 'seed_content': '', 'seed_source': None, 'access_token': '', 'api_key': '',
             'replace': 'never', 'environment_files': [], 'runner_environment': {},
         }]
         assert ri.check(instances, lookup={'ci': object()}.__getitem__) == instances

@@ -1,0 +1,21 @@
+# Copyright (c) codexops.runner contributors
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The secret stores' naming rule, for the roles: the one function in module_utils/_store_contract.py."""
+
+from ansible.errors import AnsibleFilterError
+
+from ansible_collections.codexops.runner.plugins.module_utils import _store_contract
+
+
+def codex_secret_name(host, instance):
+    try:
+        return _store_contract.secret_name(host, instance)
+    except _store_contract.StoreError as exc:
+        raise AnsibleFilterError('codex_secret_name: %s' % exc.message)
+
+
+class FilterModule(object):
+
+    def filters(self):
+        return {'codex_secret_name': codex_secret_name}
