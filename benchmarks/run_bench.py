@@ -15,6 +15,12 @@ per-host interpreter wrapper that logs each module run: exact, including the sta
 runs first), and the ratio baseline/ours. Everything a size creates (fake seeds, CODEX_HOMEs,
 reports, wrappers) is under --work (fleet-N, instances-N) and removed when the size is measured; the
 runners are the current user, so no user is created.
+
+--mitogen (suite hosts) adds the job `ours (mitogen)`: the provision playbook under Mitogen for Ansible's
+mitogen_linear strategy (the `mitogen` package of requirements-dev.txt), and a verify phase over the warm
+state: the baseline's check tasks alone, the verify playbook, and the verify playbook under mitogen_linear.
+Mitogen runs every module inside one persistent interpreter per host, started once through the counting
+wrapper: its module runs per host are not counted (shown as n/a).
 """
 
 import argparse
@@ -42,6 +48,17 @@ JOBS = ('baseline', 'ours', 'ours+verify')
 # (stat, slurp, assert per instance) against the verify playbook (one codex_auth_verify per host).
 VERIFY_JOBS = ('baseline', 'ours')
 INSTANCE_PARENT = 'actions-runner-%s'
+MITOGEN = 'ours (mitogen)'
+
+
+def mitogen_env():
+    """ANSIBLE_STRATEGY_PLUGINS / ANSIBLE_STRATEGY for Mitogen's mitogen_linear (README: Mitogen)."""
+    try:
+        import ansible_mitogen  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        sys.exit('--mitogen needs the mitogen package in this venv (requirements-dev.txt): make venv')
+    return {'ANSIBLE_STRATEGY_PLUGINS': os.path.join(os.path.dirname(ansible_mitogen.__file__), 'plugins', 'strategy'),
+            'ANSIBLE_STRATEGY': 'mitogen_linear'}
 
 
 def instance_names(count):
@@ -117,13 +134,17 @@ def run(job, root, hosts, forks, instances=0, phase='provision'):
     args = ['-i', str(root / 'inventory.json')]
     playbook = str(BIN / 'ansible-playbook')
     baseline = str(HERE / ('baseline_instances.yml' if instances else 'baseline.yml'))
+    if job == MITOGEN:
+        env.update(mitogen_env())
     if phase == 'verify':
         cmd = {'baseline': [playbook] + args + ['--tags', 'verify', baseline],
-               'ours': [playbook] + args + ['codexops.runner.verify']}[job]
+               'ours': [playbook] + args + ['codexops.runner.verify'],
+               MITOGEN: [playbook] + args + ['codexops.runner.verify']}[job]
     else:
         cmd = {'baseline': [playbook] + args + [baseline],
                'ours': [playbook] + args + ['codexops.runner.provision'],
-               'ours+verify': [str(HERE / 'ours.sh')] + args}[job]
+               'ours+verify': [str(HERE / 'ours.sh')] + args,
+               MITOGEN: [playbook] + args + ['codexops.runner.provision']}[job]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.monotonic()
     proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, check=False)
@@ -136,21 +157,22 @@ def run(job, root, hosts, forks, instances=0, phase='provision'):
             'controller_modules': module_runs(root, ['localhost'])}
 
 
-def measure(size, rounds, forks, work, flip=0, instances=0):
-    """Every job cold then warm (and, with instances, the verify phase over the warm state), in
+def measure(size, rounds, forks, work, flip=0, instances=0, mitogen=False):
+    """Every job cold then warm (and, with instances or mitogen, the verify phase over the warm state), in
     alternating order; the size's directory is removed at the end, whatever happens."""
     root = work / (('instances-%d' % instances) if instances else ('fleet-%d' % size))
+    jobs, verify_jobs = (JOBS + (MITOGEN,), VERIFY_JOBS + (MITOGEN,)) if mitogen else (JOBS, VERIFY_JOBS)
     try:
         hosts = build_fleet(root, size, instances)
-        phases = ('cold', 'warm', 'verify') if instances else ('cold', 'warm')
-        results = dict(((job, phase), []) for job in JOBS for phase in phases)
+        phases = ('cold', 'warm', 'verify') if instances or mitogen else ('cold', 'warm')
+        results = dict(((job, phase), []) for job in jobs for phase in phases)
         for round_number in range(rounds):
-            order = JOBS if (round_number + flip) % 2 == 0 else tuple(reversed(JOBS))
+            order = jobs if (round_number + flip) % 2 == 0 else tuple(reversed(jobs))
             for job in order:
                 reset_homes(root, hosts, instances)
                 results[(job, 'cold')].append(run(job, root, hosts, forks, instances))
                 results[(job, 'warm')].append(run(job, root, hosts, forks, instances))
-                if instances and job in VERIFY_JOBS:
+                if 'verify' in phases and job in verify_jobs:
                     results[(job, 'verify')].append(run(job, root, hosts, forks, instances, 'verify'))
         return results
     finally:
@@ -171,12 +193,16 @@ def table(size, results, runners=None, controller=False):
         if ('baseline', phase) not in results:
             continue
         base = results[('baseline', phase)]
-        for job in JOBS if phase != 'verify' else VERIFY_JOBS:
-            items = results[(job, phase)]
+        for job in (JOBS if phase != 'verify' else VERIFY_JOBS) + (MITOGEN,):
+            items = results.get((job, phase))
+            if not items:
+                continue
             ratio = '' if job == 'baseline' else ' (%.2fx / %.2fx)' % (
                 mean(base, 'wall') / mean(items, 'wall'), mean(base, 'cpu') / mean(items, 'cpu'))
-            line = '| %d | %s | %s%s | %.1f | %.1f | %.2f | %.1f | %.3f |' % (
-                size, phase, job, ratio, mean(items, 'wall'), mean(items, 'cpu'), mean(items, 'modules_per_host'),
+            # Mitogen starts one interpreter per host through the counting wrapper, then runs every module in it.
+            modules = 'n/a' if job == MITOGEN else '%.2f' % mean(items, 'modules_per_host')
+            line = '| %d | %s | %s%s | %.1f | %.1f | %s | %.1f | %.3f |' % (
+                size, phase, job, ratio, mean(items, 'wall'), mean(items, 'cpu'), modules,
                 mean(items, 'wall') * 1000 / runners, mean(items, 'cpu') / runners)
             if controller:
                 line += ' %.0f |' % mean(items, 'controller_modules')
@@ -195,6 +221,8 @@ def main():
     parser.add_argument('--rounds', type=int, default=1)
     parser.add_argument('--forks', type=int, default=10)
     parser.add_argument('--work', default=str(REPO / '.build' / 'bench'))
+    parser.add_argument('--mitogen', action='store_true',
+                        help='suite hosts: also the provision and verify playbooks under mitogen_linear, and a verify phase')
     options = parser.parse_args()
     work = Path(options.work)
     footer = 'forks=%d, pipelining on, fact gathering off, %d alternating rounds per size; %s' % (
@@ -204,7 +232,8 @@ def main():
               '| wall ms/host | CPU s/host |')
         print('|---|---|---|---|---|---|---|---|')
         for index, size in enumerate(options.hosts):
-            for line in table(size, measure(size, options.rounds, options.forks, work, flip=index)):
+            for line in table(size, measure(size, options.rounds, options.forks, work, flip=index,
+                                            mitogen=options.mitogen)):
                 print(line, flush=True)
         print('\n' + footer + '\n', flush=True)
     if options.suite in ('all', 'instances'):
