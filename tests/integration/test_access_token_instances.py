@@ -227,3 +227,39 @@ def test_one_token_on_two_instances_is_refused_before_anything_is_written(instan
     assert 'instances tok-1 and tok-2 have the same access_token' in output
     assert not any(instances.home(name).exists() for name in INSTANCES)
     assert '<%s> EXEC ' % HOST not in output
+
+
+def test_the_rotate_access_token_playbook_rotates_one_instance_and_says_when_to_revoke(instances):
+    """The rotation recipe per instance, with the real playbook: the new token in the instance's inventory entry,
+    login, smoke test (`codex login status` as its user), and only when every instance passed, revoke the old one.
+    A token Codex refuses leaves that instance on its previous login and says not to revoke."""
+    instances.run()
+    kept = instances.identities(INSTANCES)
+
+    def rotate(expect_failure=False):
+        return instances.space.playbook('codexops.runner.rotate_access_token', str(instances.inventory), {},
+                                        expect_failure=expect_failure, label='rotate')
+
+    # A new token the backend does not know: refused by Codex, tok-1 keeps its login, nothing else is touched.
+    instances.tokens['tok-1'] = fake_credentials.personal_access_token(tag='tok-1-unknown')
+    instances.space.remember([instances.tokens['tok-1']])
+    instances.write_inventory()
+    output = rotate(expect_failure=True)
+    assert 'Do NOT revoke the old access token yet: %s' % HOST in output
+    assert 'Logging runner instance tok-1 in failed' in output
+    assert instances.identities(INSTANCES) == kept
+    code, status = instances.codex_as('tok-1', ['login', 'status'])
+    assert code == 0 and 'Logged in using personal access token' in status, status
+
+    # A good one: tok-1 switches, tok-2 (same token) is only smoke-tested, then the old one may be revoked.
+    old = json.loads(instances.auth('tok-1').read_text())['personal_access_token']
+    instances.tokens['tok-1'] = instances.new_token('tok-1-rotated')
+    instances.write_inventory()
+    output = rotate()
+    assert 'It is now safe to revoke the old token' in output
+    assert json.loads(instances.auth('tok-1').read_text())['personal_access_token'] == instances.tokens['tok-1']
+    assert instances.identities(('tok-2', 'seed-1')) == dict((name, kept[name]) for name in ('tok-2', 'seed-1'))
+    instances.space.backend.revoke_access_token(old)
+    code, status = instances.codex_as('tok-1', ['login', 'status'])
+    assert code == 0 and 'Logged in using personal access token' in status, status
+    assert old not in instances.argv_log.read_text()
