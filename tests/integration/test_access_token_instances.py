@@ -39,9 +39,10 @@ PLAYBOOK = '''---
   hosts: codex_runners
   gather_facts: false
   tasks:
-    - name: Provision every instance of the host
+    - name: Provision (or, with entry=verify, verify) every instance of the host
       ansible.builtin.include_role:
         name: codexops.runner.codex_auth
+        tasks_from: "{{ entry | default('main') }}"
 
     - name: Keep every instance's health for the test (on the controller)
       ansible.builtin.copy:
@@ -117,8 +118,8 @@ class AccessInstances(object):
     def auth(self, name):
         return self.home(name) / 'auth.json'
 
-    def run(self, check=False, expect_failure=False):
-        return self.space.playbook(str(self.playbook), str(self.inventory), {}, check=check,
+    def run(self, check=False, expect_failure=False, **variables):
+        return self.space.playbook(str(self.playbook), str(self.inventory), variables, check=check,
                                    expect_failure=expect_failure, label='access-instances')
 
     def health(self):
@@ -182,6 +183,13 @@ def test_two_access_token_instances_and_a_seed_one_then_a_rotation_of_one(instan
         assert code == 0 and 'Logged in using personal access token' in output, (name, output)
     code, output = instances.codex_as('seed-1', ['login', 'status'])
     assert code == 0 and 'Logged in using ChatGPT' in output, output
+    # verify (tasks_from: verify): every instance in one codex_auth_verify run, `codex login status` as its user.
+    verify = instances.run(entry='verify', codex_auth_login_status=True)
+    assert module_runs(verify, 'codex_auth_verify') == 1
+    verified = instances.health()
+    assert all(row['healthy'] for row in verified.values()), verified
+    assert [verified[name]['codex_login_status']['message'] for name in INSTANCES] == [
+        'Logged in using personal access token'] * 2 + ['Logged in using ChatGPT']
 
     # Idempotent: the same tokens are stored, so Codex is not even asked (no whoami request).
     whoami = instances.space.backend.count(WHOAMI_PATH)
