@@ -113,7 +113,8 @@ def codex_runner_args(instances, module, seed_texts=None, only=None, probe_dir=N
     else:
         # Reading or creating users needs no credential: the layout and the users are what must be right.
         found = [item for item in _runner_instances.problems(instances)
-                 if item['code'] not in ('runner_instance_credential_missing', 'runner_instance_seed_shared')]
+                 if item['code'] not in ('runner_instance_credential_missing', 'runner_instance_seed_shared',
+                                         'runner_instance_access_token_shared')]
     found.extend(_runner_instances.problem('runner_instance_method_unsupported', [label], '%s uses the access_token '
                                            'method with a runner_environment, which only the seed and api_key '
                                            'methods write yet (point the runner at its CODEX_HOME yourself, or drop '

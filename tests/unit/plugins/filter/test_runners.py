@@ -155,6 +155,8 @@ def test_one_access_token_on_two_instances_is_refused_by_every_writer_naming_the
     message = str(info.value)
     assert 'instances tok-1 and tok-2 have the same access_token' in message
     assert TOKEN_A not in message and TOKEN_B not in message
+    # Reading needs no credential: verify reads the instances as they are (and reports what it finds).
+    assert len(rf.codex_runner_args(found, 'codex_auth_verify')) == 4
 
 
 def test_an_access_token_inherited_by_two_instances_is_one_token_on_two():
