@@ -18,9 +18,12 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.codexops.runner.plugins.module_utils import _runner_instances
 
-_MODULES = ('codex_auth_seed', 'codex_auth_verify', 'codex_auth_writeback', 'user')
+_MODULES = ('codex_auth_seed', 'codex_access_token_login', 'codex_auth_verify', 'codex_auth_writeback', 'user')
 # The auth modes each method may leave, as the role's single-runner path allows them (vars/main.yml).
-_ALLOWED_MODES = {'seed': ['chatgpt'], 'api_key': ['apikey']}
+_ALLOWED_MODES = {'seed': ['chatgpt'], 'api_key': ['apikey'], 'access_token': ['personalAccessToken', 'agentIdentity']}
+# Which module writes an instance of each method: codex_auth_seed writes seeds and API keys, codex_access_token_login
+# logs access-token instances in (Codex itself checks the token and writes auth.json).
+_WRITER = {'seed': 'codex_auth_seed', 'api_key': 'codex_auth_seed', 'access_token': 'codex_access_token_login'}
 
 
 def _refuse(found):
@@ -84,13 +87,30 @@ def _instances(instances):
     return instances
 
 
+def codex_runner_writers(instances, only=None):
+    """The modules that write the host's instances (codex_auth_seed for seed and api_key instances,
+    codex_access_token_login for access_token ones), in that order, each once: the role runs only these. `only` as
+    for codex_runner_args (the instances of a reseed)."""
+    writers = []
+    for instance in _instances(instances):
+        if only not in (None, {}, '') and isinstance(only, dict) and instance.get('name') not in only:
+            continue
+        writer = _WRITER.get(instance.get('method'))
+        if writer is not None and writer not in writers:
+            writers.append(writer)
+    return sorted(writers, key=list(_WRITER.values()).index)
+
+
 def codex_runner_args(instances, module, seed_texts=None, only=None, probe_dir=None, source_texts=None):
-    """The `runners` option of one run of `module` (codex_auth_seed, codex_auth_verify, codex_auth_writeback) for
-    every instance of the host, or the users to create (`user`: [{name, group}]). For codex_auth_seed (and for `user`,
-    when given), `seed_texts` are the texts of codex_runner_seed_files, in order. Refuses, naming the instances and
-    never a secret, everything _runner_instances.problems finds (with the seeds' contents read: one refresh token on
-    two instances is the module's own verdict), and the access_token method, which codex_auth_runners does not
-    provision yet (except for codex_auth_writeback, which leaves such an instance out).
+    """The `runners` option of one run of `module` (codex_auth_seed, codex_access_token_login, codex_auth_verify,
+    codex_auth_writeback) for the instances of the host it handles, or the users to create (`user`: [{name,
+    group}]). codex_auth_seed writes the seed and api_key instances, codex_access_token_login the access_token ones (each with its
+    `access_token`), codex_auth_verify reads them all. For codex_auth_seed and codex_access_token_login (and for
+    `user`, when given), `seed_texts` are the texts of codex_runner_seed_files, in order. Refuses, naming the
+    instances and never a secret, everything _runner_instances.problems finds (with the seeds' contents read: one
+    refresh token on two instances, or one access token on two, is the module's own verdict) - the whole list, so
+    no writer starts on a list another would refuse - and a runner_environment on an access_token instance, which
+    only codex_auth_seed writes.
 
     `only` ({instance: replace}, as codex_reseed_targets gives a host's instances): the whole list is refused as
     above, but only these instances are returned, each with this replace mode (the reseed playbook). None or
@@ -108,11 +128,11 @@ def codex_runner_args(instances, module, seed_texts=None, only=None, probe_dir=N
     (its name by the one rule, from the instance's CODEX_HOME as given, not as the runner expands it)."""
     if module not in _MODULES:
         raise AnsibleFilterError('codex_runner_args: module must be one of %s' % ', '.join(_MODULES))
-    instances = [dict(instance) for instance in _instances(instances)]
+    instances = instances_all = [dict(instance) for instance in _instances(instances)]
     labels = _runner_instances.labels(instances)
     # The users are created just before the seed run: given the seed texts, they are refused as the seeds are, so
     # nothing at all is done for a list the seed run would refuse.
-    if module == 'codex_auth_seed' or (module == 'user' and seed_texts is not None):
+    if module in ('codex_auth_seed', 'codex_access_token_login') or (module == 'user' and seed_texts is not None):
         texts = list(seed_texts or [])
         readers = [instance for instance in instances if _reads_file(instance)]
         if len(texts) != len(readers):
@@ -134,12 +154,14 @@ def codex_runner_args(instances, module, seed_texts=None, only=None, probe_dir=N
         # Reading or creating users needs no credential: the layout and the users are what must be right. (Write-back
         # refuses one seed file on two instances itself, naming them host/instance, before anything is read.)
         found = [item for item in _runner_instances.problems(instances)
-                 if item['code'] not in ('runner_instance_credential_missing', 'runner_instance_seed_shared')]
-    if module != 'codex_auth_writeback':
-        found.extend(_runner_instances.problem('runner_instance_method_unsupported', [label], '%s uses the '
-                                               'access_token method, which codex_auth_runners does not provision yet '
-                                               '(use seed or api_key)' % label)
-                     for instance, label in zip(instances, labels) if instance.get('method') == 'access_token')
+                 if item['code'] not in ('runner_instance_credential_missing', 'runner_instance_seed_shared',
+                                         'runner_instance_access_token_shared')]
+    found.extend(_runner_instances.problem('runner_instance_method_unsupported', [label], '%s uses the access_token '
+                                           'method with a runner_environment, which only the seed and api_key '
+                                           'methods write yet (point the runner at its CODEX_HOME yourself, or drop '
+                                           'runner_environment)' % label)
+                 for instance, label in zip(instances, labels)
+                 if instance.get('method') == 'access_token' and instance.get('runner_environment'))
     if found:
         _refuse(found)
     if module == 'codex_auth_writeback':
@@ -154,6 +176,9 @@ def codex_runner_args(instances, module, seed_texts=None, only=None, probe_dir=N
             if entry not in users:
                 users.append(entry)
         return users
+    if module in ('codex_auth_seed', 'codex_access_token_login'):
+        # Each writer its own instances; `only` may name the other's (a reseed of both kinds on one host).
+        instances = [instance for instance in instances if _WRITER.get(instance['method']) == module]
     entries = [_entry(instance, module) for instance in instances]
     if module == 'codex_auth_verify' and not _blank(probe_dir):
         for entry, instance in zip(entries, instances):
@@ -163,7 +188,8 @@ def codex_runner_args(instances, module, seed_texts=None, only=None, probe_dir=N
     if not isinstance(only, dict) or not all(mode in ('always', 'invalid', 'different', 'never')
                                              for mode in only.values()):
         raise AnsibleFilterError('codex_runner_args: only must map instance names to a replace mode')
-    unknown = sorted(str(name) for name in only if name not in [entry['name'] for entry in entries])
+    names = [instance['name'] for instance in instances_all]
+    unknown = sorted(str(name) for name in only if name not in names)
     if unknown:
         raise AnsibleFilterError('codex_runner_args: no runner instance named %s on this host' % ', '.join(unknown))
     chosen = [entry for entry in entries if entry['name'] in only]
@@ -183,7 +209,10 @@ def _entry(instance, module):
         return entry
     if instance['group']:
         entry['group'] = instance['group']
-    if instance['method'] == 'api_key':
+    if instance['method'] == 'access_token':
+        # As the single-runner path: no login call when the same token is already stored, a new one replaces it.
+        entry['access_token'] = instance['access_token']
+    elif instance['method'] == 'api_key':
         # As the single-runner api_key path: a new key replaces the old one, the same key is left alone.
         entry.update(content={'auth_mode': 'apikey', 'OPENAI_API_KEY': instance['api_key']}, replace='different')
     else:
@@ -237,6 +266,7 @@ class FilterModule(object):
             'codex_runner_seed_files': codex_runner_seed_files,
             'codex_runner_seed_sources': codex_runner_seed_sources,
             'codex_runner_args': codex_runner_args,
+            'codex_runner_writers': codex_runner_writers,
             'codex_runner_health': codex_runner_health,
             'codex_runner_daemon_reload': codex_runner_daemon_reload,
         }

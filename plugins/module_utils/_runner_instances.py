@@ -53,7 +53,9 @@ SECRET_FIELDS = ('seed_content', 'access_token', 'api_key')
 # The issue's spelling of codex_home; both at once is refused rather than guessed.
 ALIASES = {'home': 'codex_home'}
 # A listed instance without these takes the host's value. Never the seed: one seed on two instances is one
-# refresh token on two runners. An access token or API key does not rotate, so one may serve several. Nor the
+# refresh token on two runners. An API key does not rotate, so one may serve several; an access token is taken
+# from the host for one instance, but two instances with one access token are refused (access_token_problems:
+# rotating it means revoking it, which would cut off every runner that still holds it). Nor the
 # runner_environment: a runner directory, a service or a GitLab slot is one runner's.
 INHERITED = ('user', 'group', 'method', 'access_token', 'api_key', 'replace', 'environment_files')
 # The single-runner variable behind each field of the default instance.
@@ -281,6 +283,7 @@ def problems(instances, expand=None):
         tokens.append(token)
         fallback.append(key)
     found.extend(refresh_token_problems(instances, tokens))
+    found.extend(access_token_problems(instances))
     for field in ('seed_file', 'seed_content', 'seed_source'):
         values = [key[1] if key is not None and key[0] == field else None for key in fallback]
         for _value, indexes in _groups(values):
@@ -409,6 +412,31 @@ def refresh_token_problems(instances, tokens):
                     'token: one refresh token on two runners, and the first to refresh breaks the other with '
                     'refresh_token_reused; give each its own seed')
             for _token, indexes in _groups(list(tokens))]
+
+
+def access_token_text(instance):
+    """The access token an `access_token` instance logs in with, as Codex reads it from stdin (trimmed), or None
+    (another method, or no usable token: _own_problems says so)."""
+    token = instance.get('access_token') if instance.get('method') == 'access_token' else None
+    if not isinstance(token, str) or not token.strip():
+        return None
+    return token.strip()
+
+
+def access_token_problems(instances):
+    """One access token on two `access_token` instances, refused naming the instances, never the token: it is
+    rotated by revoking it (revocation is immediate), which would cut off every runner still holding it, and one
+    runner's token must be revocable alone. A token that is only white space is no token (Codex trims it)."""
+    labels = _labels(instances)
+    found = [problem('runner_instance_credential_missing', [label], '%s uses the access_token method but its '
+                     'access_token is empty' % label)
+             for instance, label in zip(instances, labels)
+             if instance.get('method') == 'access_token' and isinstance(instance.get('access_token'), str)
+             and instance['access_token'] and not instance['access_token'].strip()]
+    found.extend(_shared('runner_instance_access_token_shared', labels, indexes, 'instances %s have the same '
+                         'access_token: rotating it revokes it for all of them at once; give each its own token')
+                 for _token, indexes in _groups([access_token_text(instance) for instance in instances]))
+    return found
 
 
 def labels(instances):

@@ -15,6 +15,7 @@ from ansible_collections.codexops.runner.plugins.module_utils import _runner_pro
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
 from ansible_collections.codexops.runner.plugins.module_utils import codex_home
 from ansible_collections.codexops.runner.plugins.module_utils import codex_process
+from ansible_collections.codexops.runner.plugins.module_utils import config_file
 from ansible_collections.codexops.runner.plugins.module_utils import constants
 from ansible_collections.codexops.runner.plugins.module_utils import errors
 from ansible_collections.codexops.runner.plugins.module_utils import health
@@ -43,7 +44,7 @@ def expected_file(token):
 class AccessTokenLogin:
 
     def __init__(self, home, codex_path, uid=None, gid=None, check_mode=False, verify_options=None,
-                 codex_environment=None, lock_timeout=safe_files.DEFAULT_LOCK_TIMEOUT):
+                 codex_environment=None, lock_timeout=safe_files.DEFAULT_LOCK_TIMEOUT, config_settings=None):
         self.home_path = home
         self.codex_path = codex_path
         self.uid, self.gid = uid, gid
@@ -52,6 +53,12 @@ class AccessTokenLogin:
         self.codex_environment = codex_environment or {}
         self.lock_timeout = lock_timeout
         codex_process.check_environment(self.codex_environment)
+        # config.toml settings (cli_auth_credentials_store = "file", ...) written before Codex logs in, in the same
+        # run: Codex reads them when it stores the login. None: config.toml is left alone.
+        self.config_settings = config_settings
+        self.config = {'changes': {}, 'warnings': [], 'text': None, 'stat': None}
+        if config_settings is not None:
+            config_file.check_settings(config_settings)
 
     def _act(self, func, *args):
         return codex_home.act(self.home_path, codex_home.Target(self.uid, self.gid), func, *args)
@@ -83,7 +90,23 @@ class AccessTokenLogin:
             raise LoginError('access_token is not valid Unicode text (it holds a lone UTF-16 surrogate).')
         return self._act(self._present, token, force, smoke_test)
 
+    def _plan_config(self, context):
+        if self.config_settings is None:
+            return
+        changes, warnings, text, st = config_file.plan_settings(context.home, self.config_settings)
+        self.config = {'changes': changes, 'warnings': warnings, 'text': text, 'stat': st}
+
+    def _write_config(self, context):
+        """As the runner: config.toml as planned (planned again: the file may have changed since)."""
+        if not self.config['changes']:
+            return
+        self._plan_config(context)
+        if self.config['changes']:
+            config_file.write_settings(context.home, self.config['text'], self.config['stat'], *context.file_ids)
+
     def _present(self, context, token, force, smoke_test):
+        # Refused (an invalid config.toml, a value Codex would not load) before anything is written.
+        self._plan_config(context)
         existing = self._existing(context)
         stored = False
         if existing is not None and not force:
@@ -101,19 +124,22 @@ class AccessTokenLogin:
         if self.check_mode:
             if stored:
                 result.update(attributes_changed=self._predicted_repairs(context))
-                result['changed'] = bool(result['attributes_changed'])
+                result['changed'] = bool(result['attributes_changed'] or self.config['changes'])
                 # As the run leaves it: the repairs made (0700, 0600, the runner's).
                 return self._finish(context, result, predicted=existing)
-            result.update(changed=True, attributes_changed=[], logged_in=True)
+            # Codex replaces auth.json with a 0600 file of the runner's: only CODEX_HOME's repairs remain.
+            result.update(changed=True, logged_in=True,
+                          attributes_changed=['codex_home_%s' % change for change in context.predicted_changes()])
             return self._finish(context, result, predicted=expected_file(token))
         dir_changes = ['codex_home_%s' % change for change in context.ensure()]
         # Codex runs as the runner and writes in CODEX_HOME: from here on, as the runner.
         return context.as_owner(self._present_as_owner, token, stored, existing, smoke_test, result, dir_changes)
 
     def _present_as_owner(self, context, token, stored, existing, smoke_test, result, dir_changes):
+        self._write_config(context)
         if stored:
             changes = dir_changes + self._repair(context)
-            result.update(changed=bool(changes), attributes_changed=changes)
+            result.update(changed=bool(changes or self.config['changes']), attributes_changed=changes)
             if smoke_test:
                 result['smoke_test'] = self._smoke_test(context, None, token, restore=False)
             return self._finish(context, result)
@@ -182,6 +208,10 @@ class AccessTokenLogin:
         snapshot = health.take_snapshot(context.home)
         if predicted is not False:
             snapshot = health.predicted_snapshot(snapshot, context.owner_after(), predicted)
+            if self.config_settings is not None:
+                snapshot['config'] = health.predicted_config(context, self.config)
+        if self.config_settings is not None:
+            result.update(config_changed_keys=self.config['changes'], config_warnings=self.config['warnings'])
         options = dict(self.verify_options)
         salt = options.pop('salt', None)
         summary = health.evaluate(snapshot, owner_uid=self.uid, salt=salt, **options)

@@ -98,6 +98,17 @@ def predicted_snapshot(base, home_owner, auth_data, auth_owner=None):
     return snap
 
 
+def predicted_config(context, plan):
+    """config.toml's state in a snapshot as a write leaves it, for check mode: `plan` is {'text', 'changes'} of
+    config_file.plan_settings (text None: no settings asked), `context` the HomeContext (codex_home.act)."""
+    if plan['text'] is not None and (plan['changes'] or not context.exists):
+        return {'state': 'present', 'data': plan['text'].encode('utf-8'), 'mode': constants.CONFIG_MODE,
+                'uid': context.owner_after()}
+    if not context.exists:
+        return {'state': 'missing'}
+    return read_file_state(context.home, constants.CONFIG_FILE, 'config', constants.MAX_CONFIG_BYTES)
+
+
 def snapshot_path(path):
     """take_snapshot of the CODEX_HOME at `path`, read as whoever owns it now (codex_home.act); a
     path we refuse to open is a refused snapshot, not an error."""

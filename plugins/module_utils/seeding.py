@@ -135,12 +135,7 @@ class SeedRun:
         self.config = {'changes': changes, 'warnings': warnings, 'text': text, 'stat': st}
 
     def _predicted_config(self, context):
-        if self.config['text'] is not None and (self.config['changes'] or not context.exists):
-            return {'state': 'present', 'data': self.config['text'].encode('utf-8'), 'mode': constants.CONFIG_MODE,
-                    'uid': context.owner_after()}
-        if not context.exists:
-            return {'state': 'missing'}
-        return health.read_file_state(context.home, constants.CONFIG_FILE, 'config', constants.MAX_CONFIG_BYTES)
+        return health.predicted_config(context, self.config)
 
     def _read_existing(self, home):
         data, st = home.read_regular(constants.AUTH_FILE, 'auth', auth_model.MAX_AUTH_BYTES)

@@ -35,7 +35,8 @@ def instances(*entries, **variables):
 def test_the_filters_are_registered():
     assert sorted(rf.FilterModule().filters()) == ['codex_runner_args', 'codex_runner_daemon_reload',
                                                    'codex_runner_health', 'codex_runner_instances',
-                                                   'codex_runner_seed_files', 'codex_runner_seed_sources']
+                                                   'codex_runner_seed_files', 'codex_runner_seed_sources',
+                                                   'codex_runner_writers']
 
 
 def test_seed_files_are_the_default_paths_and_the_texts_come_back_in_order():
@@ -95,12 +96,97 @@ def test_verify_and_users_need_no_seed():
     assert rf.codex_runner_args(found, 'user') == [{'name': 'ci', 'group': None}, {'name': 'gh', 'group': 'ci'}]
 
 
-def test_access_tokens_are_not_provisioned_with_runners_yet():
-    found = instances({'name': 'a', 'codex_home': '/srv/a'}, codex_auth_method='access_token',
-                      codex_auth_access_token='at-SECRET-TOKEN')
+TOKEN_A = 'at-SECRET-TOKEN-AAAA'
+TOKEN_B = 'at-SECRET-TOKEN-BBBB'
+
+
+def mixed(**changes):
+    """A seed instance, two access-token instances (each its own token), an API key instance."""
+    entries = [{'name': 'seed-1', 'codex_home': '/srv/s1', 'seed_content': fc.dumps(fc.chatgpt_seed('s1')[0])},
+               {'name': 'tok-1', 'user': 'ci', 'codex_home': '/srv/t1', 'method': 'access_token',
+                'access_token': TOKEN_A},
+               {'name': 'tok-2', 'user': 'gh', 'group': 'ci', 'codex_home': '/srv/t2', 'method': 'access_token',
+                'access_token': TOKEN_B},
+               {'name': 'key', 'codex_home': '/srv/k', 'method': 'api_key', 'api_key': KEY_SECRET}]
+    for entry in entries:
+        entry.update(changes.get(entry['name'], {}))
+    return instances(*entries)
+
+
+def test_access_token_instances_go_to_the_login_module_and_the_others_to_the_seed_module():
+    found = mixed()
+    assert rf.codex_runner_writers(found) == ['codex_auth_seed', 'codex_access_token_login']
+    assert rf.codex_runner_writers(found, {'tok-2': 'always'}) == ['codex_access_token_login']
+    assert rf.codex_runner_writers(found, {'seed-1': 'always'}) == ['codex_auth_seed']
+    assert rf.codex_runner_writers(instances({'name': 'a', 'codex_home': '/srv/a'})) == ['codex_auth_seed']
+    logins = rf.codex_runner_args(found, 'codex_access_token_login', [])
+    assert logins == [
+        {'name': 'tok-1', 'codex_home': '/srv/t1', 'owner': 'ci', 'access_token': TOKEN_A,
+         'allowed_auth_modes': ['personalAccessToken', 'agentIdentity'], 'environment_files': []},
+        {'name': 'tok-2', 'codex_home': '/srv/t2', 'owner': 'gh', 'group': 'ci', 'access_token': TOKEN_B,
+         'allowed_auth_modes': ['personalAccessToken', 'agentIdentity'], 'environment_files': []}]
+    seeds = rf.codex_runner_args(found, 'codex_auth_seed', [])
+    assert [entry['name'] for entry in seeds] == ['seed-1', 'key']
+    assert not any('access_token' in entry for entry in seeds)
+    # Verify reads every instance, each with the modes its method may leave.
+    verify = rf.codex_runner_args(found, 'codex_auth_verify')
+    assert [(entry['name'], entry['allowed_auth_modes']) for entry in verify] == [
+        ('seed-1', ['chatgpt']), ('tok-1', ['personalAccessToken', 'agentIdentity']),
+        ('tok-2', ['personalAccessToken', 'agentIdentity']), ('key', ['apikey'])]
+    assert TOKEN_A not in json.dumps(verify)
+    assert rf.codex_runner_args(found, 'user', []) == [{'name': 'ci', 'group': None}, {'name': 'gh', 'group': 'ci'}]
+
+
+def test_a_reseed_may_name_either_kind_and_each_writer_gets_its_own():
+    found = mixed()
+    assert [entry['name'] for entry in rf.codex_runner_args(found, 'codex_access_token_login', [],
+                                                            {'tok-2': 'always', 'seed-1': 'always'})] == ['tok-2']
+    assert [(entry['name'], entry['replace']) for entry in rf.codex_runner_args(
+        found, 'codex_auth_seed', [], {'tok-2': 'always', 'seed-1': 'always'})] == [('seed-1', 'always')]
+    assert rf.codex_runner_args(found, 'codex_access_token_login', [], {'seed-1': 'invalid'}) == []
+    with pytest.raises(AnsibleFilterError, match='no runner instance named nope'):
+        rf.codex_runner_args(found, 'codex_access_token_login', [], {'nope': 'always'})
+
+
+@pytest.mark.parametrize('module', ['codex_auth_seed', 'codex_access_token_login', 'user'])
+def test_one_access_token_on_two_instances_is_refused_by_every_writer_naming_them_never_the_token(module):
+    found = mixed(**{'tok-2': {'access_token': '  %s\n' % TOKEN_A}})
     with pytest.raises(AnsibleFilterError) as info:
-        rf.codex_runner_args(found, 'codex_auth_seed', [])
-    assert 'access_token method' in str(info.value) and 'at-SECRET-TOKEN' not in str(info.value)
+        rf.codex_runner_args(found, module, [])
+    message = str(info.value)
+    assert 'instances tok-1 and tok-2 have the same access_token' in message
+    assert TOKEN_A not in message and TOKEN_B not in message
+    # Reading needs no credential: verify reads the instances as they are (and reports what it finds).
+    assert len(rf.codex_runner_args(found, 'codex_auth_verify')) == 4
+
+
+def test_an_access_token_inherited_by_two_instances_is_one_token_on_two():
+    found = instances({'name': 'a', 'codex_home': '/srv/a'}, {'name': 'b', 'codex_home': '/srv/b'},
+                      codex_auth_method='access_token', codex_auth_access_token=TOKEN_A)
+    with pytest.raises(AnsibleFilterError, match='instances a and b have the same access_token') as info:
+        rf.codex_runner_args(found, 'codex_access_token_login', [])
+    assert TOKEN_A not in str(info.value)
+    # One instance may take the host's token.
+    one = instances({'name': 'a', 'codex_home': '/srv/a'}, codex_auth_method='access_token',
+                    codex_auth_access_token=TOKEN_A)
+    assert rf.codex_runner_args(one, 'codex_access_token_login', [])[0]['access_token'] == TOKEN_A
+
+
+@pytest.mark.parametrize('token', ['', '   ', None])
+def test_an_access_token_instance_without_a_token_is_refused_naming_it(token):
+    found = mixed(**{'tok-2': {'access_token': token}})
+    for module in ('codex_auth_seed', 'codex_access_token_login'):
+        with pytest.raises(AnsibleFilterError, match='tok-2 uses the access_token method but') as info:
+            rf.codex_runner_args(found, module, [])
+        assert TOKEN_A not in str(info.value)
+
+
+def test_a_runner_environment_on_an_access_token_instance_is_still_unsupported():
+    found = mixed(**{'tok-1': {'runner_environment': {'systemd_unit': 'gh.service'}}})
+    with pytest.raises(AnsibleFilterError) as info:
+        rf.codex_runner_args(found, 'codex_access_token_login', [])
+    assert 'tok-1 uses the access_token method with a runner_environment' in str(info.value)
+    assert TOKEN_A not in str(info.value)
 
 
 def test_unreadable_lists_are_refused():

@@ -167,10 +167,19 @@ def test_listed_instances_do_not_inherit_the_hosts_seed_content():
     assert one['seed_content'] is None and one['seed_file'] == '/inv/codex_seeds/h1/gh-1.json'
 
 
-def test_listed_instances_share_a_non_rotating_credential():
+def test_listed_instances_may_share_an_api_key_but_not_an_access_token():
+    one, two = listed({'name': 'a', 'codex_home': '/srv/a'}, {'name': 'b', 'codex_home': '/srv/b'},
+                      codex_auth_method='api_key', codex_auth_api_key=TOKEN_SECRET)
+    assert one['api_key'] == two['api_key'] == TOKEN_SECRET
+    assert ri.problems([one, two]) == []
+    # An access token is rotated by revoking it: one token on two instances would cut both off at once.
     one, two = listed({'name': 'a', 'codex_home': '/srv/a'}, {'name': 'b', 'codex_home': '/srv/b'},
                       codex_auth_method='access_token', codex_auth_access_token=TOKEN_SECRET)
     assert one['access_token'] == two['access_token'] == TOKEN_SECRET
+    found = ri.problems([one, two])
+    assert [(item['code'], item['instances']) for item in found] == [('runner_instance_access_token_shared', ['a', 'b'])]
+    assert TOKEN_SECRET not in json.dumps(found)
+    two['access_token'] = TOKEN_SECRET + '-other'
     assert ri.problems([one, two]) == []
 
 
