@@ -327,7 +327,7 @@ def test_moto_refuses_the_actions_the_statement_leaves_out(moto):
                                             'SecretAccessKey': section['secret_access_key']})
     calls = {
         'DeleteSecret': lambda: client.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True),
-        'ListSecrets': lambda: client.list_secrets(),
+        'ListSecrets': client.list_secrets,
         'ListSecretVersionIds': lambda: client.list_secret_version_ids(SecretId=name),
         'UpdateSecret': lambda: client.update_secret(SecretId=name, Description='x'),
         'PutResourcePolicy': lambda: client.put_resource_policy(SecretId=name, ResourcePolicy='{}'),
