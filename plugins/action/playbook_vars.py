@@ -27,7 +27,7 @@ from ansible_collections.codexops.runner.plugins.module_utils import errors
 
 display = Display()
 
-PLAYBOOKS = ('provision', 'verify', 'reseed', 'rotate_access_token', 'writeback')
+PLAYBOOKS = ('provision', 'verify', 'reseed', 'rotate_access_token', 'writeback', 'job_hooks')
 ALL = PLAYBOOKS
 
 # (new name, old name, kind, per host, playbooks that read it)

@@ -34,7 +34,7 @@ options:
       - Which playbook's variables to check.
     type: str
     required: true
-    choices: [provision, verify, reseed, rotate_access_token, writeback]
+    choices: [provision, verify, reseed, rotate_access_token, writeback, job_hooks]
 attributes:
   action:
     support: full

@@ -42,6 +42,12 @@ def role_defaults():
         return yaml.safe_load(handle)
 
 
+def role_var(name, **variables):
+    """One of the role's internal variables (vars/main.yml) rendered with `variables`, as the role renders it
+    (its expression is read from the role, never restated in a test)."""
+    return jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(role_vars()[name]).render(**variables)
+
+
 def _environment():
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              loader=jinja2.FileSystemLoader(os.path.join(ROLE, 'templates')))
@@ -217,8 +223,11 @@ class VaultSide(object):
 
     def section(self, name):
         """A token whose only policy is the one the role renders for this secret."""
+        options = {'mount_point': 'secret'}
         policy_text = render('vault-policy.hcl.j2', codex_job_hooks_instance='test', inventory_hostname='test',
-                             codex_job_hooks_secret=name, codex_job_hooks_store_options={'mount_point': 'secret'})
+                             codex_job_hooks_secret=name, codex_job_hooks_store_options=options,
+                             __codex_job_hooks_mount=role_var('__codex_job_hooks_mount',
+                                                              codex_job_hooks_store_options=options))
         policy = 'codexops-job-%s' % uuid.uuid4().hex[:12]
         self.harness.root.sys.create_or_update_policy(name=policy, policy=policy_text)
         token = self.harness.root.auth.token.create(policies=[policy], ttl='30m')['auth']['client_token']
