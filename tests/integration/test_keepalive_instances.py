@@ -119,7 +119,7 @@ class InstanceKeepalives(object):
 
     def cron_job(self, instance):
         """(user, argv) of the instance's cron job."""
-        cron_file = self.cron_dir / re.sub(r'[^A-Za-z0-9_-]', '_', self.name(instance))
+        cron_file = self.cron_dir / keepalive_status.cron_file_name(self.name(instance))
         jobs = [line for line in cron_file.read_text().splitlines() if line.startswith('@')]
         assert len(jobs) == 1, jobs
         _special, user, command = jobs[0].split(None, 2)
@@ -152,7 +152,7 @@ def test_one_keepalive_per_instance_each_refreshing_its_own_credentials(keepaliv
     expected = sorted(keepalives.name(name) for name in names)
     assert len(set(expected)) == 3  # no collision, two instances of one user included
     assert sorted(os.listdir(str(keepalives.script_dir))) == expected
-    assert sorted(os.listdir(str(keepalives.cron_dir))) == sorted(re.sub(r'[^A-Za-z0-9_-]', '_', name)
+    assert sorted(os.listdir(str(keepalives.cron_dir))) == sorted(keepalive_status.cron_file_name(name)
                                                                   for name in expected)
     for name in names:
         user, command = keepalives.cron_job(name)

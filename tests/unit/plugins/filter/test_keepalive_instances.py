@@ -29,7 +29,8 @@ def refused(*entries):
 
 
 def test_the_filter_is_registered():
-    assert sorted(kf.FilterModule().filters()) == ['codex_keepalive_instances', 'codex_keepalive_name']
+    assert sorted(kf.FilterModule().filters()) == ['codex_keepalive_cron_file', 'codex_keepalive_instances',
+                                                   'codex_keepalive_name', 'codex_keepalive_unit']
 
 
 def test_one_keepalive_per_seed_instance_named_by_the_one_rule():
@@ -45,8 +46,8 @@ def test_one_keepalive_per_seed_instance_named_by_the_one_rule():
         pair = ('%s\0%s' % (item['user'], item['name'])).encode()
         assert item['keepalive_name'] == expected == 'codex-keepalive-%s-%s-%s' % (
             item['user'], item['name'], hashlib.sha256(pair).hexdigest()[:8])
-        assert item['cron_name'] == item['keepalive_name']
-        assert sorted(item) == ['codex_home', 'cron_name', 'keepalive_name', 'name', 'user']
+        assert item['cron_name'] == item['unit_name'] == item['keepalive_name']
+        assert sorted(item) == ['codex_home', 'cron_name', 'keepalive_name', 'name', 'unit_name', 'user']
     assert found[1]['codex_home'] == '/srv/gh-2/.codex'
     assert len(set(item['keepalive_name'] for item in found)) == 3
 
@@ -61,6 +62,22 @@ def test_a_cron_file_name_keeps_only_safe_characters():
     found = keepalives({'name': 'a', 'user': 'ci.runner', 'codex_home': '/srv/a/.codex'})
     assert found[0]['keepalive_name'].startswith('codex-keepalive-ci.runner-a-')
     assert found[0]['cron_name'] == found[0]['keepalive_name'].replace('.', '_')
+    assert found[0]['cron_name'] == ks.cron_file_name(found[0]['keepalive_name'])
+    # systemd takes the dot: the unit keeps the keepalive's name.
+    assert found[0]['unit_name'] == found[0]['keepalive_name'] == ks.unit_name(found[0]['keepalive_name'])
+
+
+def test_a_unit_name_keeps_only_what_systemd_takes():
+    found = keepalives({'name': 'a', 'user': 'ci$', 'codex_home': '/srv/a/.codex'})
+    assert found[0]['keepalive_name'].startswith('codex-keepalive-ci$-a-')
+    assert found[0]['unit_name'] == found[0]['cron_name'] == found[0]['keepalive_name'].replace('$', '_')
+
+
+def test_two_keepalives_with_one_unit_name_are_refused(monkeypatch):
+    monkeypatch.setattr(ri, 'keepalive_name', lambda instance: 'codex-keepalive-%s' % instance['user'])
+    message = refused({'name': 'a', 'user': 'ci+x', 'codex_home': '/srv/a'},
+                      {'name': 'b', 'user': 'ci$x', 'codex_home': '/srv/b'})
+    assert 'instances a and b would get one keepalive, codex-keepalive-ci_x' in message
 
 
 def test_the_instances_the_codex_auth_role_normalises_are_taken_as_they_are():
