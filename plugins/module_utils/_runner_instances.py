@@ -447,8 +447,9 @@ KEEPALIVE_FIELDS = ('name', 'user', 'codex_home')
 def keepalives(instances):
     """The keepalives of a host's runner instances, for the codex_keepalive role: one per instance whose method
     refreshes auth.json (`seed`; an instance without `method` counts as one), as [{name, user, codex_home,
-    keepalive_name, cron_name, unit_name}] in the order given (cron_name and unit_name: keepalive_status's
-    cron_file_name and unit_name of keepalive_name). `api_key` and `access_token` instances have nothing to refresh.
+    keepalive_name, cron_name, unit_name, replaces}] in the order given (cron_name and unit_name: keepalive_status's
+    cron_file_name and unit_name of keepalive_name; replaces: the single-runner keepalive names of the same user and
+    CODEX_HOME, which the instance's keepalive replaces). `api_key` and `access_token` instances have nothing to refresh.
     `home` is accepted for `codex_home`. Raises InstanceError, naming the instances and field names (never a value of a
     secret field), for a list that cannot be read, an invalid name, user or CODEX_HOME, one name or one CODEX_HOME
     on two instances, a CODEX_HOME inside another's, or two keepalives that would get one name."""
@@ -479,6 +480,17 @@ def keepalives(instances):
         # with other characters in their names (a user `ci.runner`), systemd refuses such unit names.
         item['cron_name'] = keepalive_status.cron_file_name(item['keepalive_name'])
         item['unit_name'] = keepalive_status.unit_name(item['keepalive_name'])
+    # What each instance keepalive replaces (README: moving to runner instances): the keepalive the single-runner
+    # variables gave the same user and CODEX_HOME (keepalive_status.keepalive_name without an instance), and the one
+    # every keepalive of the user had before names carried a hash (codex-keepalive-USER, the default CODEX_HOME's),
+    # never a keepalive this list installs itself. The role removes one only when its script proves it: ours, not
+    # an instance's, for this user and this CODEX_HOME (the detect task of the role's tasks/main.yml).
+    installed = set(item['keepalive_name'] for item in result)
+    for item in result:
+        single = (keepalive_status.keepalive_name(item['user'], item['codex_home']),
+                  keepalive_status.keepalive_name(item['user'], '~%s/.codex' % item['user']))
+        item['replaces'] = [name for index, name in enumerate(single)
+                            if name not in installed and name not in single[:index]]
     # The name rule keeps the instances' names apart (the hash of user and instance); a default instance named from
     # its CODEX_HOME is checked too, and so are the cron file and unit names, so no two keepalives of the host are one.
     shown = [item['name'] for item in result]
