@@ -246,6 +246,11 @@ def test_moving_to_runner_instances_replaces_the_single_runner_keepalive_of_the_
     instance = keepalive_status.keepalive_name(user, str(home), 'mig')
 
     assert run(check=True, codex_keepalive_runners=runners) > 0
+    predicted = workspace.outputs[-1]
+    for path in (script_dir / single, cron_dir / keepalive_status.cron_file_name(single)):
+        assert 'changed: [localhost] => (item=%s)' % path in predicted, 'check mode did not predict removing %s' % path
+    for path in before:
+        assert '(item=%s)' % path not in predicted
     assert serving(home) == sorted([single, look_alike.name]), 'check mode removed a keepalive'
     assert not (script_dir / instance).exists(), 'check mode installed a keepalive'
     assert (cron_dir / keepalive_status.cron_file_name(single)).exists()
