@@ -20,7 +20,6 @@ keepalive_status.keepalive_name, the one rule (`keepalive_name` here only passes
 
 import json
 import posixpath
-import re
 
 from ansible_collections.codexops.runner.plugins.module_utils import _runner_environment
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
