@@ -145,8 +145,8 @@ def cron_file_name(name):
 def unit_name(name):
     """The name, without .service or .timer, of the systemd units of the keepalive called `name`: the ONE place it
     is computed. Every character systemd does not take in a unit name ('$', '+', '@', '\\', spaces, '/', any
-    non-ASCII character) becomes '_'; letters, digits, ':', '_', '.' and '-' stay, so every name systemd ever
-    accepted is unchanged (a user `ci.runner` keeps its units). The codex_keepalive role asks this (filter
+    non-ASCII character) becomes '_'; letters, digits, ':', '_', '.' and '-' stay, so a name made of those keeps
+    its units (a user `ci.runner` does). The codex_keepalive role asks this (filter
     codexops.runner.codex_keepalive_unit) for every unit it installs, starts, stops or removes."""
     return _scheduler_name(name, _UNIT_UNSAFE, 'unit_name')
 
