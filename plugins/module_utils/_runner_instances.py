@@ -20,7 +20,6 @@ keepalive_status.keepalive_name, the one rule (`keepalive_name` here only passes
 
 import json
 import posixpath
-import re
 
 from ansible_collections.codexops.runner.plugins.module_utils import _runner_environment
 from ansible_collections.codexops.runner.plugins.module_utils import _store_contract
@@ -578,15 +577,15 @@ def public(instance):
 # What the codex_keepalive role takes from an instance; an instance may carry the rest of FIELDS (the normalised
 # instances of the codex_auth role), which it ignores.
 KEEPALIVE_FIELDS = ('name', 'user', 'codex_home')
-# What the role replaces in a cron file name (its default codex_keepalive_cron_file does the same).
-_CRON_UNSAFE = re.compile(r'[^A-Za-z0-9_-]')
 
 
 def keepalives(instances):
     """The keepalives of a host's runner instances, for the codex_keepalive role: one per instance whose method
     refreshes auth.json (`seed`; an instance without `method` counts as one), as [{name, user, codex_home,
-    keepalive_name}] in the order given. `api_key` and `access_token` instances have nothing to refresh. `home` is
-    accepted for `codex_home`. Raises InstanceError, naming the instances and field names (never a value of a
+    keepalive_name, cron_name, unit_name, replaces}] in the order given (cron_name and unit_name: keepalive_status's
+    cron_file_name and unit_name of keepalive_name; replaces: the single-runner keepalive names of the same user and
+    CODEX_HOME, which the instance's keepalive replaces). `api_key` and `access_token` instances have nothing to refresh.
+    `home` is accepted for `codex_home`. Raises InstanceError, naming the instances and field names (never a value of a
     secret field), for a list that cannot be read, an invalid name, user or CODEX_HOME, one name or one CODEX_HOME
     on two instances, a CODEX_HOME inside another's, or two keepalives that would get one name."""
     if not isinstance(instances, list) or not instances:
@@ -612,12 +611,25 @@ def keepalives(instances):
               if entry['method'] in (None, 'seed')]
     for item in result:
         item['keepalive_name'] = keepalive_name(item)
-        # cron silently skips /etc/cron.d files with other characters in their names (a user `ci.runner`).
-        item['cron_name'] = _CRON_UNSAFE.sub('_', item['keepalive_name'])
+        # The one rule for each (keepalive_status.cron_file_name, unit_name): cron silently skips /etc/cron.d files
+        # with other characters in their names (a user `ci.runner`), systemd refuses such unit names.
+        item['cron_name'] = keepalive_status.cron_file_name(item['keepalive_name'])
+        item['unit_name'] = keepalive_status.unit_name(item['keepalive_name'])
+    # What each instance keepalive replaces (README: moving to runner instances): the keepalive the single-runner
+    # variables gave the same user and CODEX_HOME (keepalive_status.keepalive_name without an instance), and the one
+    # every keepalive of the user had before names carried a hash (codex-keepalive-USER, the default CODEX_HOME's),
+    # never a keepalive this list installs itself. The role removes one only when its script proves it: ours, not
+    # an instance's, for this user and this CODEX_HOME (the detect task of the role's tasks/main.yml).
+    installed = set(item['keepalive_name'] for item in result)
+    for item in result:
+        single = (keepalive_status.keepalive_name(item['user'], item['codex_home']),
+                  keepalive_status.keepalive_name(item['user'], '~%s/.codex' % item['user']))
+        item['replaces'] = [name for index, name in enumerate(single)
+                            if name not in installed and name not in single[:index]]
     # The name rule keeps the instances' names apart (the hash of user and instance); a default instance named from
-    # its CODEX_HOME is checked too, and so are the cron file names, so no two keepalives of the host are one.
+    # its CODEX_HOME is checked too, and so are the cron file and unit names, so no two keepalives of the host are one.
     shown = [item['name'] for item in result]
-    for field in ('keepalive_name', 'cron_name'):
+    for field in ('keepalive_name', 'cron_name', 'unit_name'):
         for name, indexes in _groups([item[field] for item in result]):
             found.append(_shared('runner_instance_keepalive_duplicate', shown, indexes,
                                  'instances %%s would get one keepalive, %s; rename one' % name))

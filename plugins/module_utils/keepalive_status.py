@@ -84,7 +84,7 @@ DEFAULT_SCRIPT_DIR = '/usr/local/libexec/codexops'
 # keepalive keeps the name keepalives always had.
 DEFAULT_INSTANCE = 'default'
 # What an instance may be called. The name becomes part of a script path, systemd unit and cron file
-# names (the role keeps only [A-Za-z0-9_-] in a cron file name, so no '.'), report keys (`host/name`)
+# names (cron_file_name keeps only [A-Za-z0-9_-] in a cron file name, so no '.'), report keys (`host/name`)
 # and a Vault policy name (Vault lowercases those, so no capitals: two names must not become one).
 # Matched whole (fullmatch): `$` would let a trailing newline through.
 INSTANCE_NAME = re.compile(r'[a-z0-9][a-z0-9_-]{0,31}')
@@ -116,6 +116,39 @@ def keepalive_name(user, home, instance=None):
                          'starting with a letter or digit')
     pair = ('%s\0%s' % (user, instance)).encode('utf-8')
     return '%s-%s-%s' % (legacy, instance, hashlib.sha256(pair).hexdigest()[:8])
+
+
+# cron (Debian's run-parts rule, cronie's too) silently skips a file in /etc/cron.d whose name has any other
+# character: a keepalive of user `ci.runner` would be installed and never run.
+_CRON_UNSAFE = re.compile(r'[^A-Za-z0-9_-]')
+# systemd refuses a unit name with any other character (`systemd-analyze verify` and `systemctl` both: "Invalid
+# argument"); '@' would make the unit an instance of a template, and '\\' is systemd's own escape.
+_UNIT_UNSAFE = re.compile(r'[^A-Za-z0-9:_.-]')
+
+
+def _scheduler_name(name, unsafe, what):
+    if not isinstance(name, str) or not name:
+        raise ValueError('%s needs a keepalive name (the result of keepalive_name)' % what)
+    return unsafe.sub('_', name)
+
+
+def cron_file_name(name):
+    """The name of the cron file (in the role's codex_keepalive_cron_dir) of the keepalive called `name`
+    (keepalive_name's result): the ONE place it is computed. Every character other than A-Z, a-z, 0-9, '_' and '-'
+    (so '.', spaces, '/', '@', any non-ASCII character: one '_' each) becomes '_'. The codex_keepalive role's
+    default codex_keepalive_cron_file, the cron file of each runner instance and of each keepalive it removes,
+    and the runner instances' collision check all ask this (the role through the filter
+    codexops.runner.codex_keepalive_cron_file)."""
+    return _scheduler_name(name, _CRON_UNSAFE, 'cron_file_name')
+
+
+def unit_name(name):
+    """The name, without .service or .timer, of the systemd units of the keepalive called `name`: the ONE place it
+    is computed. Every character systemd does not take in a unit name ('$', '+', '@', '\\', spaces, '/', any
+    non-ASCII character) becomes '_'; letters, digits, ':', '_', '.' and '-' stay, so a name made of those keeps
+    its units (a user `ci.runner` does). The codex_keepalive role asks this (filter
+    codexops.runner.codex_keepalive_unit) for every unit it installs, starts, stops or removes."""
+    return _scheduler_name(name, _UNIT_UNSAFE, 'unit_name')
 
 
 def default_script(user, home, user_home=None, exists=os.path.exists, instance=None):

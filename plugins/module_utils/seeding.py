@@ -106,6 +106,15 @@ class SeedRun:
     def run(self):
         return codex_home.act(self.home_path, codex_home.Target(self.uid, self.gid), self._run)
 
+    def plan_in_new_home(self):
+        """Check mode for a CODEX_HOME that cannot exist yet: it lies in the home directory (`~USER/...`, which the
+        runner cannot expand yet) of a user an earlier task of the run creates. Predicted as a run into a missing
+        CODEX_HOME is (created, the seed written, owned by self.uid), from the seed alone: nothing is read."""
+        if not self.check_mode:
+            raise ValueError('plan_in_new_home predicts only (check mode)')
+        target = codex_home.Target(self.uid, self.gid)
+        return self._run(codex_home.HomeContext(self.home_path, None, None, target, constants.ROOT_UID))
+
     def _run(self, context):
         """As whoever controls CODEX_HOME (codex_home.act)."""
         self._plan_config(context)

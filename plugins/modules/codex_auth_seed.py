@@ -208,6 +208,20 @@ options:
       - Provisions a runner in one module round trip instead of two; the returned RV(auth) summary then
         reflects the new configuration.
     type: dict
+  owners_to_create:
+    description:
+      - Users an earlier task of the same run creates (the C(codex_auth) role's C(codex_auth_create_user)). Under
+        check mode that task only predicted creating them, so an O(owner) (or O(runners[].owner)) in this list
+        that does not exist yet is predicted as the run will find it - created, owning its CODEX_HOME - instead of
+        refused. A CODEX_HOME in its home directory to be (C(~USER/...)) is predicted as created with the seed;
+        any other is planned as it is, everything in it handed over to the new user. RV(auth) names the new user;
+        such an instance's C(codex_home) in RV(runners) stays C(~USER/...) as given (where the new home directory
+        will be is known only once the user exists).
+      - Outside check mode it changes nothing, and an owner that does not exist is refused as always.
+    type: list
+    elements: str
+    default: []
+    version_added: 0.2.0
   backup:
     description:
       - Keep a replaced C(auth.json) beside it as a C(0600) timestamped copy (C(auth.json.<UTC time>.bak)).
@@ -426,6 +440,7 @@ def main():
         backup=dict(type='bool', default=False),
         backup_keep=dict(type='int', default=safe_files.DEFAULT_BACKUP_KEEP),
         config_settings=dict(type='dict'),
+        owners_to_create=dict(type='list', elements='str', default=[]),
         runners=dict(type='list', elements='dict', options=dict(
             name=dict(type='str', required=True),
             codex_home=dict(type='path', required=True),
@@ -477,8 +492,47 @@ def _seed_bytes(content):
     return _runner_instances.seed_bytes(content)
 
 
+# The uid an owner that does not exist yet stands for in a check-mode plan (owners_to_create): (uid_t)-1, which no
+# file can have and no account can get, so whatever is already there is predicted to be handed over to the new user,
+# as the run does. Nothing is ever chowned to it: a plan writes nothing.
+_NEW_OWNER_UID = 0xFFFFFFFF
+
+
+def _to_create(module, params):
+    """The owners this run predicts as created (owners_to_create): under check mode only. A real run comes after the
+    task that created them, so an owner still unknown then is refused as always."""
+    return frozenset(params['owners_to_create']) if module.check_mode else frozenset()
+
+
+def _ids(owner, group, created):
+    """(uid, gid) of `owner` and `group` (safe_files.resolve_ids, the one rule); an owner in `created` that does not
+    exist yet is _NEW_OWNER_UID, in `group` when one is given (it must exist), else in its own group, unknown yet."""
+    try:
+        return safe_files.resolve_ids(owner, group)
+    except safe_files.UnsafePathError as exc:
+        if exc.code != 'owner_missing' or owner not in created:
+            raise
+    return _NEW_OWNER_UID, safe_files.resolve_ids(None, group)[1]
+
+
+def _plan_or_run(run, owner, uid):
+    """run.run(), or for an owner an earlier task creates (uid _NEW_OWNER_UID, check mode) the plan of a CODEX_HOME
+    handed to that new user: one in its home directory to be (`~USER/...`, which cannot be expanded yet) is
+    predicted as created from the seed alone, any other is planned as it is. The summary and the diff name the
+    new user where the plan could only number it."""
+    if uid != _NEW_OWNER_UID:
+        return run.run()
+    in_new_home = run.home_path == '~%s' % owner or run.home_path.startswith('~%s/' % owner)
+    result = run.plan_in_new_home() if in_new_home else run.run()
+    placeholder = safe_files.user_name(_NEW_OWNER_UID)
+    for shown in (result['auth'], result['diff']['after']):
+        if shown.get('owner') == placeholder:
+            shown['owner'] = owner
+    return result
+
+
 def _seed(module, params):
-    uid, gid = module_common.resolve_ids(module)
+    uid, gid = _ids(params['owner'], params['group'], _to_create(module, params))
     if params['content'] is not None:
         seed_data = _seed_bytes(params['content'])
     else:
@@ -492,7 +546,8 @@ def _seed(module, params):
     # What a real run would refuse there (a .env that is a link, a missing runner directory) refuses the run
     # before auth.json is written.
     _runner_environment.apply(spec, params['codex_home'], uid, gid, check=True)
-    result = _seed_run(module, params, params['codex_home'], seed_data, seed, uid, gid, module.check_mode).run()
+    result = _plan_or_run(_seed_run(module, params, params['codex_home'], seed_data, seed, uid, gid, module.check_mode),
+                          params['owner'], uid)
     return _with_environment(result, spec, params['codex_home'], uid, gid, module.check_mode)
 
 
@@ -530,11 +585,12 @@ def _exit_instances(module, params):
         module.fail_json(msg='runners is empty: give at least one instance, or codex_home.')
     instances = [_instance(params, entry) for entry in params['runners']]
     labels = _runner_instances.labels(instances)
-    found = module_common.instance_list_problems(instances)
+    created = _to_create(module, params)
+    found = module_common.instance_list_problems(instances, created)
     unknown = set(name for item in found if item['code'] == 'runner_instance_user_unknown' for name in item['instances'])
     for instance, label in zip(instances, labels):
         try:
-            instance['ids'] = safe_files.resolve_ids(instance['user'], instance['group'])
+            instance['ids'] = _ids(instance['user'], instance['group'], created)
         except safe_files.UnsafePathError as exc:
             if label not in unknown:
                 found.append(_runner_instances.problem(
@@ -617,8 +673,8 @@ def _run_instance(module, params, instance, check_mode):
     """One instance's result, as the single-runner mode returns it (its diff kept aside)."""
     uid, gid = instance['ids']
     instance_params = instance['params']
-    result = _seed_run(module, instance_params, instance['codex_home'], instance['data'], instance['seed'], uid, gid,
-                       check_mode).run()
+    result = _plan_or_run(_seed_run(module, instance_params, instance['codex_home'], instance['data'], instance['seed'],
+                                    uid, gid, check_mode), instance['user'], uid)
     _with_environment(result, instance['runner_environment'], instance['codex_home'], uid, gid, check_mode)
     module_common.add_environment_checks(result['auth'], instance_params)
     return result

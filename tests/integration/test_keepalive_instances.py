@@ -119,7 +119,7 @@ class InstanceKeepalives(object):
 
     def cron_job(self, instance):
         """(user, argv) of the instance's cron job."""
-        cron_file = self.cron_dir / re.sub(r'[^A-Za-z0-9_-]', '_', self.name(instance))
+        cron_file = self.cron_dir / keepalive_status.cron_file_name(self.name(instance))
         jobs = [line for line in cron_file.read_text().splitlines() if line.startswith('@')]
         assert len(jobs) == 1, jobs
         _special, user, command = jobs[0].split(None, 2)
@@ -152,7 +152,7 @@ def test_one_keepalive_per_instance_each_refreshing_its_own_credentials(keepaliv
     expected = sorted(keepalives.name(name) for name in names)
     assert len(set(expected)) == 3  # no collision, two instances of one user included
     assert sorted(os.listdir(str(keepalives.script_dir))) == expected
-    assert sorted(os.listdir(str(keepalives.cron_dir))) == sorted(re.sub(r'[^A-Za-z0-9_-]', '_', name)
+    assert sorted(os.listdir(str(keepalives.cron_dir))) == sorted(keepalive_status.cron_file_name(name)
                                                                   for name in expected)
     for name in names:
         user, command = keepalives.cron_job(name)
@@ -193,3 +193,73 @@ def test_one_keepalive_per_instance_each_refreshing_its_own_credentials(keepaliv
     assert dict((name, file_identity(keepalives.script_dir / keepalives.name(name))) for name in kept) == kept
     assert keepalives.run_role(['gh-1', 'gl-1']) == 0
     assert workspace.leaks() == []
+
+
+def test_moving_to_runner_instances_replaces_the_single_runner_keepalive_of_the_same_home(workspace, fake_crontab):
+    """A host that had one runner (codex_keepalive_user/home) moves to codex_keepalive_runners with that CODEX_HOME as
+    a named instance: the single-runner keepalive of that user and home goes (check mode predicts it), so exactly
+    one keepalive refreshes that auth.json. What is not provably that keepalive stays: the single-runner keepalive of
+    another home, a look-alike script the role did not write, an unrelated cron file."""
+    user = runner_owner()
+    root = workspace.root
+    script_dir, cron_dir = root / 'libexec', root / 'cron.d'
+    systemd_dir = root / 'systemd'
+    for directory in (cron_dir, systemd_dir):
+        directory.mkdir()
+    home, other_home = root / 'runners' / 'mig' / '.codex', root / 'runners' / 'other' / '.codex'
+    playbook = root / 'keepalive-migration.yml'
+    playbook.write_text(PLAY)
+    inventory = root / 'keepalive-migration.ini'
+    inventory.write_text('localhost ansible_connection=local ansible_python_interpreter=%s\n' % sys.executable)
+    common = {'codex_keepalive_scheduler': 'cron', 'codex_keepalive_script_dir': str(script_dir),
+              'codex_keepalive_cron_dir': str(cron_dir), 'codex_keepalive_systemd_dir': str(systemd_dir),
+              'codex_keepalive_codex_path': '/usr/local/bin/codex'}
+
+    def run(check=False, **variables):
+        output = workspace.playbook(str(playbook), str(inventory), dict(common, **variables), check=check,
+                                    label='keepalive-migration')
+        match = re.search(r'^localhost\s+:\s+ok=\d+\s+changed=(\d+)\s', output, re.MULTILINE)
+        assert match, output[-2000:]
+        return int(match.group(1))
+
+    def serving(path):
+        """The keepalive scripts whose CODEX_HOME is `path`."""
+        line = 'CODEX_HOME=%s' % path
+        return sorted(name for name in os.listdir(str(script_dir))
+                      if line in (script_dir / name).read_text().splitlines())
+
+    # Before: one runner per CODEX_HOME, as the single-runner variables install them (two plays of the role).
+    assert run(codex_keepalive_user=user, codex_keepalive_home=str(home)) > 0
+    assert run(codex_keepalive_user=user, codex_keepalive_home=str(other_home)) > 0
+    single = keepalive_status.keepalive_name(user, str(home))
+    other = keepalive_status.keepalive_name(user, str(other_home))
+    assert serving(home) == [single] and serving(other_home) == [other]
+    # Beside them: a cron file of something else, and a script named as the rule names the keepalive of the user's
+    # default CODEX_HOME and holding the same CODEX_HOME= line, but not written by the role.
+    unrelated = cron_dir / 'backup-job'
+    unrelated.write_text('@daily root /usr/local/bin/backup\n')
+    look_alike = script_dir / keepalive_status.keepalive_name(user, '~%s/.codex' % user)
+    look_alike.write_text('#!/bin/sh\nCODEX_HOME=%s\nif [ "$(id -u -n)" != %s ]; then\n  exit 1\nfi\n' % (home, user))
+    before = dict((path, file_identity(path)) for path in (unrelated, look_alike, script_dir / other,
+                                                           cron_dir / keepalive_status.cron_file_name(other)))
+    runners = [{'name': 'mig', 'user': user, 'codex_home': str(home)}]
+    instance = keepalive_status.keepalive_name(user, str(home), 'mig')
+
+    assert run(check=True, codex_keepalive_runners=runners) > 0
+    predicted = workspace.outputs[-1]
+    for path in (script_dir / single, cron_dir / keepalive_status.cron_file_name(single)):
+        assert 'changed: [localhost] => (item=%s)' % path in predicted, 'check mode did not predict removing %s' % path
+    for path in before:
+        assert '(item=%s)' % path not in predicted
+    assert serving(home) == sorted([single, look_alike.name]), 'check mode removed a keepalive'
+    assert not (script_dir / instance).exists(), 'check mode installed a keepalive'
+    assert (cron_dir / keepalive_status.cron_file_name(single)).exists()
+
+    assert run(codex_keepalive_runners=runners) > 0
+    assert serving(home) == sorted([instance, look_alike.name])  # the look-alike is not the role's: never removed
+    assert not (cron_dir / keepalive_status.cron_file_name(single)).exists()
+    assert sorted(os.listdir(str(cron_dir))) == sorted([unrelated.name, keepalive_status.cron_file_name(other),
+                                                        keepalive_status.cron_file_name(instance)])
+    assert dict((path, file_identity(path)) for path in before) == before
+    assert run(codex_keepalive_runners=runners) == 0
+    assert run(check=True, codex_keepalive_runners=runners) == 0

@@ -29,7 +29,9 @@ def refused(*entries):
 
 
 def test_the_filter_is_registered():
-    assert sorted(kf.FilterModule().filters()) == ['codex_keepalive_instances', 'codex_keepalive_name']
+    assert sorted(kf.FilterModule().filters()) == ['codex_keepalive_cron_file', 'codex_keepalive_home_sh',
+                                                   'codex_keepalive_instances', 'codex_keepalive_name',
+                                                   'codex_keepalive_unit']
 
 
 def test_one_keepalive_per_seed_instance_named_by_the_one_rule():
@@ -45,8 +47,8 @@ def test_one_keepalive_per_seed_instance_named_by_the_one_rule():
         pair = ('%s\0%s' % (item['user'], item['name'])).encode()
         assert item['keepalive_name'] == expected == 'codex-keepalive-%s-%s-%s' % (
             item['user'], item['name'], hashlib.sha256(pair).hexdigest()[:8])
-        assert item['cron_name'] == item['keepalive_name']
-        assert sorted(item) == ['codex_home', 'cron_name', 'keepalive_name', 'name', 'user']
+        assert item['cron_name'] == item['unit_name'] == item['keepalive_name']
+        assert sorted(item) == ['codex_home', 'cron_name', 'keepalive_name', 'name', 'replaces', 'unit_name', 'user']
     assert found[1]['codex_home'] == '/srv/gh-2/.codex'
     assert len(set(item['keepalive_name'] for item in found)) == 3
 
@@ -61,6 +63,22 @@ def test_a_cron_file_name_keeps_only_safe_characters():
     found = keepalives({'name': 'a', 'user': 'ci.runner', 'codex_home': '/srv/a/.codex'})
     assert found[0]['keepalive_name'].startswith('codex-keepalive-ci.runner-a-')
     assert found[0]['cron_name'] == found[0]['keepalive_name'].replace('.', '_')
+    assert found[0]['cron_name'] == ks.cron_file_name(found[0]['keepalive_name'])
+    # systemd takes the dot: the unit keeps the keepalive's name.
+    assert found[0]['unit_name'] == found[0]['keepalive_name'] == ks.unit_name(found[0]['keepalive_name'])
+
+
+def test_a_unit_name_keeps_only_what_systemd_takes():
+    found = keepalives({'name': 'a', 'user': 'ci$', 'codex_home': '/srv/a/.codex'})
+    assert found[0]['keepalive_name'].startswith('codex-keepalive-ci$-a-')
+    assert found[0]['unit_name'] == found[0]['cron_name'] == found[0]['keepalive_name'].replace('$', '_')
+
+
+def test_two_keepalives_with_one_unit_name_are_refused(monkeypatch):
+    monkeypatch.setattr(ri, 'keepalive_name', lambda instance: 'codex-keepalive-%s' % instance['user'])
+    message = refused({'name': 'a', 'user': 'ci+x', 'codex_home': '/srv/a'},
+                      {'name': 'b', 'user': 'ci$x', 'codex_home': '/srv/b'})
+    assert 'instances a and b would get one keepalive, codex-keepalive-ci_x' in message
 
 
 def test_the_instances_the_codex_auth_role_normalises_are_taken_as_they_are():
@@ -132,3 +150,38 @@ def test_verify_probes_the_script_the_role_installs_for_each_instance():
     assert all('probe_command' not in entry for entry in rf.codex_runner_args(instances, 'codex_auth_verify'))
     assert all('probe_command' not in entry for entry in rf.codex_runner_args(
         instances, 'codex_auth_seed', ['{}', '{}'], probe_dir='/opt/ka'))
+
+
+def test_each_instance_replaces_the_single_runner_keepalives_of_its_user_and_home():
+    """Moving to runner instances: the names the single-runner rule gives the instance's user and CODEX_HOME (and the
+    name every keepalive of the user had before names carried a hash), never one the list installs itself."""
+    found = keepalives({'name': 'gh-1', 'user': 'ci', 'codex_home': '/srv/gh-1/.codex'},
+                       {'name': 'gl-1', 'user': 'gl', 'codex_home': '~gl/.codex'})
+    assert found[0]['replaces'] == [ks.keepalive_name('ci', '/srv/gh-1/.codex'), 'codex-keepalive-ci']
+    # The default CODEX_HOME: both rules give one name.
+    assert found[1]['replaces'] == ['codex-keepalive-gl'] == [ks.keepalive_name('gl', '~gl/.codex')]
+    # An instance called default keeps the single-runner name: it rewrites that keepalive, it does not remove it.
+    found = keepalives({'name': 'default', 'user': 'ci', 'codex_home': '~ci/.codex'},
+                       {'name': 'other', 'user': 'ci', 'codex_home': '/srv/other/.codex'})
+    assert found[0]['replaces'] == []
+    assert found[1]['replaces'] == [ks.keepalive_name('ci', '/srv/other/.codex')]
+
+
+@pytest.mark.parametrize('home, word', [
+    ('~ci/.codex', '~ci/.codex'),
+    ('~ci', "~ci/''"),
+    ('~/x y', "~/'x y'"),
+    ('/srv/a b/.codex', "'/srv/a b/.codex'"),
+    ("/x/it's", "'/x/it'\"'\"'s'"),
+    ('~c.i-x/a', '~c.i-x/a'),
+    ('~ci$/x', "'~ci$/x'"),
+    ('/plain/.codex', '/plain/.codex'),
+])
+def test_the_codex_home_sh_word_keeps_a_tilde_the_shell_expands(home, word):
+    assert kf.codex_keepalive_home_sh(home) == word
+
+
+@pytest.mark.parametrize('home', [None, '', 5])
+def test_the_codex_home_sh_word_needs_a_home(home):
+    with pytest.raises(AnsibleFilterError, match='codex_keepalive_home_sh needs a CODEX_HOME'):
+        kf.codex_keepalive_home_sh(home)

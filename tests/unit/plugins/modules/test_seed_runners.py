@@ -447,3 +447,67 @@ def test_single_runner_environment_and_its_refusal(parents, capsys, seeds):
     rc, result, _out = run_module(args, capsys)
     assert rc == 1 and 'symlink' in result['msg'] and result['error_code'] == 'runner_env_file_symlink', result
     assert not (parents / 'runner-1' / '.codex' / 'auth.json').exists()
+
+
+# A user no test machine has (useradd refuses names this long; getpwnam simply does not find it).
+NEW_USER = 'cxo-not-created-yet-0123456789ab'
+
+
+@pytest.mark.parametrize('where', ['absolute', 'new_home'])
+def test_check_mode_predicts_an_owner_an_earlier_task_creates(parents, capsys, seeds, writes, where):
+    """owners_to_create under check mode (the codex_auth role's --check with codex_auth_create_user): an instance whose
+    owner does not exist yet is predicted as the run will find it, created and seeded, owned by the new user; nothing
+    is written. Its CODEX_HOME in the new user's home to be (~USER/.codex, not expandable yet) is predicted from the
+    seed alone."""
+    (_one, _two), secrets = seeds
+    instances = two_instances(parents, seeds)
+    instances[1]['owner'] = NEW_USER
+    if where == 'new_home':
+        instances[1]['codex_home'] = '~%s/.codex' % NEW_USER
+    args = {'runners': instances, 'config_settings': FILE_STORE, 'owners_to_create': [NEW_USER]}
+    before = tree(parents)
+    rc, planned, out = run_module(dict(args, _ansible_check_mode=True, _ansible_diff=True), capsys)
+    assert rc == 0, planned
+    assert tree(parents) == before and writes == []
+    assert planned['changed'] is True
+    item = planned['runners'][1]
+    assert (item['action'], item['changed'], item['attributes_changed']) == ('created', True, ['codex_home_created'])
+    assert item['auth']['healthy'] is True and item['auth']['owner'] == NEW_USER, item['auth']
+    assert planned['diff'][1]['after']['owner'] == NEW_USER
+    assert item['codex_home'] == instances[1]['codex_home']
+    assert_secret_free(out, secrets)
+
+
+def test_an_owner_to_create_is_still_refused_outside_check_mode(parents, capsys, seeds, writes):
+    """A real run comes after the task that creates the user: one still missing then is refused, nothing written."""
+    instances = two_instances(parents, seeds)
+    instances[1]['owner'] = NEW_USER
+    before = tree(parents)
+    rc, result, _out = run_module({'runners': instances, 'owners_to_create': [NEW_USER]}, capsys)
+    assert rc == 1 and result['error_code'] == 'runner_instance_user_unknown', result
+    assert tree(parents) == before and writes == []
+
+
+def test_an_unknown_owner_not_listed_to_create_is_refused_in_check_mode(parents, capsys, seeds, writes):
+    instances = two_instances(parents, seeds)
+    instances[1]['owner'] = NEW_USER
+    rc, result, _out = run_module({'runners': instances, 'owners_to_create': ['someone-else'],
+                                   '_ansible_check_mode': True}, capsys)
+    assert rc == 1 and result['error_code'] == 'runner_instance_user_unknown', result
+    assert 'instance gh-2 runs as user %s, which does not exist' % NEW_USER in result['msg']
+    assert writes == []
+
+
+def test_check_mode_predicts_a_single_runner_owner_an_earlier_task_creates(tmp_path, capsys, seeds, writes):
+    (one, _two), secrets = seeds
+    args = {'codex_home': str(tmp_path / 'single' / '.codex'), 'owner': NEW_USER, 'content': one,
+            'config_settings': FILE_STORE}
+    rc, refused, _out = run_module(dict(args, _ansible_check_mode=True), capsys)
+    assert rc == 1 and 'does not exist on this host' in refused['msg']
+    rc, planned, out = run_module(dict(args, owners_to_create=[NEW_USER], _ansible_check_mode=True), capsys)
+    assert rc == 0, planned
+    assert (planned['action'], planned['changed'], planned['auth']['owner']) == ('created', True, NEW_USER)
+    assert writes == [] and not (tmp_path / 'single').exists()
+    rc, refused, _out = run_module(dict(args, owners_to_create=[NEW_USER]), capsys)
+    assert rc == 1 and 'does not exist on this host' in refused['msg'] and writes == []
+    assert_secret_free(out, secrets)
