@@ -16,13 +16,13 @@ description:
     fleet in RV(msg), shown without C(-v).
   - The C(report) entry point of the C(codexops.runner.codex_auth) role runs it once per play
     (C(run_once)), so the verify, provision and reseed playbooks write their reports with it.
-  - Runs on the controller only (an action plugin): no module runs, on the runners or on the controller,
+  - Runs on the controller only (an action plugin); no module runs, on the runners or on the controller,
     so the report costs no round trip and no module process.
   - Each file is written to a temporary file in the report directory, then renamed over the old one, mode
-    C(0644): a reader never sees half a report, and a link at a report file's name is replaced, never
+    C(0644); a reader never sees half a report, and a link at a report file's name is replaced, never
     followed. A missing report directory is created, mode C(0755) (its missing parents too); an existing
-    one is used as it is (a link to a directory included: the controller is trusted).
-  - Never reports C(changed): the report is a controller artifact, not a change to a runner.
+    one is used as it is (a link to a directory included, as the controller is trusted).
+  - Never reports C(changed); the report is a controller artifact, not a change to a runner.
 author:
   - codexops maintainers (@codexops)
 extends_documentation_fragment:
@@ -93,7 +93,8 @@ msg:
   sample: '3 hosts: 2 healthy, 1 broken (runner-2), 0 sharing a refresh token, 0 stale, 0 unknown.
     Report: /srv/ci/codex-report/fleet-report.md'
 ok:
-  description: The fleet's verdict (the report's C(ok)): no runner broken, unknown or sharing a refresh token.
+  description: The fleet's verdict (the report's C(ok)), true when no runner is broken, unknown or sharing a
+    refresh token.
   returned: success
   type: bool
   sample: false
