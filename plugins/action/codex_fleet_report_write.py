@@ -58,8 +58,8 @@ def summary(fleet, markdown_path, written=True):
     counted = '%d runners on %d hosts' % (runners, hosts) if runners != hosts else '%d hosts' % hosts
     broken, unknown = _names(fleet, 'broken'), _names(fleet, 'unknown')
     shared = fleet.get('shared_fingerprints') if isinstance(fleet.get('shared_fingerprints'), dict) else {}
-    groups = [' + '.join(str(host) for host in (hosts_ if isinstance(hosts_, list) else [hosts_]))
-              for hosts_ in shared.values()]
+    groups = [' + '.join(str(name) for name in (sharing if isinstance(sharing, list) else [sharing]))
+              for sharing in shared.values()]
     return '%s: %d healthy, %d broken%s, %d sharing a refresh token%s, %d stale, %d unknown%s. %s: %s' % (
         counted, _count(totals, 'healthy'), _count(totals, 'broken'),
         ' (%s)' % ', '.join(broken) if broken else '',
@@ -80,10 +80,6 @@ def report_paths(directory, name):
 def make_directory(directory):
     """Create the report directory and its missing parents, each 0755 whatever the umask; an existing one
     is used as it is. Refuses a path that exists and is not a directory."""
-    if os.path.isdir(directory):
-        return
-    if os.path.lexists(directory):
-        raise ReportError('%s exists and is not a directory' % directory)
     missing = []
     path = directory
     while not os.path.isdir(path):
