@@ -59,7 +59,7 @@ help:
 	@echo "make docs                 - regenerate the role docs from meta/argument_specs.yml (tools/role_docs.py)"
 	@echo "make changelog            - regenerate CHANGELOG.rst from changelogs/ (antsibull-changelog generate)"
 	@echo "make bench                - the fleet benchmark against the hand-written playbook (BENCH_SUITE=hosts|instances, default both; BENCH_ARGS)"
-	@echo "make test-matrix          - unit + integration subset on ansible-core 2.19/Py3.11 and newest/Py3.13, modules on Py3.9"
+	@echo "make test-matrix          - integration subset on ansible-core 2.17/Py3.12, 2.18/Py3.11, 2.19/Py3.11 and newest/Py3.13 (+ units on 2.19+), modules on Py3.9"
 	@echo "make ee-context           - the execution environment build context (.build/ee/context), offline"
 	@echo "make clean                - remove .build and tests/output"
 
@@ -206,7 +206,8 @@ galaxy-import-check: venv
 ee-context: venv
 	tests/docs/ee-context.sh "$(BIN)"
 
-# Units + integration subset on ansible-core 2.19/Py3.11 and newest ansible-core/Py3.13; modules on a Py3.9 target.
+# Integration subset on ansible-core 2.17/Py3.12 (requires_ansible), 2.18/Py3.11, 2.19/Py3.11 and the newest
+# ansible-core/Py3.13, units on the 2.19+ entries; modules on a Py3.9 target.
 test-matrix: venv collection codex
 	tests/matrix/run.sh
 
