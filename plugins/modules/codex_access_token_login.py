@@ -170,8 +170,8 @@ EXAMPLES = r'''
         owner: ci
         access_token: "{{ vault_codex_access_token_gh_1 }}"
       - name: gh-2
-        codex_home: /home/ci2/.codex
-        owner: ci2
+        codex_home: /home/ci/.codex-gh-2
+        owner: ci
         access_token: "{{ vault_codex_access_token_gh_2 }}"
     config_settings:
       cli_auth_credentials_store: file

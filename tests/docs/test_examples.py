@@ -126,6 +126,12 @@ def _run(kind, name, path, work, backend, secrets):
         backend.allow_access_token(token)
         secrets.append(token)
         variables['vault_codex_access_token'] = token
+        # The runners example: each instance its own token (one token on two instances is refused).
+        for instance in ('gh_1', 'gh_2'):
+            own = fake_credentials.personal_access_token()
+            backend.allow_access_token(own)
+            secrets.append(own)
+            variables['vault_codex_access_token_%s' % instance] = own
         env['PATH'] = '%s:%s' % (os.path.dirname(codex), env.get('PATH', ''))
         # Codex never inherits the play's environment: the test backend is named the way a proxy would be.
         module_defaults['codexops.runner.codex_access_token_login'] = {
