@@ -132,6 +132,53 @@ def instance_list_problems(instances, created=()):
         instances, lambda user: True if user in created else known_user(user))
 
 
+def called(label):
+    """How a message names an instance: a label is the instance's name, or 'instance N' when the name is not one
+    (names have no spaces)."""
+    return label if label.startswith('instance ') else 'instance %s' % label
+
+
+def resolve_instance_ids(instances, labels, found, resolve):
+    """Each instance's (uid, gid) into instance['ids'] by `resolve(user, group)`; a user or group that does not
+    resolve, and that `found` does not already name as an unknown user, becomes a problem naming the instance."""
+    unknown = set(name for item in found if item['code'] == 'runner_instance_user_unknown'
+                  for name in item['instances'])
+    for instance, label in zip(instances, labels):
+        try:
+            instance['ids'] = resolve(instance['user'], instance['group'])
+        except safe_files.UnsafePathError as exc:
+            if label not in unknown:
+                found.append(_runner_instances.problem(
+                    'runner_instance_%s' % ('group_unknown' if exc.code == 'group_missing' else 'user_unknown'),
+                    [label], '%s: %s' % (called(label), exc.message.rstrip('.'))))
+
+
+def plan_then_run(module, instances, labels, run_one):
+    """The writers' order for a list of runner instances (codex_auth_seed, codex_access_token_login), once the list
+    itself was accepted: a read-only plan of every instance first (`run_one(instance, check_mode=True)`), the whole
+    list refused when any plan is (a symlinked auth.json, an unusable lock, an invalid config.toml, a runner Codex
+    cannot run as) - so nothing is written for a list a run would stop half-way - then, unless in check mode (where
+    the plans are the answer), each instance for real. Returns (results, None), or, when an instance failed,
+    (the results of the instances before it, (its label, the reason)): the ones after it were not touched."""
+    plans, refused = [], []
+    for instance, label in zip(instances, labels):
+        try:
+            plans.append(run_one(instance, check_mode=True))
+        except Exception as exc:  # pylint: disable=broad-except
+            refused.append('%s: %s' % (called(label), refusal(exc)[0].rstrip('.')))
+    if refused:
+        module.fail_json(msg='Refusing the runner instances before anything was written: %s.' % '; '.join(refused))
+    if module.check_mode:
+        return plans, None
+    results = []
+    for instance, label in zip(instances, labels):
+        try:
+            results.append(run_one(instance, check_mode=False))
+        except Exception as exc:  # pylint: disable=broad-except
+            return results, (label, refusal(exc)[0].rstrip('.'))
+    return results, None
+
+
 def refuse_instances(module, found):
     """Fail the task with the instances' problems (they name instances, never a credential)."""
     error = _runner_instances.InstanceError(found)

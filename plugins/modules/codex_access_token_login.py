@@ -332,54 +332,27 @@ def _exit_instances(module, params, codex_path):
     instances = [_instance(params, entry) for entry in params['runners']]
     labels = _runner_instances.labels(instances)
     found = module_common.instance_list_problems(instances)
-    unknown = set(name for item in found if item['code'] == 'runner_instance_user_unknown' for name in item['instances'])
+    module_common.resolve_instance_ids(instances, labels, found, safe_files.resolve_ids)
     for instance, label in zip(instances, labels):
-        try:
-            instance['ids'] = safe_files.resolve_ids(instance['user'], instance['group'])
-        except safe_files.UnsafePathError as exc:
-            if label not in unknown:
-                found.append(_runner_instances.problem(
-                    'runner_instance_%s' % ('group_unknown' if exc.code == 'group_missing' else 'user_unknown'),
-                    [label], '%s: %s' % (_called(label), exc.message.rstrip('.'))))
         if not instance['access_token']:
             found.append(_runner_instances.problem('runner_instance_credential_missing', [label], '%s uses the '
                                                    'access_token method but has no access_token' % label))
         elif auth_model.has_lone_surrogate(instance['access_token']):
             found.append(_runner_instances.problem('runner_instance_credential_invalid', [label], '%s: access_token '
-                                                   'is not valid Unicode text' % _called(label)))
+                                                   'is not valid Unicode text' % module_common.called(label)))
     found.extend(_runner_instances.access_token_problems(instances))
     if found:
         module_common.refuse_instances(module, found)
-    # What a real run would refuse in a CODEX_HOME (a symlinked auth.json, an unusable lock, an invalid config.toml,
-    # a runner Codex cannot run as) is found by a read-only plan of every instance first; under check mode the plan
-    # is the run.
-    plans, refused = [], []
-    for instance, label in zip(instances, labels):
-        try:
-            plans.append(_run_instance(module, codex_path, instance, check_mode=True))
-        except Exception as exc:  # pylint: disable=broad-except
-            refused.append('%s: %s' % (_called(label), module_common.refusal(exc)[0].rstrip('.')))
-    if refused:
-        module.fail_json(msg='Refusing the runner instances before anything was written: %s.' % '; '.join(refused))
-    if module.check_mode:
-        _exit_summaries(module, params, instances, plans)
-    results = []
-    for instance, label in zip(instances, labels):
-        try:
-            results.append(_run_instance(module, codex_path, instance, check_mode=False))
-        except Exception as exc:  # pylint: disable=broad-except
-            done = _public_summaries(instances, results)
-            module.fail_json(msg='Logging runner instance %s in failed: %s (%s).' % (
-                label, module_common.refusal(exc)[0].rstrip('.'),
-                'the instances before it were logged in: %s; the ones after it were not touched'
-                % ', '.join(summary['name'] for summary in done) if done else 'no instance was changed'),
-                changed=any(summary['changed'] for summary in done), runners=done)
+    results, failed = module_common.plan_then_run(
+        module, instances, labels, lambda instance, check_mode: _run_instance(module, codex_path, instance, check_mode))
+    if failed:
+        done = _public_summaries(instances, results)
+        module.fail_json(msg='Logging runner instance %s in failed: %s (%s).' % (
+            failed[0], failed[1],
+            'the instances before it were logged in: %s; the ones after it were not touched'
+            % ', '.join(summary['name'] for summary in done) if done else 'no instance was changed'),
+            changed=any(summary['changed'] for summary in done), runners=done)
     _exit_summaries(module, params, instances, results)
-
-
-def _called(label):
-    # A label is the instance's name, or 'instance N' when the name is not one (names have no spaces).
-    return label if label.startswith('instance ') else 'instance %s' % label
 
 
 def _instance(params, entry):

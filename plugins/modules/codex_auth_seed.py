@@ -587,51 +587,25 @@ def _exit_instances(module, params):
     labels = _runner_instances.labels(instances)
     created = _to_create(module, params)
     found = module_common.instance_list_problems(instances, created)
-    unknown = set(name for item in found if item['code'] == 'runner_instance_user_unknown' for name in item['instances'])
+    module_common.resolve_instance_ids(instances, labels, found, lambda user, group: _ids(user, group, created))
     for instance, label in zip(instances, labels):
-        try:
-            instance['ids'] = _ids(instance['user'], instance['group'], created)
-        except safe_files.UnsafePathError as exc:
-            if label not in unknown:
-                found.append(_runner_instances.problem(
-                    'runner_instance_%s' % ('group_unknown' if exc.code == 'group_missing' else 'user_unknown'),
-                    [label], '%s: %s' % (_called(label), exc.message.rstrip('.'))))
         found.extend(_load_seed(module, instance, label))
     found.extend(_runner_instances.refresh_token_problems(
         instances, [instance['seed'].refresh_token_digest() if instance.get('seed') else None
                     for instance in instances]))
     if found:
         module_common.refuse_instances(module, found)
-    # What a real run would refuse in a CODEX_HOME (a symlinked auth.json, an unusable lock, an invalid
-    # config.toml, ...) is found by a read-only plan of every instance first; under check mode the plan is the run.
-    plans, refused = [], []
-    for instance, label in zip(instances, labels):
-        try:
-            plans.append(_run_instance(module, params, instance, check_mode=True))
-        except Exception as exc:  # pylint: disable=broad-except
-            refused.append('%s: %s' % (_called(label), module_common.refusal(exc)[0].rstrip('.')))
-    if refused:
-        module.fail_json(msg='Refusing the runner instances before anything was written: %s.' % '; '.join(refused))
-    if module.check_mode:
-        _exit_summaries(module, params, instances, plans)
-    summaries = []
-    for instance, label in zip(instances, labels):
-        try:
-            summaries.append(_run_instance(module, params, instance, check_mode=False))
-        except Exception as exc:  # pylint: disable=broad-except
-            done = _public_summaries(instances, summaries)
-            changed = any(summary['changed'] for summary in done)
-            module.fail_json(msg='Seeding runner instance %s failed: %s (%s).' % (
-                label, module_common.refusal(exc)[0].rstrip('.'),
-                'the instances before it were seeded: %s; the ones after it were not touched'
-                % ', '.join(summary['name'] for summary in done) if done else 'no instance was changed'),
-                changed=changed, pending=changed, runners=done)
+    summaries, failed = module_common.plan_then_run(
+        module, instances, labels, lambda instance, check_mode: _run_instance(module, params, instance, check_mode))
+    if failed:
+        done = _public_summaries(instances, summaries)
+        changed = any(summary['changed'] for summary in done)
+        module.fail_json(msg='Seeding runner instance %s failed: %s (%s).' % (
+            failed[0], failed[1],
+            'the instances before it were seeded: %s; the ones after it were not touched'
+            % ', '.join(summary['name'] for summary in done) if done else 'no instance was changed'),
+            changed=changed, pending=changed, runners=done)
     _exit_summaries(module, params, instances, summaries)
-
-
-def _called(label):
-    # A label is the instance's name, or 'instance N' when the name is not one (names have no spaces).
-    return label if label.startswith('instance ') else 'instance %s' % label
 
 
 def _instance(params, entry):
@@ -655,16 +629,16 @@ def _load_seed(module, instance, label):
             data, warning = module_common.seed_file(instance['src'])
         except Exception as exc:  # pylint: disable=broad-except
             return [_runner_instances.problem('runner_instance_seed_unreadable', [label], '%s: %s'
-                                              % (_called(label), module_common.refusal(exc)[0].rstrip('.')))]
+                                              % (module_common.called(label), module_common.refusal(exc)[0].rstrip('.')))]
         if data is None:
             return [_runner_instances.problem('runner_instance_seed_missing', [label], '%s: src %s does not exist'
-                                              % (_called(label), instance['src']))]
+                                              % (module_common.called(label), instance['src']))]
         if warning:
-            module.warn('%s: %s' % (_called(label), warning))
+            module.warn('%s: %s' % (module_common.called(label), warning))
     seed, faults = auth_model.judge(data, params['allowed_auth_modes'], params['require_refresh_token'])
     if faults:
         return [_runner_instances.problem('seed_invalid', [label], 'the seed of %s is not a usable auth.json (%s)'
-                                          % (_called(label), seeding.faults_text(faults)))]
+                                          % (module_common.called(label), seeding.faults_text(faults)))]
     instance['data'], instance['seed'] = data, seed
     return []
 
