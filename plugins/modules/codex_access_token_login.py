@@ -130,7 +130,7 @@ options:
             (O(runners[].runner_environment.gitlab_concurrent_id)) the line in RV(gitlab_pre_build_script). Check mode
             predicts it; a missing runner directory, a C(.env) that is a link or a directory the runner does not
             control refuses the whole list before anything is written. Two instances with the same directory, unit
-            or slot are refused, naming them. What was written is the instance's RV(runners[].runner_environment).
+            or slot are refused, naming them. What was written is C(runner_environment) in the instance's RV(runners) row.
         type: dict
         version_added: 0.2.0
         suboptions:
