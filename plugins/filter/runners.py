@@ -109,8 +109,7 @@ def codex_runner_args(instances, module, seed_texts=None, only=None, probe_dir=N
     `user`, when given), `seed_texts` are the texts of codex_runner_seed_files, in order. Refuses, naming the
     instances and never a secret, everything _runner_instances.problems finds (with the seeds' contents read: one
     refresh token on two instances, or one access token on two, is the module's own verdict) - the whole list, so
-    no writer starts on a list another would refuse - and a runner_environment on an access_token instance, which
-    only codex_auth_seed writes.
+    no writer starts on a list another would refuse. Each writer writes its own instances' runner_environment.
 
     `only` ({instance: replace}, as codex_reseed_targets gives a host's instances): the whole list is refused as
     above, but only these instances are returned, each with this replace mode (the reseed playbook). None or
@@ -156,12 +155,6 @@ def codex_runner_args(instances, module, seed_texts=None, only=None, probe_dir=N
         found = [item for item in _runner_instances.problems(instances)
                  if item['code'] not in ('runner_instance_credential_missing', 'runner_instance_seed_shared',
                                          'runner_instance_access_token_shared')]
-    found.extend(_runner_instances.problem('runner_instance_method_unsupported', [label], '%s uses the access_token '
-                                           'method with a runner_environment, which only the seed and api_key '
-                                           'methods write yet (point the runner at its CODEX_HOME yourself, or drop '
-                                           'runner_environment)' % label)
-                 for instance, label in zip(instances, labels)
-                 if instance.get('method') == 'access_token' and instance.get('runner_environment'))
     if found:
         _refuse(found)
     if module == 'codex_auth_writeback':
@@ -249,8 +242,8 @@ def _result_rows(result):
 
 
 def codex_runner_daemon_reload(result):
-    """Whether a codex_auth_seed result (one runner's, or with `runners`) changed a systemd drop-in where systemd
-    runs: the role's daemon-reload handler asks this."""
+    """Whether a codex_auth_seed or codex_access_token_login result (one runner's, or with `runners`) changed a
+    systemd drop-in where systemd runs: the role's daemon-reload handler asks this."""
     if not isinstance(result, dict):
         return False
     items = result['runners'] if isinstance(result.get('runners'), list) else [result]

@@ -288,6 +288,29 @@ def apply(spec, home, uid=None, gid=None, check=False, systemd_dir=None):
     return result
 
 
+def into_result(result, spec, home, uid=None, gid=None, check=False):
+    """A writing module's result (codex_auth_seed's, codex_access_token_login's) with the runner environment `spec`
+    of CODEX_HOME `home` written (or, in `check` mode, predicted), in place, returned: RV(runner_environment) (what
+    apply() gives), `changed` (and `pending`, when the result has one), and, when the result has a diff, its metadata
+    (the paths and what they will set, never another line of them). Nothing when `spec` writes nothing."""
+    if not writes(spec):
+        return result
+    environment = apply(spec, home, uid, gid, check=check)
+    result['runner_environment'] = environment
+    if environment['changed']:
+        result['changed'] = True
+        if 'pending' in result:
+            result['pending'] = True
+    diff = result.get('diff')
+    for key in ('github_env', 'systemd_dropin'):
+        if isinstance(diff, dict) and key in environment and environment[key]['action'] != 'kept':
+            path = environment[key]['path']
+            diff['before'].setdefault('runner_environment', {})[path] = (
+                'absent' if environment[key]['action'] == 'created' else 'another CODEX_HOME, or none')
+            diff['after'].setdefault('runner_environment', {})[path] = 'CODEX_HOME=%s' % home
+    return result
+
+
 def problems(spec, home, systemd_dir=None):
     """What verify reports about the runner environment `spec` of CODEX_HOME `home`: a job that would get
     another CODEX_HOME (or none) is broken for Codex auth, so these are problems, not warnings."""

@@ -121,6 +121,28 @@ options:
           - This instance's environment files, as O(environment_files).
         type: list
         elements: path
+      runner_environment:
+        description:
+          - How this instance's runner points its jobs at its CODEX_HOME, written in this same module run after the
+            instance's login exactly as M(codexops.runner.codex_auth_seed) writes it (the same code) - the GitHub
+            runner's C(.env) line (O(runners[].runner_environment.github_runner_dir)), a root-owned systemd drop-in
+            C(codexops-codex-home.conf) (O(runners[].runner_environment.systemd_unit)), and for a GitLab slot
+            (O(runners[].runner_environment.gitlab_concurrent_id)) the line in RV(gitlab_pre_build_script). Check mode
+            predicts it; a missing runner directory, a C(.env) that is a link or a directory the runner does not
+            control refuses the whole list before anything is written. Two instances with the same directory, unit
+            or slot are refused, naming them. What was written is C(runner_environment) in the instance's RV(runners) row.
+        type: dict
+        version_added: 0.2.0
+        suboptions:
+          github_runner_dir:
+            description: The GitHub runner directory whose C(.env) gets the instance's C(CODEX_HOME) line.
+            type: path
+          systemd_unit:
+            description: The runner's systemd service, which gets the drop-in setting C(CODEX_HOME).
+            type: str
+          gitlab_concurrent_id:
+            description: The GitLab Runner C(concurrent) slot (C(CI_CONCURRENT_ID)) this instance serves.
+            type: int
   state:
     description:
       - V(present) logs in with O(access_token); V(absent) logs out.
@@ -253,10 +275,23 @@ runners:
       config_changed_keys: {cli_auth_credentials_store: added}
       config_warnings: []
       auth: {healthy: true, auth_mode: personalAccessToken, has_access_token: true, problems: []}
+gitlab_pre_build_script:
+  description:
+    - With O(runners), when any instance names a GitLab slot (O(runners[].runner_environment.gitlab_concurrent_id)),
+      the C(pre_build_script) for the GitLab Runner's C(config.toml) that points each slot's jobs at its instance's
+      CODEX_HOME, as M(codexops.runner.codex_auth_seed) returns it. Each instance's RV(runners) row has, when its
+      O(runners[].runner_environment) names a runner directory or unit, C(runner_environment) - C(github_env) and
+      C(systemd_dropin), each its C(path) and C(action) (V(created), V(updated) or V(kept)), with C(changed) and
+      C(daemon_reload) (a drop-in changed where systemd runs).
+  returned: with O(runners), when an instance names a GitLab slot
+  type: str
+  version_added: 0.2.0
+  sample: 'case "${CI_CONCURRENT_ID:-}" in 0) export CODEX_HOME=/home/ci/.codex-gl-0 ;; *) echo ... >&2; exit 1 ;; esac'
 '''
 
 from ansible.module_utils.basic import AnsibleModule
 
+from ansible_collections.codexops.runner.plugins.module_utils import _runner_environment
 from ansible_collections.codexops.runner.plugins.module_utils import _runner_instances
 from ansible_collections.codexops.runner.plugins.module_utils import access_login
 from ansible_collections.codexops.runner.plugins.module_utils import auth_model
@@ -281,6 +316,7 @@ def main():
             access_token=dict(type='str', no_log=True, required=True),
             allowed_auth_modes=dict(type='list', elements='str', choices=list(auth_model.KNOWN_AUTH_MODES)),
             environment_files=dict(type='list', elements='path'),
+            runner_environment=dict(type='dict', options=module_common.runner_environment_options()),
         )),
     )
     module = AnsibleModule(argument_spec=argument_spec,
@@ -372,6 +408,10 @@ def _run_instance(module, codex_path, instance, check_mode):
     uid, gid = instance['ids']
     result = _present_or_absent(module, instance['params'], instance['codex_home'], uid, gid, codex_path, check_mode,
                                 instance['access_token'])
+    # Where the runner's jobs find this CODEX_HOME, after its login, as codex_auth_seed writes it (the same function):
+    # in the check-mode plan, what a runner directory would refuse refuses the whole list before anything is written.
+    _runner_environment.into_result(result, instance['runner_environment'], instance['codex_home'], uid, gid,
+                                    check_mode)
     module_common.add_environment_checks(result['auth'], instance['params'])
     return result
 
@@ -387,6 +427,9 @@ def _exit_summaries(module, params, instances, results):
         for warning in summary.get('config_warnings', []):
             module.warn('instance %s: %s' % (summary['name'], warning))
     result = {'changed': any(summary['changed'] for summary in summaries), 'runners': summaries}
+    script = _runner_environment.gitlab_pre_build_script(instances)
+    if script:
+        result['gitlab_pre_build_script'] = script
     broken = [summary for summary in summaries if not summary['auth']['healthy']]
     if params['fail_on_problems'] and broken:
         module.fail_json(msg='Codex credentials of runner instances have problems: %s%s' % ('; '.join(

@@ -548,25 +548,7 @@ def _seed(module, params):
     _runner_environment.apply(spec, params['codex_home'], uid, gid, check=True)
     result = _plan_or_run(_seed_run(module, params, params['codex_home'], seed_data, seed, uid, gid, module.check_mode),
                           params['owner'], uid)
-    return _with_environment(result, spec, params['codex_home'], uid, gid, module.check_mode)
-
-
-def _with_environment(result, spec, home, uid, gid, check_mode):
-    """The seed result with its runner environment written (or, in check mode, predicted): RV(runner_environment),
-    `changed` and the diff's metadata (the paths and what they will set, never another line of them)."""
-    if not _runner_environment.writes(spec):
-        return result
-    environment = _runner_environment.apply(spec, home, uid, gid, check=check_mode)
-    result['runner_environment'] = environment
-    if environment['changed']:
-        result['changed'] = result['pending'] = True
-    for key in ('github_env', 'systemd_dropin'):
-        if key in environment and environment[key]['action'] != 'kept':
-            path = environment[key]['path']
-            result['diff']['before'].setdefault('runner_environment', {})[path] = (
-                'absent' if environment[key]['action'] == 'created' else 'another CODEX_HOME, or none')
-            result['diff']['after'].setdefault('runner_environment', {})[path] = 'CODEX_HOME=%s' % home
-    return result
+    return _runner_environment.into_result(result, spec, params['codex_home'], uid, gid, module.check_mode)
 
 
 def _seed_run(module, params, home, seed_data, seed, uid, gid, check_mode):
@@ -649,7 +631,8 @@ def _run_instance(module, params, instance, check_mode):
     instance_params = instance['params']
     result = _plan_or_run(_seed_run(module, instance_params, instance['codex_home'], instance['data'], instance['seed'],
                                     uid, gid, check_mode), instance['user'], uid)
-    _with_environment(result, instance['runner_environment'], instance['codex_home'], uid, gid, check_mode)
+    _runner_environment.into_result(result, instance['runner_environment'], instance['codex_home'], uid, gid,
+                                    check_mode)
     module_common.add_environment_checks(result['auth'], instance_params)
     return result
 

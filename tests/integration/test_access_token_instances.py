@@ -5,7 +5,8 @@ One inventory host carries two access-token instances under two users (the tests
 non-root account, support.runner_access.second_runner_account: nothing is created on the machine) and one seed
 instance. Each run of the role is one codex_auth_seed plan and write for the seed instance and ONE
 codex_access_token_login run for both access-token instances; the real Codex CLI, run as each instance's user
-against the loopback whoami endpoint (CODEX_AUTHAPI_BASE_URL), is the oracle. Codex is reached through a wrapper
+against the loopback whoami endpoint (CODEX_AUTHAPI_BASE_URL), is the oracle. An access-token instance with a
+runner_environment gets its GitHub runner's `.env` line in that same login run. Codex is reached through a wrapper
 that records its argv, so a token on a command line would be found; the workspace's leak check reads every output
 (ansible-playbook -vvvv) and file.
 """
@@ -84,6 +85,7 @@ class AccessInstances(object):
         self.wrapper.write_text(WRAPPER.format(log=self.argv_log, codex=codex_binary()))
         os.chmod(str(self.wrapper), 0o755)
         self.tokens = dict((name, self.new_token(name)) for name in TOKENS)
+        self.environments = {}  # name: runner_environment
         seed, secrets = fake_credentials.chatgpt_seed(account_id='acct-seed-1')
         space.remember(secrets)
         self.seed = fake_credentials.dumps(seed)
@@ -101,6 +103,9 @@ class AccessInstances(object):
     def write_inventory(self):
         runners = [{'name': name, 'user': self.users[name], 'codex_home': str(self.home(name)),
                     'method': 'access_token', 'access_token': self.tokens[name]} for name in TOKENS]
+        for entry in runners:
+            if entry['name'] in self.environments:
+                entry['runner_environment'] = self.environments[entry['name']]
         runners.append({'name': 'seed-1', 'codex_home': str(self.home('seed-1')), 'seed_content': self.seed})
         inventory = {'codex_runners': {'hosts': {HOST: {'codex_auth_runners': runners}}, 'vars': {
             'ansible_connection': 'local', 'ansible_python_interpreter': sys.executable,
@@ -226,6 +231,58 @@ def test_two_access_token_instances_and_a_seed_one_then_a_rotation_of_one(instan
     assert calls.count('login --with-access-token') == 3
     for token in list(instances.tokens.values()) + [old]:
         assert token not in calls
+
+
+OTHER_LINES = b'LANG=C.UTF-8\nRUNNER_TOOL_CACHE=/opt/hostedtoolcache\n'
+
+
+def test_an_access_token_instance_gets_its_runner_environment_in_its_login_run(instances):
+    """tok-2 (the second user) serves a GitHub runner directory it owns: its `.env` gets exactly one CODEX_HOME line
+    in the one login run, the other lines, owner and mode kept; check mode predicts; verify reports the user's edit;
+    provisioning puts the line back without asking Codex again."""
+    codex_binary()
+    owner = pwd.getpwnam(instances.users['tok-2'])
+    runner_dir = instances.space.root / 'actions-runners' / 'tok-2'
+    runner_dir.mkdir(parents=True)
+    env = runner_dir / '.env'
+    env.write_bytes(OTHER_LINES)
+    os.chmod(str(env), 0o640)
+    for path in (runner_dir, env):
+        os.chown(str(path), owner.pw_uid, owner.pw_gid)
+    instances.environments['tok-2'] = {'github_runner_dir': str(runner_dir)}
+    instances.write_inventory()
+    wanted = OTHER_LINES + b'CODEX_HOME=%s\n' % str(instances.home('tok-2')).encode()
+
+    predicted = instances.run(check=True)
+    assert changed_by_host(predicted) == {HOST: 2}
+    assert env.read_bytes() == OTHER_LINES, 'check mode wrote the .env'
+    first = instances.run()
+    assert changed_by_host(first) == {HOST: 2}
+    assert module_runs(first, 'codex_access_token_login') == 1
+    st = os.stat(str(env))
+    assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode), env.read_bytes()) == (
+        owner.pw_uid, owner.pw_gid, 0o640, wanted)
+    assert sorted(os.listdir(str(runner_dir))) == ['.env'], 'a temp file was left'
+    assert 'hostedtoolcache' not in first
+    assert changed_by_host(instances.run()) == {HOST: 0}
+    assert changed_by_host(instances.run(check=True)) == {HOST: 0}
+
+    instances.run(entry='verify')
+    assert all(row['healthy'] for row in instances.health().values()), instances.health()
+    # The runner user points tok-2's jobs elsewhere: verify names the instance's found and configured homes.
+    env.write_bytes(OTHER_LINES + b'CODEX_HOME=/tmp/elsewhere\n')
+    instances.run(entry='verify')
+    health = instances.health()
+    assert [item['code'] for item in health['tok-2']['problems']] == ['runner_env_codex_home_mismatch']
+    assert '/tmp/elsewhere' in health['tok-2']['problems'][0]['message']
+    assert health['tok-1']['healthy'] and health['seed-1']['healthy']
+    # Provisioning predicts, then writes the line back: the token is stored, so Codex is not asked.
+    whoami = instances.space.backend.count(WHOAMI_PATH)
+    assert changed_by_host(instances.run(check=True)) == {HOST: 1}
+    assert env.read_bytes() == OTHER_LINES + b'CODEX_HOME=/tmp/elsewhere\n'
+    assert changed_by_host(instances.run()) == {HOST: 1}
+    assert env.read_bytes() == wanted
+    assert instances.space.backend.count(WHOAMI_PATH) == whoami
 
 
 def test_one_token_on_two_instances_is_refused_before_anything_is_written(instances):

@@ -181,12 +181,15 @@ def test_an_access_token_instance_without_a_token_is_refused_naming_it(token):
         assert TOKEN_A not in str(info.value)
 
 
-def test_a_runner_environment_on_an_access_token_instance_is_still_unsupported():
-    found = mixed(**{'tok-1': {'runner_environment': {'systemd_unit': 'gh.service'}}})
-    with pytest.raises(AnsibleFilterError) as info:
-        rf.codex_runner_args(found, 'codex_access_token_login', [])
-    assert 'tok-1 uses the access_token method with a runner_environment' in str(info.value)
-    assert TOKEN_A not in str(info.value)
+def test_a_runner_environment_on_an_access_token_instance_goes_to_its_login():
+    spec = {'systemd_unit': 'gh.service', 'github_runner_dir': '/srv/gh-1'}
+    found = mixed(**{'tok-1': {'runner_environment': spec}})
+    entries = rf.codex_runner_args(found, 'codex_access_token_login', [])
+    assert [entry['runner_environment'] for entry in entries if entry['name'] == 'tok-1'] == [spec]
+    verify = rf.codex_runner_args(found, 'codex_auth_verify')
+    assert [entry['runner_environment'] for entry in verify if entry['name'] == 'tok-1'] == [spec]
+    assert rf.codex_runner_daemon_reload({'runners': [{'name': 'tok-1', 'runner_environment': {
+        'changed': True, 'daemon_reload': True}}]}) is True
 
 
 def test_unreadable_lists_are_refused():

@@ -206,3 +206,89 @@ def test_the_single_runner_path_writes_config_settings_before_the_login(tmp_path
     rc, result, _out = run_module(args, capsys)
     assert rc == 0 and result['config_changed_keys'] == {'cli_auth_credentials_store': 'added'}
     assert predicted['auth'] == result['auth'] and result['auth']['credentials_store'] == 'file'
+
+
+# -- runner_environment: CODEX_HOME into the runner's own environment, in the login run ----------------------------
+
+def with_environment(parents, tokens, codex, **extra):
+    args = args_for(parents, tokens, codex, **extra)
+    for entry, name in zip(args['runners'], ('runner-1', 'runner-2')):
+        entry['runner_environment'] = {'github_runner_dir': str(parents / name)}
+    args['runners'][1]['runner_environment']['gitlab_concurrent_id'] = 3
+    return args
+
+
+def test_runner_environment_written_predicted_and_kept(parents, capsys, codex, tokens):
+    for name in ('runner-1', 'runner-2'):
+        (parents / name / '.env').write_bytes(b'LANG=C.UTF-8\nCODEX_HOME=/old\n')
+    args = with_environment(parents, tokens, codex, _ansible_check_mode=True)
+    before = tree(parents)
+    rc, predicted, out = run_module(args, capsys)
+    assert rc == 0 and predicted['changed'], predicted
+    assert tree(parents) == before and codex.calls == []
+    assert [item['runner_environment']['github_env'] for item in predicted['runners']] == [
+        {'path': str(parents / name / '.env'), 'action': 'updated'} for name in ('runner-1', 'runner-2')]
+    assert predicted['gitlab_pre_build_script'].startswith(
+        'case "${CI_CONCURRENT_ID:-}" in 3) export CODEX_HOME=%s ;;' % args['runners'][1]['codex_home'])
+    assert 'LANG' not in out
+    rc, result, out = run_module(dict(args, _ansible_check_mode=False), capsys)
+    assert rc == 0 and result['changed'], result
+    assert [item['runner_environment'] for item in result['runners']] == [
+        item['runner_environment'] for item in predicted['runners']]
+    assert result['gitlab_pre_build_script'] == predicted['gitlab_pre_build_script']
+    for entry, name in zip(args['runners'], ('runner-1', 'runner-2')):
+        assert (parents / name / '.env').read_bytes() == b'LANG=C.UTF-8\nCODEX_HOME=%s\n' % entry['codex_home'].encode()
+    for token in tokens:
+        assert token not in out
+    rc, again, _out = run_module(dict(args, _ansible_check_mode=False), capsys)
+    assert rc == 0 and again['changed'] is False, again
+    assert [item['runner_environment']['github_env']['action'] for item in again['runners']] == ['kept'] * 2
+
+
+def test_runner_environment_alone_changes_an_instance_already_logged_in(parents, capsys, codex, tokens):
+    assert run_module(args_for(parents, tokens, codex), capsys)[0] == 0
+    args = with_environment(parents, tokens, codex)
+    rc, predicted, _out = run_module(dict(args, _ansible_check_mode=True), capsys)
+    assert rc == 0 and predicted['changed'] is True
+    assert [(item['logged_in'], item['changed']) for item in predicted['runners']] == [(False, True)] * 2
+    rc, result, _out = run_module(args, capsys)
+    assert rc == 0 and [(item['logged_in'], item['changed']) for item in result['runners']] == [(False, True)] * 2
+    assert [item['runner_environment']['github_env']['action'] for item in result['runners']] == ['created'] * 2
+    assert len(codex.calls) == 2  # the tokens were stored: only the environment was written
+
+
+@pytest.mark.parametrize('spec,fragment', [
+    ({'github_runner_dir': 'relative/dir'}, 'tok-2: runner_environment.github_runner_dir must be an absolute path'),
+    ({'systemd_unit': 'a/b.service'}, 'tok-2: runner_environment.systemd_unit must be a systemd service name'),
+    ({'github_runner_dir': '/nonexistent/runner-dir'}, 'tok-2: the GitHub runner directory /nonexistent/runner-dir '
+                                                       'does not exist'),
+])
+def test_bad_runner_environment_refuses_the_list_with_nothing_written(parents, capsys, codex, tokens, spec, fragment):
+    args = args_for(parents, tokens, codex)
+    args['runners'][1]['runner_environment'] = spec
+    before = tree(parents)
+    rc, result, out = run_module(args, capsys)
+    assert rc == 1 and fragment in result['msg'], result
+    assert tree(parents) == before and codex.calls == []
+    for token in tokens:
+        assert token not in out
+
+
+def test_two_instances_with_one_runner_directory_are_refused(parents, capsys, codex, tokens):
+    args = args_for(parents, tokens, codex)
+    for entry in args['runners']:
+        entry['runner_environment'] = {'github_runner_dir': str(parents / 'runner-3')}
+    rc, result, _out = run_module(args, capsys)
+    assert rc == 1 and 'runner_instance_environment_shared' in [item['code'] for item in result['problems']]
+    assert codex.calls == [] and not (parents / 'runner-3' / '.env').exists()
+
+
+def test_a_planted_env_symlink_refuses_the_list_with_nothing_written(parents, capsys, codex, tokens):
+    target = parents / 'target'
+    target.write_bytes(b'keep\n')
+    os.symlink(str(target), str(parents / 'runner-2' / '.env'))
+    args = with_environment(parents, tokens, codex)
+    rc, result, _out = run_module(args, capsys)
+    assert rc == 1 and 'Refusing the runner instances before anything was written: instance tok-2' in result['msg']
+    assert target.read_bytes() == b'keep\n' and codex.calls == []
+    assert not (parents / 'runner-1' / '.env').exists() and not (parents / 'runner-1' / '.codex').exists()
