@@ -16,6 +16,7 @@ import posixpath
 
 from ansible.errors import AnsibleFilterError
 
+from ansible_collections.codexops.runner.plugins.module_utils import _runner_environment
 from ansible_collections.codexops.runner.plugins.module_utils import _runner_instances
 
 _MODULES = ('codex_auth_seed', 'codex_access_token_login', 'codex_auth_verify', 'codex_auth_writeback', 'user')
@@ -104,8 +105,8 @@ def codex_runner_writers(instances, only=None):
 def codex_runner_args(instances, module, seed_texts=None, only=None, probe_dir=None, source_texts=None):
     """The `runners` option of one run of `module` (codex_auth_seed, codex_access_token_login, codex_auth_verify,
     codex_auth_writeback) for the instances of the host it handles, or the users to create (`user`: [{name,
-    group}]). codex_auth_seed writes the seed and api_key instances, codex_access_token_login the access_token ones (each with its
-    `access_token`), codex_auth_verify reads them all. For codex_auth_seed and codex_access_token_login (and for
+    group}]). codex_auth_seed writes the seed and api_key instances, codex_access_token_login the access_token ones
+    (each with its `access_token`), codex_auth_verify reads them all. For codex_auth_seed and codex_access_token_login (and for
     `user`, when given), `seed_texts` are the texts of codex_runner_seed_files, in order. Refuses, naming the
     instances and never a secret, everything _runner_instances.problems finds (with the seeds' contents read: one
     refresh token on two instances, or one access token on two, is the module's own verdict) - the whole list, so
@@ -241,6 +242,32 @@ def _result_rows(result):
     return rows
 
 
+def codex_runner_gitlab_script(results, default=''):
+    """One GitLab `pre_build_script` for a host whose slots two writers serve: the RV(gitlab_slots) of every
+    result in `results` (codex_auth_seed's and codex_access_token_login's; a skipped or missing one is ignored)
+    joined into _runner_environment.gitlab_script, the modules' own rule. `default` when no result names a slot (a
+    run that did not touch the slots, as a narrowed reseed: the fact recorded before stays)."""
+    if isinstance(results, dict) or results is None:
+        results = [results]
+    if not isinstance(results, (list, tuple)):
+        raise AnsibleFilterError('codex_runner_gitlab_script takes a list of module results')
+    slots = {}
+    for result in results:
+        if not isinstance(result, dict) or not isinstance(result.get('gitlab_slots'), list):
+            continue
+        for pair in result['gitlab_slots']:
+            if not isinstance(pair, (list, tuple)) or len(pair) != 2 or not isinstance(pair[0], int) \
+                    or isinstance(pair[0], bool) or not isinstance(pair[1], str):
+                raise AnsibleFilterError('codex_runner_gitlab_script: gitlab_slots holds [slot, CODEX_HOME] pairs')
+            if slots.get(pair[0], pair[1]) != pair[1]:
+                raise AnsibleFilterError('codex_runner_gitlab_script: GitLab slot %d is served by two CODEX_HOMEs'
+                                         % pair[0])
+            slots[pair[0]] = pair[1]
+    if not slots:
+        return default
+    return _runner_environment.gitlab_script(sorted(slots.items()))
+
+
 def codex_runner_daemon_reload(result):
     """Whether a codex_auth_seed or codex_access_token_login result (one runner's, or with `runners`) changed a
     systemd drop-in where systemd runs: the role's daemon-reload handler asks this."""
@@ -262,4 +289,5 @@ class FilterModule(object):
             'codex_runner_writers': codex_runner_writers,
             'codex_runner_health': codex_runner_health,
             'codex_runner_daemon_reload': codex_runner_daemon_reload,
+            'codex_runner_gitlab_script': codex_runner_gitlab_script,
         }

@@ -346,16 +346,27 @@ def problems(spec, home, systemd_dir=None):
 
 # --- GitLab slots ----------------------------------------------------------------------------------------------
 
-def gitlab_pre_build_script(instances):
-    """The GitLab Runner `pre_build_script` line pointing each `concurrent` slot's jobs at its instance's
-    CODEX_HOME ('' when no instance names a slot): instances are dicts with `codex_home` and
-    `runner_environment`. A job in a slot no instance serves fails rather than use a CODEX_HOME of another."""
-    slots = sorted((instance['runner_environment']['gitlab_concurrent_id'], instance['codex_home'])
-                   for instance in instances
-                   if isinstance(instance.get('runner_environment'), dict)
-                   and instance['runner_environment'].get('gitlab_concurrent_id') is not None)
+def gitlab_slots(instances):
+    """[[slot, CODEX_HOME], ...] of the instances that name a GitLab `concurrent` slot, by slot: instances are dicts
+    with `codex_home` and `runner_environment`. What each writer returns (RV(gitlab_slots)), so that the role can
+    make one script for a host whose slots two writers serve (seed and access-token instances)."""
+    return sorted([instance['runner_environment']['gitlab_concurrent_id'], instance['codex_home']]
+                  for instance in instances
+                  if isinstance(instance.get('runner_environment'), dict)
+                  and instance['runner_environment'].get('gitlab_concurrent_id') is not None)
+
+
+def gitlab_script(slots):
+    """The GitLab Runner `pre_build_script` line pointing each `concurrent` slot's jobs at its CODEX_HOME, from
+    [[slot, CODEX_HOME], ...] ('' for none). A job in a slot no instance serves fails rather than use a CODEX_HOME
+    of another."""
     if not slots:
         return ''
-    arms = ' '.join('%d) export CODEX_HOME=%s ;;' % (slot, shlex.quote(home)) for slot, home in slots)
+    arms = ' '.join('%d) export CODEX_HOME=%s ;;' % (slot, shlex.quote(home)) for slot, home in sorted(slots))
     return ('case "${CI_CONCURRENT_ID:-}" in %s *) echo "codexops: no CODEX_HOME for CI_CONCURRENT_ID='
             '${CI_CONCURRENT_ID:-unset}" >&2; exit 1 ;; esac' % arms)
+
+
+def gitlab_pre_build_script(instances):
+    """The GitLab Runner `pre_build_script` line for the instances' slots (gitlab_script of gitlab_slots)."""
+    return gitlab_script(gitlab_slots(instances))

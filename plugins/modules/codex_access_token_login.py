@@ -275,6 +275,17 @@ runners:
       config_changed_keys: {cli_auth_credentials_store: added}
       config_warnings: []
       auth: {healthy: true, auth_mode: personalAccessToken, has_access_token: true, problems: []}
+gitlab_slots:
+  description:
+    - With O(runners), the GitLab slots this run's instances serve, as C([slot, CODEX_HOME]) pairs by slot - what
+      RV(gitlab_pre_build_script) is made of. The codex_auth role joins the pairs of its two writers
+      (M(codexops.runner.codex_auth_seed) and M(codexops.runner.codex_access_token_login)) into one script per host
+      with the filter P(codexops.runner.codex_runner_gitlab_script#filter).
+  returned: when an instance of O(runners) names a GitLab slot
+  type: list
+  elements: list
+  version_added: 0.2.0
+  sample: [[0, /srv/gitlab-codex/slot-0], [1, /srv/gitlab-codex/slot-1]]
 gitlab_pre_build_script:
   description:
     - With O(runners), when any instance names a GitLab slot (O(runners[].runner_environment.gitlab_concurrent_id)),
@@ -427,9 +438,10 @@ def _exit_summaries(module, params, instances, results):
         for warning in summary.get('config_warnings', []):
             module.warn('instance %s: %s' % (summary['name'], warning))
     result = {'changed': any(summary['changed'] for summary in summaries), 'runners': summaries}
-    script = _runner_environment.gitlab_pre_build_script(instances)
-    if script:
-        result['gitlab_pre_build_script'] = script
+    slots = _runner_environment.gitlab_slots(instances)
+    if slots:
+        result['gitlab_slots'] = slots
+        result['gitlab_pre_build_script'] = _runner_environment.gitlab_script(slots)
     broken = [summary for summary in summaries if not summary['auth']['healthy']]
     if params['fail_on_problems'] and broken:
         module.fail_json(msg='Codex credentials of runner instances have problems: %s%s' % ('; '.join(

@@ -34,6 +34,7 @@ def instances(*entries, **variables):
 
 def test_the_filters_are_registered():
     assert sorted(rf.FilterModule().filters()) == ['codex_runner_args', 'codex_runner_daemon_reload',
+                                                   'codex_runner_gitlab_script',
                                                    'codex_runner_health', 'codex_runner_instances',
                                                    'codex_runner_seed_files', 'codex_runner_seed_sources',
                                                    'codex_runner_writers']
@@ -263,3 +264,31 @@ def test_writeback_leaves_one_seed_file_on_two_instances_to_the_plugin_and_refus
     nested = instances({'name': 'a', 'codex_home': '/srv/a'}, {'name': 'b', 'codex_home': '/srv/a/b'})
     with pytest.raises(AnsibleFilterError, match='lies inside'):
         rf.codex_runner_args(nested, 'codex_auth_writeback')
+
+
+def test_one_gitlab_script_for_the_slots_of_both_writers():
+    """A host whose GitLab slots are served by seed and access-token instances: one script, every slot, by the
+    modules' own rule (the seed run's script alone would send the access-token slots' jobs to `exit 1`)."""
+    from ansible_collections.codexops.runner.plugins.module_utils import _runner_environment
+    seeded = {'gitlab_slots': [[0, '/srv/g/slot-0'], [2, '/srv/g/slot 2']]}
+    logged_in = {'gitlab_slots': [[1, '/srv/g/slot-1']]}
+    script = rf.codex_runner_gitlab_script([seeded, logged_in])
+    assert script == _runner_environment.gitlab_script([[0, '/srv/g/slot-0'], [1, '/srv/g/slot-1'],
+                                                         [2, '/srv/g/slot 2']])
+    assert '0) export CODEX_HOME=/srv/g/slot-0 ;;' in script and "2) export CODEX_HOME='/srv/g/slot 2' ;;" in script
+    assert '1) export CODEX_HOME=/srv/g/slot-1 ;;' in script
+    # One writer, or the same result twice (a host with access-token instances only), gives that writer's script.
+    assert (rf.codex_runner_gitlab_script([logged_in, logged_in])
+            == _runner_environment.gitlab_script([[1, '/srv/g/slot-1']]))
+    assert rf.codex_runner_gitlab_script(seeded) == _runner_environment.gitlab_script(seeded['gitlab_slots'])
+    # Skipped or missing results are ignored; no slot at all keeps what was recorded before.
+    assert rf.codex_runner_gitlab_script([{'skipped': True}, None], 'before') == 'before'
+    assert rf.codex_runner_gitlab_script([]) == ''
+
+
+def test_a_gitlab_slot_served_twice_or_a_bad_pair_is_refused():
+    with pytest.raises(AnsibleFilterError, match='slot 1 is served by two'):
+        rf.codex_runner_gitlab_script([{'gitlab_slots': [[1, '/a']]}, {'gitlab_slots': [[1, '/b']]}])
+    for bad in ([['1', '/a']], [[True, '/a']], [[1]], ['x']):
+        with pytest.raises(AnsibleFilterError, match='pairs'):
+            rf.codex_runner_gitlab_script([{'gitlab_slots': bad}])
