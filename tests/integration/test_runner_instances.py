@@ -25,6 +25,7 @@ from support.local_fleet import changed_by_host, file_identity
 from support.private_files import write_private
 from support.require import required
 from support.runner_access import runner_owner, second_runner_account
+from support import instances_play
 
 _needs_root = required(os.geteuid() == 0, 'runner instances under two users need root (to own their CODEX_HOMEs)')
 
@@ -33,26 +34,7 @@ HOST = 'runner-1'
 OTHER_HOST = 'runner-2'
 INSTANCES = ('gh-1', 'gh-2', 'gl-1')
 
-PLAYBOOK = '''---
-- name: Provision runner instances
-  hosts: codex_runners
-  gather_facts: false
-  tasks:
-    - name: Provision (or, with entry=verify, verify) every instance of the host
-      ansible.builtin.include_role:
-        name: codexops.runner.codex_auth
-        tasks_from: "{{ entry | default('main') }}"
-
-    - name: Keep every instance's health for the test (on the controller)
-      ansible.builtin.copy:
-        content: "{{ codex_auth_runners_health | to_json }}"
-        dest: "{{ health_dir }}/{{ inventory_hostname }}.json"
-        mode: "0644"
-      delegate_to: localhost
-      check_mode: false
-      changed_when: false
-      when: codex_auth_runners_health is defined
-'''
+PLAYBOOK = instances_play.PLAYBOOK
 
 
 def second_user():
