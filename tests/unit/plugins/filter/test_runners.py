@@ -273,8 +273,8 @@ def test_one_gitlab_script_for_the_slots_of_both_writers():
     seeded = {'gitlab_slots': [[0, '/srv/g/slot-0'], [2, '/srv/g/slot 2']]}
     logged_in = {'gitlab_slots': [[1, '/srv/g/slot-1']]}
     script = rf.codex_runner_gitlab_script([seeded, logged_in])
-    assert script == _runner_environment.gitlab_script([[0, '/srv/g/slot-0'], [1, '/srv/g/slot-1'],
-                                                         [2, '/srv/g/slot 2']])
+    every_slot = [[0, '/srv/g/slot-0'], [1, '/srv/g/slot-1'], [2, '/srv/g/slot 2']]
+    assert script == _runner_environment.gitlab_script(every_slot)
     assert '0) export CODEX_HOME=/srv/g/slot-0 ;;' in script and "2) export CODEX_HOME='/srv/g/slot 2' ;;" in script
     assert '1) export CODEX_HOME=/srv/g/slot-1 ;;' in script
     # One writer, or the same result twice (a host with access-token instances only), gives that writer's script.
