@@ -59,6 +59,26 @@ options:
         where they say. With O(runners), in every instance's CODEX_HOME. Omitted - C(config.toml) is left alone.
     type: dict
     version_added: 0.2.0
+  runner_environment:
+    description:
+      - Where the runner's jobs get CODEX_HOME from - the runner's own environment, written with the login (state
+        V(present)) exactly as M(codexops.runner.codex_auth_seed) writes it (the same code); see its
+        O(codexops.runner.codex_auth_seed#module:runner_environment) for each suboption, the checks and what is
+        refused. Check mode predicts it; a spec that cannot be used, a missing runner directory or a C(.env) that is a
+        link fails the task before Codex runs.
+      - Mutually exclusive with O(runners) (each instance has its own O(runners[].runner_environment)).
+    type: dict
+    version_added: 0.2.0
+    suboptions:
+      github_runner_dir:
+        description: The GitHub runner directory whose C(.env) gets C(CODEX_HOME=)O(codex_home).
+        type: path
+      systemd_unit:
+        description: The runner's systemd service, which gets the drop-in C(codexops-codex-home.conf) setting C(CODEX_HOME).
+        type: str
+      gitlab_concurrent_id:
+        description: The GitLab Runner C(concurrent) slot (C(CI_CONCURRENT_ID)) this runner serves (used with O(runners)).
+        type: int
   runners:
     description:
       - Several runner instances on this host, each with its own CODEX_HOME, owner and access token, logged in in
@@ -286,6 +306,15 @@ gitlab_slots:
   elements: list
   version_added: 0.2.0
   sample: [[0, /srv/gitlab-codex/slot-0], [1, /srv/gitlab-codex/slot-1]]
+runner_environment:
+  description:
+    - With O(runner_environment) naming a runner directory or unit, what was (in check mode, would be) written -
+      C(github_env) and C(systemd_dropin), each its C(path) and C(action) (V(created), V(updated) or V(kept)) - with
+      C(changed), and C(daemon_reload) when a drop-in changed where systemd runs.
+  returned: success, when O(runner_environment) names a runner directory or unit
+  type: dict
+  version_added: 0.2.0
+  sample: {changed: true, daemon_reload: false, github_env: {path: /srv/actions-runner-1/.env, action: updated}}
 gitlab_pre_build_script:
   description:
     - With O(runners), when any instance names a GitLab slot (O(runners[].runner_environment.gitlab_concurrent_id)),
@@ -319,6 +348,7 @@ def main():
         force=dict(type='bool', default=False),
         smoke_test=dict(type='bool', default=False),
         config_settings=dict(type='dict'),
+        runner_environment=dict(type='dict', options=module_common.runner_environment_options()),
         runners=dict(type='list', elements='dict', options=dict(
             name=dict(type='str', required=True),
             codex_home=dict(type='path', required=True),
@@ -333,7 +363,7 @@ def main():
     module = AnsibleModule(argument_spec=argument_spec,
                            # Each instance has its own CODEX_HOME, owner, group and token.
                            mutually_exclusive=[('codex_home', 'runners'), ('owner', 'runners'), ('group', 'runners'),
-                                               ('access_token', 'runners')],
+                                               ('access_token', 'runners'), ('runner_environment', 'runners')],
                            required_one_of=[('codex_home', 'runners')],
                            required_if=[('state', 'present', ('access_token', 'runners'), True)],
                            supports_check_mode=True)
@@ -353,8 +383,20 @@ def main():
 
 def _login(module, params, codex_path):
     uid, gid = module_common.resolve_ids(module)
-    return _present_or_absent(module, params, params['codex_home'], uid, gid, codex_path, module.check_mode,
-                              params['access_token'])
+    spec = params['runner_environment']
+    if spec and params['state'] != 'present':
+        module.fail_json(msg='runner_environment is written with a login (state=present); a logout leaves the '
+                             "runner's environment as it is.")
+    found = _runner_environment.spec_problems(spec, params['codex_home'])
+    if found:
+        module.fail_json(msg='Refusing runner_environment before anything was written: %s.' % '; '.join(found),
+                         error_code='runner_environment_invalid')
+    # What a real run would refuse there (a .env that is a link, a missing runner directory) refuses the run before
+    # Codex logs in, as codex_auth_seed refuses it before auth.json is written.
+    _runner_environment.apply(spec, params['codex_home'], uid, gid, check=True)
+    result = _present_or_absent(module, params, params['codex_home'], uid, gid, codex_path, module.check_mode,
+                                params['access_token'])
+    return _runner_environment.into_result(result, spec, params['codex_home'], uid, gid, module.check_mode)
 
 
 def _present_or_absent(module, params, home, uid, gid, codex_path, check_mode, token):

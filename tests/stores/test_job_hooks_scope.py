@@ -43,8 +43,14 @@ def rendered_secret(host, instance):
 
 
 def render_text(text, **variables):
+    """A role default rendered as Ansible renders it, the collection's own filters (the secret naming rule) by their
+    FQCN."""
     import jinja2
-    return jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(text).render(**variables)
+    from ansible_collections.codexops.runner.plugins.filter import stores
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined)
+    env.filters.update(('codexops.runner.%s' % name, function)
+                       for name, function in stores.FilterModule().filters().items())
+    return env.from_string(text).render(**variables)
 
 
 def vault_policy(host, instance):

@@ -292,3 +292,41 @@ def test_a_planted_env_symlink_refuses_the_list_with_nothing_written(parents, ca
     assert rc == 1 and 'Refusing the runner instances before anything was written: instance tok-2' in result['msg']
     assert target.read_bytes() == b'keep\n' and codex.calls == []
     assert not (parents / 'runner-1' / '.env').exists() and not (parents / 'runner-1' / '.codex').exists()
+
+
+def test_single_runner_environment_written_with_the_login_predicted_and_kept(parents, capsys, codex, tokens):
+    """A single runner (no runners) with the access_token method writes codex_auth_runner_environment too, by the
+    seed's own code: check mode predicts it with nothing written, the login writes it, a second run keeps it."""
+    (parents / 'runner-1' / '.env').write_bytes(b'LANG=C.UTF-8\n')
+    home = str(parents / 'runner-1' / '.codex')
+    args = {'codex_home': home, 'owner': 'root', 'access_token': tokens[0], 'codex_path': str(codex.path),
+            'config_settings': FILE_STORE, 'runner_environment': {'github_runner_dir': str(parents / 'runner-1')}}
+    before = tree(parents)
+    rc, predicted, _out = run_module(dict(args, _ansible_check_mode=True), capsys)
+    assert rc == 0 and predicted['changed'], predicted
+    assert tree(parents) == before and codex.calls == []
+    assert predicted['runner_environment']['github_env'] == {'path': str(parents / 'runner-1' / '.env'),
+                                                             'action': 'updated'}
+    rc, result, out = run_module(args, capsys)
+    assert rc == 0 and result['changed'] and result['runner_environment'] == predicted['runner_environment'], result
+    assert (parents / 'runner-1' / '.env').read_bytes() == b'LANG=C.UTF-8\nCODEX_HOME=%s\n' % home.encode()
+    assert tokens[0] not in out
+    rc, again, _out = run_module(args, capsys)
+    assert rc == 0 and again['changed'] is False and again['runner_environment']['github_env']['action'] == 'kept'
+
+
+@pytest.mark.parametrize('extra,fragment', [
+    ({'runner_environment': {'github_runner_dir': 'relative/dir'}}, 'must be an absolute path'),
+    ({'runner_environment': {'github_runner_dir': '/nonexistent/runner-dir'}}, 'does not exist'),
+    ({'state': 'absent', 'runner_environment': {'github_runner_dir': '/srv'}}, 'written with a login'),
+])
+def test_single_runner_environment_refused_before_the_login(parents, capsys, codex, tokens, extra, fragment):
+    args = dict({'codex_home': str(parents / 'runner-1' / '.codex'), 'owner': 'root', 'access_token': tokens[0],
+                 'codex_path': str(codex.path), 'config_settings': FILE_STORE}, **extra)
+    if args.get('state') == 'absent':
+        del args['access_token']
+    before = tree(parents)
+    rc, result, out = run_module(args, capsys)
+    assert rc != 0 and fragment in result['msg'], result
+    assert tree(parents) == before and codex.calls == []
+    assert tokens[0] not in out
