@@ -292,3 +292,22 @@ def test_a_gitlab_slot_served_twice_or_a_bad_pair_is_refused():
     for bad in ([['1', '/a']], [[True, '/a']], [[1]], ['x']):
         with pytest.raises(AnsibleFilterError, match='pairs'):
             rf.codex_runner_gitlab_script([{'gitlab_slots': bad}])
+
+
+def test_the_writeback_role_completes_instances_with_every_seed_variable():
+    """The write-back role completes its instances from codex_auth's variables (roles/codex_writeback/vars/main.yml):
+    every variable that decides where an instance's seed comes from must be there, or an instance whose seed comes
+    from the host's secret store would be written back into a seed file that provisioning never reads."""
+    import os
+    import yaml
+    from ansible_collections.codexops.runner.plugins.module_utils import _runner_instances
+    root = os.path.dirname(os.path.abspath(rf.__file__))
+    with open(os.path.join(root, '..', '..', 'roles', 'codex_writeback', 'vars', 'main.yml')) as handle:
+        mapping = yaml.safe_load(handle)['__codex_writeback_instance_variables']
+    assert set(_runner_instances.VARIABLES[field] for field in _runner_instances.SEED_FIELDS) <= set(mapping)
+    # And what it means: an instance reading the host's store has no file to write back into.
+    instances = rf.codex_runner_instances([{'name': 'default'}, {'name': 'gh-1', 'codex_home': '/srv/gh-1/.codex'}],
+                                          {'codex_auth_user': 'ci', 'codex_auth_home': '/home/ci/.codex',
+                                           'codex_auth_seed_dir': '/inv/codex_seeds',
+                                           'codex_auth_seed_source': {'store': 'vault'}}, 'h1')
+    assert rf.codex_runner_args(instances, 'codex_auth_writeback') == []
