@@ -106,11 +106,11 @@ def codex_runner_args(instances, module, seed_texts=None, only=None, probe_dir=N
     """The `runners` option of one run of `module` (codex_auth_seed, codex_access_token_login, codex_auth_verify,
     codex_auth_writeback) for the instances of the host it handles, or the users to create (`user`: [{name,
     group}]). codex_auth_seed writes the seed and api_key instances, codex_access_token_login the access_token ones
-    (each with its `access_token`), codex_auth_verify reads them all. For codex_auth_seed and codex_access_token_login (and for
-    `user`, when given), `seed_texts` are the texts of codex_runner_seed_files, in order. Refuses, naming the
-    instances and never a secret, everything _runner_instances.problems finds (with the seeds' contents read: one
-    refresh token on two instances, or one access token on two, is the module's own verdict) - the whole list, so
-    no writer starts on a list another would refuse. Each writer writes its own instances' runner_environment.
+    (each with its `access_token`), codex_auth_verify reads them all. For codex_auth_seed (and for `user`, when
+    given), `seed_texts` are the texts of codex_runner_seed_files, in order. Refuses, naming the instances and never
+    a secret, everything _runner_instances.problems finds (with the seeds' contents read: one refresh token on two
+    instances, or one access token on two, is the module's own verdict); codex_access_token_login reads no seed and
+    leaves the seeds' verdict to the seed run, which the role runs first on the whole list. Each writer writes its own instances' runner_environment.
 
     `only` ({instance: replace}, as codex_reseed_targets gives a host's instances): the whole list is refused as
     above, but only these instances are returned, each with this replace mode (the reseed playbook). None or
@@ -132,7 +132,7 @@ def codex_runner_args(instances, module, seed_texts=None, only=None, probe_dir=N
     labels = _runner_instances.labels(instances)
     # The users are created just before the seed run: given the seed texts, they are refused as the seeds are, so
     # nothing at all is done for a list the seed run would refuse.
-    if module in ('codex_auth_seed', 'codex_access_token_login') or (module == 'user' and seed_texts is not None):
+    if module == 'codex_auth_seed' or (module == 'user' and seed_texts is not None):
         texts = list(seed_texts or [])
         readers = [instance for instance in instances if _reads_file(instance)]
         if len(texts) != len(readers):
@@ -150,6 +150,14 @@ def codex_runner_args(instances, module, seed_texts=None, only=None, probe_dir=N
             for instance, text in zip(sources, read):
                 instance.update(seed_content=text, seed_source=None)
         found = _runner_instances.problems(instances)
+    elif module == 'codex_access_token_login':
+        # The login writes the access-token instances only: their tokens must be right, the seeds are not read again
+        # (the seed run of the same play judged the whole list with them first; a rotation has no business with
+        # them), so a seed file or store that cannot be read does not hold up a token's login or rotation.
+        tokens = set(label for instance, label in zip(instances, labels) if instance.get('method') == 'access_token')
+        found = [item for item in _runner_instances.problems(instances)
+                 if item['code'] != 'runner_instance_seed_shared'
+                 and (item['code'] != 'runner_instance_credential_missing' or tokens & set(item['instances']))]
     else:
         # Reading or creating users needs no credential: the layout and the users are what must be right. (Write-back
         # refuses one seed file on two instances itself, naming them host/instance, before anything is read.)

@@ -311,3 +311,16 @@ def test_the_writeback_role_completes_instances_with_every_seed_variable():
                                            'codex_auth_seed_dir': '/inv/codex_seeds',
                                            'codex_auth_seed_source': {'store': 'vault'}}, 'h1')
     assert rf.codex_runner_args(instances, 'codex_auth_writeback') == []
+
+
+def test_the_login_reads_no_seed_and_is_not_held_up_by_one():
+    """The access-token login (and its rotation) needs no seed text: a seed file or store that is not read, or a seed
+    named twice, is the seed run's to refuse; the tokens are still the login's."""
+    shared_file = {'seed_content': None, 'seed_file': '/inv/codex_seeds/h1/seed-1.json'}
+    found = mixed(**{'seed-1': shared_file, 'key': dict(shared_file, method='seed', api_key=None)})
+    assert [entry['name'] for entry in rf.codex_runner_args(found, 'codex_access_token_login')] == ['tok-1', 'tok-2']
+    with pytest.raises(AnsibleFilterError, match='0 seed texts for 2 seed files'):
+        rf.codex_runner_args(found, 'codex_auth_seed', [])
+    with pytest.raises(AnsibleFilterError, match='tok-2 uses the access_token method but'):
+        rf.codex_runner_args(mixed(**{'seed-1': shared_file, 'tok-2': {'access_token': ''}}),
+                             'codex_access_token_login')
