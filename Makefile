@@ -138,8 +138,8 @@ pytest: venv collection codex
 
 # Crash safety (SIGKILL), races with the real Codex, hostile input, leak audit, property tests.
 # The swap-loop races and the home-recreation race are soak loops: `make test` runs them at a smaller size
-# (HARDENING_ATTACK_ITERATIONS / HARDENING_RECREATE_ITERATIONS), `make soak` at full length (500 / 200, the
-# tests' own defaults) and beyond, e.g. `make soak SOAK_ATTACK_ITERATIONS=5000`. The smaller size still
+# (HARDENING_ATTACK_ITERATIONS / HARDENING_RECREATE_ITERATIONS), `make soak` at full length (the tests' own
+# defaults, 500 / 200) and beyond, e.g. `make soak SOAK_ATTACK_ITERATIONS=5000`. The smaller size still
 # asserts that the attacker raced (more swaps than module runs, a recreated home in a tenth of the runs).
 HARDENING_ATTACK_ITERATIONS ?= 150
 HARDENING_RECREATE_ITERATIONS ?= 80
@@ -147,10 +147,10 @@ hardening: venv collection codex
 	CODEXOPS_ATTACK_ITERATIONS=$(HARDENING_ATTACK_ITERATIONS) CODEXOPS_RECREATE_ITERATIONS=$(HARDENING_RECREATE_ITERATIONS) \
 	    "$(BIN)/python" -m pytest -q -p no:cacheprovider tests/hardening
 
-SOAK_ATTACK_ITERATIONS ?= 500
-SOAK_RECREATE_ITERATIONS ?= 200
+# The full length is the tests' own default; SOAK_ATTACK_ITERATIONS / SOAK_RECREATE_ITERATIONS, when given, override it.
 soak: venv collection codex
-	CODEXOPS_ATTACK_ITERATIONS=$(SOAK_ATTACK_ITERATIONS) CODEXOPS_RECREATE_ITERATIONS=$(SOAK_RECREATE_ITERATIONS) \
+	$(if $(SOAK_ATTACK_ITERATIONS),CODEXOPS_ATTACK_ITERATIONS=$(SOAK_ATTACK_ITERATIONS)) \
+	$(if $(SOAK_RECREATE_ITERATIONS),CODEXOPS_RECREATE_ITERATIONS=$(SOAK_RECREATE_ITERATIONS)) \
 	    "$(BIN)/python" -m pytest -q -p no:cacheprovider \
 	    tests/hardening/test_untrusted_runner.py tests/hardening/test_runner_side_programs.py
 
