@@ -176,6 +176,25 @@ def test_a_rejected_token_names_the_instance_and_what_was_logged_in(parents, cap
         assert token not in out
 
 
+def test_a_token_rejected_after_another_was_logged_in_names_both(parents, capsys, tmp_path, tokens):
+    """tok-1 logs in, Codex rejects tok-2's token: the task fails naming tok-2 and what was already done (tok-1,
+    changed), and tok-2's CODEX_HOME is left as it was."""
+    assert 'instance-2' in tokens[1] and 'instance-2' not in tokens[0]
+    failing = FakeCodex(tmp_path, fail='instance-2')
+    before = tree(parents / 'runner-2')
+    rc, result, out = run_module(args_for(parents, tokens, failing), capsys)
+    assert rc == 1
+    assert result['msg'].startswith('Logging runner instance tok-2 in failed')
+    assert 'the instances before it were logged in: tok-1' in result['msg']
+    assert result['changed'] is True and [item['name'] for item in result['runners']] == ['tok-1']
+    assert (parents / 'runner-1' / '.codex' / 'auth.json').exists()
+    assert not (parents / 'runner-2' / '.codex' / 'auth.json').exists()
+    assert set(tree(parents / 'runner-2')) - set(before) <= {str(parents / 'runner-2' / '.codex'),
+                                                             str(parents / 'runner-2' / '.codex' / 'config.toml')}
+    for token in tokens:
+        assert token not in out
+
+
 def test_fail_on_problems_names_the_broken_instances(parents, capsys, codex, tokens):
     args = args_for(parents, tokens, codex, fail_on_problems=True, allowed_auth_modes=['agentIdentity'])
     args['runners'][0]['allowed_auth_modes'] = ['personalAccessToken']

@@ -444,7 +444,7 @@ if args[:2] == ['login', '--with-access-token']:
     if not token:
         print('No access token provided via stdin.')
         sys.exit(1)
-    if FAIL:
+    if FAIL is True or (FAIL and FAIL in token):  # every token, or only those holding the marker FAIL
         print('Error: personal access token metadata request failed with status 401 Unauthorized '
               '(token %s rejected)' % token)
         sys.exit(1)
