@@ -111,6 +111,13 @@ def test_the_playbooks_run_through_ansible_runner_and_write_no_secret_to_the_art
     published = verify.artifacts()['codexops_fleet_report_%d' % verify.id]
     assert published['playbook'] == 'verify' and published['job_id'] == verify.id
     assert verdict(json.loads(published['report'])) == verdict(report)
+    # A Check job writes no report file, and publishes its own report all the same (the fact, never a file).
+    checked = awx.job('verify', extra_vars=limited, check=True).run()
+    assert checked.status == 'successful', checked.stdout()[-3000:]
+    assert not checked.report_dir.exists()
+    published = checked.artifacts()['codexops_fleet_report_%d' % checked.id]
+    assert published['playbook'] == 'verify' and published['job_id'] == checked.id
+    assert verdict(json.loads(published['report'])) == verdict(report)
 
     # What ansible-runner writes there: the events, stdout and stderr, the command with its environment, rc and
     # status (and the fact cache AWX turns on, which stays empty: the playbooks gather and cache no facts).
@@ -169,7 +176,7 @@ def test_a_sliced_run_merged_by_the_workflow_gives_the_verdict_of_one_unsliced_r
     assert verdict(report) == verdict(reference)
     assert 'shared refresh tokens [[%s]]' % ', '.join("'%s'" % host for host in SHARED) in merged.stdout()
 
-    # Without AWX's artifacts: the slices' report files (a directory every slice writes to), the same verdict.
+    # Without AWX's artifacts: the slices' report files (each slice's own report directory), the same verdict.
     from_files = awx.job('merge_slices', extra_vars={
         'codexops_fleet_report_files': [str(job.report_dir / 'fleet-report.json') for job in slices]}).run()
     assert from_files.status == 'failed'

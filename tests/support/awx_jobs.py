@@ -60,7 +60,7 @@ class AwxJob(object):
     """One job: its private data dir, its run, its outcome."""
 
     def __init__(self, controller, job_id, playbook, slice_number=1, slice_count=1, extra_vars=None,
-                 artifacts=None, verbosity=0):
+                 artifacts=None, verbosity=0, check=False):
         self.controller = controller
         self.id = job_id
         self.playbook = playbook
@@ -69,9 +69,9 @@ class AwxJob(object):
         self.hosts = slice_hosts(controller.hosts, slice_number, slice_count)
         self.report_dir = self.dir / 'project' / 'codex-report'
         self.runner = None
-        self._build(dict(extra_vars or {}), dict(artifacts or {}), verbosity)
+        self._build(dict(extra_vars or {}), dict(artifacts or {}), verbosity, check)
 
-    def _build(self, extra_vars, artifacts, verbosity):
+    def _build(self, extra_vars, artifacts, verbosity, check):
         controller = self.controller
         os.mkdir(str(self.dir), 0o700)
         for sub in ('inventory', 'env'):
@@ -90,7 +90,8 @@ class AwxJob(object):
         meta = {'awx_job_id': self.id, 'tower_job_id': self.id, 'awx_job_launch_type': 'workflow'}
         meta.update(artifacts)
         write_private(self.dir / 'env' / 'extravars', awx_extravars(trusted, meta))
-        cmdline = ['--ask-vault-pass', '--forks=5'] + (['-' + 'v' * verbosity] if verbosity else [])
+        cmdline = (['--ask-vault-pass', '--forks=5'] + (['-' + 'v' * verbosity] if verbosity else [])
+                   + (['--check'] if check else []))  # the job type Check
         write_private(self.dir / 'env' / 'cmdline', ' '.join(cmdline))
         write_private(self.dir / 'env' / 'passwords', json.dumps({VAULT_PROMPT: controller.vault_password}))
         write_private(self.dir / 'env' / 'envvars', json.dumps(controller.envvars))
