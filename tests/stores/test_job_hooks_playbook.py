@@ -186,3 +186,24 @@ def test_the_playbook_refuses_what_would_share_a_secret_or_widen_a_policy(worksp
     out = fleet.play(single, expect_failure=True, label='job-hooks-playbook-wildcard')
     assert 'policy must name exactly this one secret' in out, out[-2000:]
     assert not os.path.exists(fleet.prefix) and not os.path.exists(fleet.policy_dir)
+
+
+def test_the_default_instance_gets_its_users_secret_and_token_instances_get_no_hooks(workspace, openbao):  # noqa: F811
+    fleet = Fleet(workspace, openbao)
+    user, other = fleet.users['gh-1'], fleet.users['gh-2']
+    host = dict(fleet.host, codex_auth_runners=[
+        {'name': 'default', 'codex_home': os.path.join(fleet.homes['gh-1'], '.codex')},
+        {'name': 'at-2', 'user': other, 'method': 'access_token', 'access_token': 'at-fake-not-a-token',
+         'codex_home': os.path.join(fleet.homes['gh-2'], '.codex')},
+        {'name': 'ak-3', 'user': other, 'method': 'api_key', 'api_key': 'sk-fake-not-a-key',
+         'codex_home': os.path.join(fleet.homes['gh-2'], '.codex-ak')}],
+        codex_job_hooks_runners={'default': {'ci': 'gitlab'}})
+    fleet.play(host, label='job-hooks-playbook-default')
+    # The job hooks of `default` use the secret codex_auth seeds it from: its user's, not .../default.
+    assert fleet.config('default')['secret'] == 'codexops/runners/localhost/%s' % user
+    assert sorted(os.listdir(fleet.policy_dir)) == ['localhost-default.hcl']
+    # access_token and api_key instances have no refresh token: no hooks (a restore would replace their auth.json).
+    assert sorted(os.listdir(os.path.join(fleet.prefix, 'runners'))) == ['default']
+    refused = dict(host, codex_job_hooks_runners={'at-2': {'ci': 'gitlab'}})
+    out = fleet.play(refused, check=True, expect_failure=True, label='job-hooks-playbook-token-settings')
+    assert 'codex_job_hooks_runners must be a dict by those instance names' in out and 'at-2' in out, out[-2000:]

@@ -40,8 +40,27 @@ def test_the_job_hooks_default_secret_is_the_rule():
     with open(os.path.join(repo, 'roles', 'codex_job_hooks', 'defaults', 'main.yml')) as handle:
         text = handle.read()
     assert 'codex_job_hooks_secret: "{{ inventory_hostname | codexops.runner.codex_secret_name(' \
-           'codex_job_hooks_instance) }}"' in text
+           'codex_job_hooks_instance, codex_job_hooks_user) }}"' in text
     assert 'codex_job_hooks_instance: "{{ codex_job_hooks_user }}"' in text
+
+
+def test_the_job_hooks_secret_is_the_seed_sources_default_for_every_instance_default_included():
+    # The job_hooks playbook gives the role each instance's name and user; the role's default secret
+    # (codex_secret_name with the user) must be the secret codex_auth seeds that instance from.
+    found = instances({'name': 'default', 'codex_home': '/srv/default'},
+                      {'name': 'gh-2', 'user': 'ci2', 'codex_home': '/srv/gh-2'},
+                      {'name': 'ci2', 'user': 'ci2', 'codex_home': '/srv/ci2'},
+                      codex_auth_seed_source=dict(VAULT))
+    assert [item['name'] for item in found] == ['default', 'gh-2', 'ci2']
+    for item in found:
+        assert stores.codex_secret_name('h1', item['name'], item['user']) == item['seed_source']['secret']
+    assert stores.codex_secret_name('h1', 'default', 'ci') == 'codexops/runners/h1/ci'
+    assert stores.codex_secret_name('h1', 'default') == 'codexops/runners/h1/default'
+    assert stores.codex_secret_name('h1', 'gh-2', 'ci2') == 'codexops/runners/h1/gh-2'
+    # A single runner (the role's default instance is its user) keeps its user's secret.
+    assert stores.codex_secret_name('h1', 'ci', 'ci') == 'codexops/runners/h1/ci'
+    with pytest.raises(AnsibleFilterError, match='codex_secret_name'):
+        stores.codex_secret_name('h1', 'default', '')
 
 
 def test_a_single_runner_reads_the_secret_named_by_its_user_as_the_job_hooks_do():
