@@ -37,7 +37,7 @@ export CODEXOPS_CODEX := $(ABS_CODEX_PREFIX)/node_modules/.bin/codex
 export PATH := $(BIN):$(PATH)
 
 
-.PHONY: bench help demo test units stores integration hardening soak pytest molecule sanity lint venv codex codex-tarball fleet-deps collection clean
+.PHONY: bench bench-large help demo test units stores integration hardening soak pytest molecule sanity lint venv codex codex-tarball fleet-deps collection clean
 
 # One line per target; README.md (Development) lists the same, and tests/unit/test_readme.py checks that
 # both name every stage of `make test`.
@@ -59,6 +59,7 @@ help:
 	@echo "make docs                 - regenerate the role docs from meta/argument_specs.yml (tools/role_docs.py)"
 	@echo "make changelog            - regenerate CHANGELOG.rst from changelogs/ (antsibull-changelog generate)"
 	@echo "make bench                - the fleet benchmark against the hand-written playbook (BENCH_SUITE=hosts|instances, default both; BENCH_ARGS)"
+	@echo "make bench-large          - on demand: 25, 100 and 400 runners, cost per runner and per run, a per-task profile"
 	@echo "make test-matrix          - integration subset on ansible-core 2.17/Py3.12, 2.18/Py3.11, 2.19/Py3.11 and newest/Py3.13 (+ units on 2.19+), modules on Py3.9"
 	@echo "make ee-context           - the execution environment build context (.build/ee/context), offline"
 	@echo "make clean                - remove .build and tests/output"
@@ -179,6 +180,11 @@ BENCH_ARGS ?= --hosts 25 100
 BENCH_SUITE ?= all
 bench: venv collection
 	"$(BIN)/python" benchmarks/run_bench.py --suite $(BENCH_SUITE) $(BENCH_ARGS)
+
+# On demand, for a quiet machine (about an hour here): fleets of 25, 100 and 400 runners, the cost per runner and
+# the fixed cost per run fitted over the three, and a per-task profile of every job at each size.
+bench-large: venv collection
+	"$(BIN)/python" benchmarks/run_bench.py --suite hosts --hosts 25 100 400 --profile $(BENCH_LARGE_ARGS)
 
 .PHONY: docs docs-check changelog changelog-lint galaxy-import-check ee-context test-matrix
 

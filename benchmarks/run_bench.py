@@ -44,9 +44,11 @@ BIN = Path(sys.executable).parent
 # ends with the fleet report (provision and verify in one run). ours+verify: provision, then the
 # separate verify playbook (one more module run per runner), for comparison.
 JOBS = ('baseline', 'ours', 'ours+verify')
-# The instances suite's verify phase, run over the warm state: the baseline's check tasks alone
-# (stat, slurp, assert per instance) against the verify playbook (one codex_auth_verify per host).
-VERIFY_JOBS = ('baseline', 'ours')
+PHASES = ('cold', 'warm', 'verify')
+# The verify phase, run over the warm state: the baseline's check tasks alone (stat, slurp, assert per
+# runner), the floor (floor.yml: one bare module run per host, nothing else) and the verify playbook (one
+# codex_auth_verify per host, then the fleet report).
+VERIFY_JOBS = ('baseline', 'floor', 'ours')
 INSTANCE_PARENT = 'actions-runner-%s'
 MITOGEN = 'ours (mitogen)'
 
@@ -127,7 +129,7 @@ def module_runs(root, hosts):
     return total / float(len(hosts))
 
 
-def run(job, root, hosts, forks, instances=0, phase='provision'):
+def run(job, root, hosts, forks, instances=0, phase='provision', profile=None):
     env = dict(os.environ, ANSIBLE_PIPELINING='1', ANSIBLE_FORKS=str(forks), ANSIBLE_NOCOLOR='1',
                ANSIBLE_COLLECTIONS_PATH=str(REPO / '.build' / 'collections'), ANSIBLE_GATHERING='explicit',
                PATH='%s:%s' % (BIN, os.environ.get('PATH', '')))
@@ -136,8 +138,12 @@ def run(job, root, hosts, forks, instances=0, phase='provision'):
     baseline = str(HERE / ('baseline_instances.yml' if instances else 'baseline.yml'))
     if job == MITOGEN:
         env.update(mitogen_env())
+    if profile:
+        env.update(ANSIBLE_CALLBACK_PLUGINS=str(HERE / 'callback_plugins'), ANSIBLE_CALLBACKS_ENABLED='bench_profile',
+                   CODEXOPS_BENCH_PROFILE=str(profile))
     if phase == 'verify':
         cmd = {'baseline': [playbook] + args + ['--tags', 'verify', baseline],
+               'floor': [playbook] + args + [str(HERE / 'floor.yml')],
                'ours': [playbook] + args + ['codexops.runner.verify'],
                MITOGEN: [playbook] + args + ['codexops.runner.verify']}[job]
     else:
@@ -157,26 +163,41 @@ def run(job, root, hosts, forks, instances=0, phase='provision'):
             'controller_modules': module_runs(root, ['localhost'])}
 
 
-def measure(size, rounds, forks, work, flip=0, instances=0, mitogen=False):
-    """Every job cold then warm (and, with instances or mitogen, the verify phase over the warm state), in
-    alternating order; the size's directory is removed at the end, whatever happens."""
+def measure(size, rounds, forks, work, flip=0, instances=0, mitogen=False, profile=False):
+    """Every job cold then warm, then the verify phase over the warm state, in alternating order; with
+    `profile`, one more pass of every job and phase under the bench_profile callback (not timed: the
+    callback's own cost stays out of the rows), kept under results[('profile', job, phase)]. The size's
+    directory is removed at the end, whatever happens."""
     root = work / (('instances-%d' % instances) if instances else ('fleet-%d' % size))
     jobs, verify_jobs = (JOBS + (MITOGEN,), VERIFY_JOBS + (MITOGEN,)) if mitogen else (JOBS, VERIFY_JOBS)
     try:
         hosts = build_fleet(root, size, instances)
-        phases = ('cold', 'warm', 'verify') if instances or mitogen else ('cold', 'warm')
-        results = dict(((job, phase), []) for job in jobs for phase in phases)
-        for round_number in range(rounds):
+        results = dict(((job, phase), []) for job in jobs + verify_jobs for phase in PHASES)
+        for round_number in range(rounds + (1 if profile else 0)):
+            profiling = round_number == rounds
             order = jobs if (round_number + flip) % 2 == 0 else tuple(reversed(jobs))
             for job in order:
                 reset_homes(root, hosts, instances)
-                results[(job, 'cold')].append(run(job, root, hosts, forks, instances))
-                results[(job, 'warm')].append(run(job, root, hosts, forks, instances))
-                if 'verify' in phases and job in verify_jobs:
-                    results[(job, 'verify')].append(run(job, root, hosts, forks, instances, 'verify'))
-        return results
+                for phase in ('cold', 'warm'):
+                    measured = run(job, root, hosts, forks, instances, profile=root / 'profile.json' if profiling else None)
+                    keep(results, job, phase, measured, root if profiling else None)
+                if job != 'ours':
+                    continue
+                # The verify phase over ours' warm state (the baseline's own state is the same files).
+                for verify_job in (verify_jobs if (round_number + flip) % 2 == 0 else tuple(reversed(verify_jobs))):
+                    measured = run(verify_job, root, hosts, forks, instances, 'verify',
+                                   profile=root / 'profile.json' if profiling else None)
+                    keep(results, verify_job, 'verify', measured, root if profiling else None)
+        return dict((key, value) for key, value in results.items() if value)
     finally:
         shutil.rmtree(str(root), ignore_errors=True)
+
+
+def keep(results, job, phase, measured, profiled_in=None):
+    if profiled_in is None:
+        results[(job, phase)].append(measured)
+    else:
+        results[('profile', job, phase)] = json.loads((profiled_in / 'profile.json').read_text())
 
 
 def mean(items, key):
@@ -186,19 +207,23 @@ def mean(items, key):
 def table(size, results, runners=None, controller=False):
     """Rows per phase and job; `size` is the first column (hosts, or instances per host), `runners`
     divides the per-runner columns (the hosts, or every instance of every host); `controller` adds
-    the module runs on the controller (per play: the fleet report)."""
+    the module runs on the controller (per play: the fleet report). A verify row also says how far
+    it is above the floor (floor.yml: one bare module run per host)."""
     runners = runners or size
     lines = []
-    for phase in ('cold', 'warm', 'verify'):
+    for phase in PHASES:
         if ('baseline', phase) not in results:
             continue
-        base = results[('baseline', phase)]
+        base, floor = results[('baseline', phase)], results.get(('floor', phase))
         for job in (JOBS if phase != 'verify' else VERIFY_JOBS) + (MITOGEN,):
             items = results.get((job, phase))
             if not items:
                 continue
             ratio = '' if job == 'baseline' else ' (%.2fx / %.2fx)' % (
                 mean(base, 'wall') / mean(items, 'wall'), mean(base, 'cpu') / mean(items, 'cpu'))
+            if floor and job not in ('baseline', 'floor'):
+                ratio += ' [%.2f / %.2f of the floor]' % (
+                    mean(items, 'wall') / mean(floor, 'wall'), mean(items, 'cpu') / mean(floor, 'cpu'))
             # Mitogen starts one interpreter per host through the counting wrapper, then runs every module in it.
             modules = 'n/a' if job == MITOGEN else '%.2f' % mean(items, 'modules_per_host')
             line = '| %d | %s | %s%s | %.1f | %.1f | %s | %.1f | %.3f |' % (
@@ -207,6 +232,49 @@ def table(size, results, runners=None, controller=False):
             if controller:
                 line += ' %.0f |' % mean(items, 'controller_modules')
             lines.append(line)
+    return lines
+
+
+def fit(points):
+    """Least squares of CPU against runners: (fixed cost per run, cost per runner)."""
+    count = float(len(points))
+    mean_x, mean_y = sum(x for x, _ in points) / count, sum(y for _, y in points) / count
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / sum((x - mean_x) ** 2 for x, _ in points)
+    return mean_y - slope * mean_x, slope
+
+
+def cost_table(by_size):
+    """Per job and phase, over the fleet sizes: CPU per runner (the slope) and the fixed cost of a run (the
+    intercept: playbook start, plays, run_once tasks, the report), from a straight line through every size."""
+    lines = ['| phase | job | CPU s per runner | fixed CPU s per run | wall ms per runner | fixed wall s per run |',
+             '|---|---|---|---|---|---|']
+    keys = sorted(set(key for results in by_size.values() for key in results if key[0] != 'profile'),
+                  key=lambda key: (PHASES.index(key[1]), key[0]))
+    for job, phase in keys:
+        points = [(size, results[(job, phase)]) for size, results in sorted(by_size.items()) if (job, phase) in results]
+        if len(points) < 2:
+            continue
+        cpu_fixed, cpu_slope = fit([(size, mean(items, 'cpu')) for size, items in points])
+        wall_fixed, wall_slope = fit([(size, mean(items, 'wall')) for size, items in points])
+        lines.append('| %s | %s | %.3f | %.1f | %.0f | %.1f |' % (phase, job, cpu_slope, cpu_fixed, wall_slope * 1000,
+                                                               wall_fixed))
+    return lines
+
+
+def profile_table(size, results, top=12):
+    """The costliest tasks of each profiled job and phase (bench_profile callback): where the time goes."""
+    lines = []
+    for key in sorted(key for key in results if key[0] == 'profile'):
+        _, job, phase = key
+        profile = results[key]
+        lines.append('\n%d runners, %s, %s: %.1f s wall, %.1f s CPU in all' % (size, phase, job, profile['wall'],
+                                                                            profile['cpu']))
+        lines.append('| task (play) | host runs | wall s | CPU s | CPU ms per host run |')
+        lines.append('|---|---|---|---|---|')
+        for row in sorted(profile['tasks'], key=lambda row: -row['cpu'])[:top]:
+            lines.append('| %s (%s) | %d | %.2f | %.2f | %s |' % (
+                row['task'], row['play'][:40], row['hosts'], row['wall'], row['cpu'],
+                '%.0f' % (row['cpu'] * 1000 / row['hosts']) if row['hosts'] else '-'))
     return lines
 
 
@@ -222,7 +290,9 @@ def main():
     parser.add_argument('--forks', type=int, default=10)
     parser.add_argument('--work', default=str(REPO / '.build' / 'bench'))
     parser.add_argument('--mitogen', action='store_true',
-                        help='suite hosts: also the provision and verify playbooks under mitogen_linear, and a verify phase')
+                        help='suite hosts: also the provision and verify playbooks under mitogen_linear')
+    parser.add_argument('--profile', action='store_true',
+                        help='one more, untimed pass of every job under the bench_profile callback: the costliest tasks')
     options = parser.parse_args()
     work = Path(options.work)
     footer = 'forks=%d, pipelining on, fact gathering off, %d alternating rounds per size; %s' % (
@@ -231,21 +301,33 @@ def main():
         print('| hosts | phase | job (baseline/job: wall / CPU) | wall s | controller CPU s | module runs/host '
               '| wall ms/host | CPU s/host |')
         print('|---|---|---|---|---|---|---|---|')
+        by_size, profiles = {}, []
         for index, size in enumerate(options.hosts):
-            for line in table(size, measure(size, options.rounds, options.forks, work, flip=index,
-                                            mitogen=options.mitogen)):
+            by_size[size] = measure(size, options.rounds, options.forks, work, flip=index, mitogen=options.mitogen,
+                                    profile=options.profile)
+            for line in table(size, by_size[size]):
                 print(line, flush=True)
+            profiles.extend(profile_table(size, by_size[size]))
         print('\n' + footer + '\n', flush=True)
+        if len(by_size) > 1:
+            print('\n'.join(cost_table(by_size)) + '\n', flush=True)
+        if profiles:
+            print('\n'.join(profiles) + '\n', flush=True)
     if options.suite in ('all', 'instances'):
         hosts = options.instance_hosts
         print('| instances/host | phase | job (baseline/job: wall / CPU) | wall s | controller CPU s '
               '| module runs/host | wall ms/instance | CPU s/instance | module runs on the controller |')
         print('|---|---|---|---|---|---|---|---|---|')
+        profiles = []
         for index, count in enumerate(options.instances):
-            results = measure(hosts, options.rounds, options.forks, work, flip=index, instances=count)
+            results = measure(hosts, options.rounds, options.forks, work, flip=index, instances=count,
+                              profile=options.profile)
             for line in table(count, results, runners=count * hosts, controller=True):
                 print(line, flush=True)
+            profiles.extend(profile_table(count * hosts, results))
         print('\n%d host(s); %s' % (hosts, footer), flush=True)
+        if profiles:
+            print('\n'.join(profiles) + '\n', flush=True)
 
 
 if __name__ == '__main__':

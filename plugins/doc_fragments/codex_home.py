@@ -71,6 +71,8 @@ options:
         of Codex 0.171.0 (C(OPENAI_IDENTITY_TOKEN_SOURCE), C(OPENAI_FEDERATION_RULE_ID),
         C(OPENAI_IDENTITY_TOKEN_FILE), C(SPIFFE_ENDPOINT_SOCKET), C(OPENAI_SPIFFE_AUDIENCE), C(OPENAI_SPIFFE_ID)).
         Values are never read into the result.
+      - The GitHub runner C(.env) that O(runner_environment) writes (C(github_runner_dir)) is always looked at as
+        well, listed here or not.
       - The same check in M(codexops.runner.codex_auth_verify), M(codexops.runner.codex_auth_seed) and
         M(codexops.runner.codex_access_token_login), so the summary a writing module returns is the one verify
         would give.

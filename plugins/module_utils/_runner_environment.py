@@ -188,6 +188,14 @@ def read_github_env(directory):
     return env_codex_home(data)
 
 
+def github_env_path(spec):
+    """The GitHub runner .env that `spec` (a runner_environment) writes, or None: every job of that runner gets its
+    variables, so verify looks there for variables that shadow auth.json (runner_env.shadowing_problems)."""
+    if isinstance(spec, dict) and spec.get('github_runner_dir') is not None:
+        return os.path.join(spec['github_runner_dir'], ENV_FILE)
+    return None
+
+
 # --- systemd drop-in -----------------------------------------------------------------------------------------
 
 def systemd_quote(value):

@@ -68,9 +68,15 @@ def verify_options(params):
 
 
 def add_environment_checks(summary, params):
-    """The runner's environment files (`environment_files`) into a health summary, in place: verify,
-    seed and access-token login all return this, so each gives the same verdict (env_shadowing)."""
-    problems, warnings = runner_env.shadowing_problems(params.get('environment_files'))
+    """The runner's environment files (`environment_files`, and the GitHub runner .env its `runner_environment`
+    writes) into a health summary, in place: verify, seed and access-token login all return this, so each gives
+    the same verdict (env_shadowing). The .env is the runner's own: a missing or unreadable one is reported by
+    verify's runner environment check, not here again."""
+    listed = list(params.get('environment_files') or [])
+    problems, warnings = runner_env.shadowing_problems(listed)
+    runner_file = _runner_environment.github_env_path(params.get('runner_environment'))
+    if runner_file is not None and runner_file not in listed:
+        problems.extend(runner_env.shadowing_problems([runner_file])[0])
     summary['problems'].extend(problems)
     summary['health_warnings'].extend(warnings)
     summary['healthy'] = not summary['problems']

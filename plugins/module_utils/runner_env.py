@@ -3,8 +3,8 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """What in a runner's environment would make Codex ignore auth.json.
 
-Private to this collection. CODEX_ACCESS_TOKEN, OPENAI_API_KEY and CODEX_API_KEY are read at run
-time and win over auth.json, so a value left in /etc/environment, a CI runner's .env or a systemd
+Private to this collection. CODEX_ACCESS_TOKEN, OPENAI_API_KEY, CODEX_API_KEY and the workload-identity
+variables of Codex 0.171.0 (codex_process.SHADOWING_VARIABLES) are read at run time and win over auth.json, so a value left in /etc/environment, a CI runner's .env or a systemd
 unit quietly replaces the credentials this collection provisions. Files are scanned for
 assignments of those names; values are never read into a result.
 """

@@ -448,7 +448,8 @@ def _instance(params, entry):
     """One entry as _runner_instances sees an instance (method access_token, user), with the module's options for
     it: its own CODEX_HOME, owner and group, and the module's defaults for what it does not set."""
     instance = dict(entry, user=entry['owner'], method='access_token')
-    instance_params = dict(params, codex_home=entry['codex_home'], owner=entry['owner'], group=entry['group'])
+    instance_params = dict(params, codex_home=entry['codex_home'], owner=entry['owner'], group=entry['group'],
+                           runner_environment=entry.get('runner_environment'))
     for option in ('allowed_auth_modes', 'environment_files'):
         if entry[option] is not None:
             instance_params[option] = entry[option]

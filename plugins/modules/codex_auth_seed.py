@@ -604,7 +604,8 @@ def _exit_instances(module, params):
 def _instance(params, entry):
     """One entry with the module's options it does not set itself, and the module's options for it."""
     instance = dict(entry, user=entry['owner'])
-    instance_params = dict(params, codex_home=entry['codex_home'], owner=entry['owner'], group=entry['group'])
+    instance_params = dict(params, codex_home=entry['codex_home'], owner=entry['owner'], group=entry['group'],
+                           runner_environment=entry.get('runner_environment'))
     for option in ('replace', 'allowed_auth_modes', 'environment_files'):
         if entry[option] is not None:
             instance_params[option] = entry[option]

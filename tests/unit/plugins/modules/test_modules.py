@@ -3,7 +3,6 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The four modules, run in-process through main() with patch_module_args."""
 
-import hashlib
 import json
 import os
 import stat
@@ -14,6 +13,7 @@ import pytest
 
 from ansible_collections.codexops.runner.plugins.module_utils import access_login
 from ansible_collections.codexops.runner.plugins.module_utils import codex_process
+from ansible_collections.codexops.runner.plugins.module_utils import keepalive_status
 from ansible_collections.codexops.runner.plugins.modules import codex_access_token_login
 from ansible_collections.codexops.runner.plugins.modules import codex_auth_seed
 from ansible_collections.codexops.runner.plugins.modules import codex_auth_verify
@@ -315,16 +315,16 @@ def test_verify_probe_default_command_is_the_roles(codex_home, capsys, seed, mon
     monkeypatch.setattr(codex_process, 'run_keepalive', lambda command, *a, **k: seen.append(command) or (0, False))
     home = codex_home(auth=seed[0])
     run_module(codex_auth_verify, {'codex_home': str(home), 'probe': True}, capsys)
-    assert seen == ['/usr/local/libexec/codexops/codex-keepalive-root-%s'
-                    % hashlib.sha256(str(home).encode()).hexdigest()[:8]]
+    assert seen == [keepalive_status.DEFAULT_SCRIPT_DIR + '/' + keepalive_status.keepalive_name('root', str(home))]
+    assert seen[0].startswith('/usr/local/libexec/codexops/codex-keepalive-root-')
     # The user's default CODEX_HOME given as a path: the role given that path names it by its hash, and
     # so does the module (the one rule, keepalive_status.keepalive_name), unless the role installed the
     # keepalive for ~root/.codex (codex-keepalive-root), which it then finds (not installed here).
     seen[:] = []
     default_home = os.path.expanduser('~root/.codex')
     run_module(codex_auth_verify, {'codex_home': default_home, 'probe': True}, capsys)
-    assert seen == ['/usr/local/libexec/codexops/codex-keepalive-root-%s'
-                    % hashlib.sha256(default_home.encode()).hexdigest()[:8]]
+    assert seen == [keepalive_status.DEFAULT_SCRIPT_DIR + '/' + keepalive_status.keepalive_name('root', default_home)]
+    assert seen[0] != keepalive_status.DEFAULT_SCRIPT_DIR + '/codex-keepalive-root'
 
 
 def test_verify_probe_timeout_is_bounded(codex_home, capsys):

@@ -15,6 +15,7 @@ import pytest
 from ansible_collections.codexops.runner.plugins.module_utils import codex_home as codex_home_utils
 from ansible_collections.codexops.runner.plugins.module_utils import safe_files
 from ansible_collections.codexops.runner.plugins.modules import codex_auth_seed
+from ansible_collections.codexops.runner.plugins.modules import codex_auth_verify
 from support import fake_credentials as fc
 from support.module_run import run_module_main
 
@@ -447,6 +448,37 @@ def test_single_runner_environment_and_its_refusal(parents, capsys, seeds):
     rc, result, _out = run_module(args, capsys)
     assert rc == 1 and 'symlink' in result['msg'] and result['error_code'] == 'runner_env_file_symlink', result
     assert not (parents / 'runner-1' / '.codex' / 'auth.json').exists()
+
+
+def test_a_shadowing_variable_in_the_runners_own_env_is_in_the_summary_as_in_verifys(parents, capsys, seeds):
+    """The GitHub runner .env that runner_environment writes is an environment file of every job: a variable there
+    that Codex uses instead of auth.json (a workload-identity one of 0.171.0 here) is env_shadowing in the summary
+    seed returns, for a single runner and for an instance, as verify reports it; nothing else in the file is read
+    into a result."""
+    (one, two), _secrets = seeds
+    for name in ('runner-1', 'runner-2'):
+        (parents / name / '.env').write_bytes(b'LANG=C.UTF-8\nOPENAI_IDENTITY_TOKEN_FILE=/run/token-sekrit\n')
+    single = {'codex_home': str(parents / 'runner-1' / '.codex'), 'owner': 'root', 'content': one,
+              'require_file_store': False, 'runner_environment': {'github_runner_dir': str(parents / 'runner-1')}}
+    runners = two_instances(parents, seeds)
+    runners[1]['runner_environment'] = {'github_runner_dir': str(parents / 'runner-2')}
+    for check_mode in (True, False):
+        rc, result, out = run_module(dict(single, _ansible_check_mode=check_mode), capsys)
+        assert rc == 0 and [item['code'] for item in result['auth']['problems']] == ['env_shadowing'], result
+        assert 'OPENAI_IDENTITY_TOKEN_FILE' in result['auth']['problems'][0]['message'] and 'sekrit' not in out
+        rc, result, out = run_module({'runners': runners, 'require_file_store': False,
+                                          '_ansible_check_mode': check_mode}, capsys)
+        assert rc == 0 and [[item['code'] for item in runner['auth']['problems']] for runner in result['runners']] == [
+            [], ['env_shadowing']], result
+    rc, verified, out = run_module_main(codex_auth_verify, {'codex_home': single['codex_home'], 'owner': 'root',
+                                                            'require_file_store': False, 'runner_environment': single['runner_environment']}, capsys)
+    assert rc == 0 and [item['code'] for item in verified['problems']] == ['env_shadowing'], verified
+    assert 'sekrit' not in out
+    # Listed in environment_files as well: reported once.
+    rc, verified, _out = run_module_main(codex_auth_verify, {
+        'codex_home': single['codex_home'], 'owner': 'root', 'runner_environment': single['runner_environment'],
+        'require_file_store': False, 'environment_files': [str(parents / 'runner-1' / '.env')]}, capsys)
+    assert [item['code'] for item in verified['problems']] == ['env_shadowing'], verified
 
 
 # A user no test machine has (useradd refuses names this long; getpwnam simply does not find it).

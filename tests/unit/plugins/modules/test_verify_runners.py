@@ -4,7 +4,6 @@
 """codex_auth_verify with `runners`: every runner instance of a host in one module run, the list refused as a
 whole before any CODEX_HOME is read; without `runners`, the module is what it was."""
 
-import hashlib
 
 import pytest
 
@@ -171,8 +170,7 @@ def test_each_instance_probes_its_own_keepalive(codex_home, capsys, seeds, monke
     user = result['runners'][0]['owner']
     assert seen == [
         keepalive_status.DEFAULT_SCRIPT_DIR + '/' + keepalive_status.keepalive_name(user, str(home_one), 'gh-1'),
-        keepalive_status.DEFAULT_SCRIPT_DIR + '/codex-keepalive-%s-%s'
-        % (user, hashlib.sha256(str(home_two).encode()).hexdigest()[:8]),
+        keepalive_status.DEFAULT_SCRIPT_DIR + '/' + keepalive_status.keepalive_name(user, str(home_two)),
         '/opt/keepalive-3',
     ]
     assert seen[0].startswith(keepalive_status.DEFAULT_SCRIPT_DIR + '/codex-keepalive-%s-gh-1-' % user)
