@@ -238,8 +238,10 @@ def table(size, results, runners=None, controller=False):
 def fit(points):
     """Least squares of CPU against runners: (fixed cost per run, cost per runner)."""
     count = float(len(points))
-    mean_x, mean_y = sum(x for x, _ in points) / count, sum(y for _, y in points) / count
-    slope = sum((x - mean_x) * (y - mean_y) for x, y in points) / sum((x - mean_x) ** 2 for x, _ in points)
+    mean_x = sum(point[0] for point in points) / count
+    mean_y = sum(point[1] for point in points) / count
+    covariance = sum((x - mean_x) * (y - mean_y) for x, y in points)
+    slope = covariance / sum((point[0] - mean_x) ** 2 for point in points)
     return mean_y - slope * mean_x, slope
 
 
@@ -256,8 +258,8 @@ def cost_table(by_size):
             continue
         cpu_fixed, cpu_slope = fit([(size, mean(items, 'cpu')) for size, items in points])
         wall_fixed, wall_slope = fit([(size, mean(items, 'wall')) for size, items in points])
-        lines.append('| %s | %s | %.3f | %.1f | %.0f | %.1f |' % (phase, job, cpu_slope, cpu_fixed, wall_slope * 1000,
-                                                               wall_fixed))
+        lines.append('| %s | %s | %.3f | %.1f | %.0f | %.1f |' % (
+            phase, job, cpu_slope, cpu_fixed, wall_slope * 1000, wall_fixed))
     return lines
 
 
@@ -265,10 +267,10 @@ def profile_table(size, results, top=12):
     """The costliest tasks of each profiled job and phase (bench_profile callback): where the time goes."""
     lines = []
     for key in sorted(key for key in results if key[0] == 'profile'):
-        _, job, phase = key
+        job, phase = key[1], key[2]
         profile = results[key]
-        lines.append('\n%d runners, %s, %s: %.1f s wall, %.1f s CPU in all' % (size, phase, job, profile['wall'],
-                                                                            profile['cpu']))
+        lines.append('\n%d runners, %s, %s: %.1f s wall, %.1f s CPU in all' % (
+            size, phase, job, profile['wall'], profile['cpu']))
         lines.append('| task (play) | host runs | wall s | CPU s | CPU ms per host run |')
         lines.append('|---|---|---|---|---|')
         for row in sorted(profile['tasks'], key=lambda row: -row['cpu'])[:top]:

@@ -4,9 +4,10 @@
 """What in a runner's environment would make Codex ignore auth.json.
 
 Private to this collection. CODEX_ACCESS_TOKEN, OPENAI_API_KEY, CODEX_API_KEY and the workload-identity
-variables of Codex 0.171.0 (codex_process.SHADOWING_VARIABLES) are read at run time and win over auth.json, so a value left in /etc/environment, a CI runner's .env or a systemd
-unit quietly replaces the credentials this collection provisions. Files are scanned for
-assignments of those names; values are never read into a result.
+variables of Codex 0.171.0 (codex_process.SHADOWING_VARIABLES) are read at run time and win
+over auth.json, so a value left in /etc/environment, a CI runner's .env or a systemd unit quietly
+replaces the credentials this collection provisions. Files are scanned for assignments of those names; values are never read
+into a result.
 """
 
 import re

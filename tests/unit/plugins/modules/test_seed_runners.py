@@ -467,7 +467,7 @@ def test_a_shadowing_variable_in_the_runners_own_env_is_in_the_summary_as_in_ver
         assert rc == 0 and [item['code'] for item in result['auth']['problems']] == ['env_shadowing'], result
         assert 'OPENAI_IDENTITY_TOKEN_FILE' in result['auth']['problems'][0]['message'] and 'sekrit' not in out
         rc, result, out = run_module({'runners': runners, 'require_file_store': False,
-                                          '_ansible_check_mode': check_mode}, capsys)
+                                      '_ansible_check_mode': check_mode}, capsys)
         assert rc == 0 and [[item['code'] for item in runner['auth']['problems']] for runner in result['runners']] == [
             [], ['env_shadowing']], result
     rc, verified, out = run_module_main(codex_auth_verify, {'codex_home': single['codex_home'], 'owner': 'root',
