@@ -177,7 +177,8 @@ options:
         C(/usr/local/libexec/codexops/codex-keepalive-USER) for the default CODEX_HOME (C(~USER/.codex)), and
         C(codex-keepalive-USER-HASH) for another, HASH being the first 8 hex digits of the SHA-256 of
         O(codex_home). That matches the role when its C(codex_keepalive_home) was given as this same absolute
-        path; the codex_auth role computes the path from C(codex_auth_home) as given (C(codex_auth_probe_command)).
+        path; the codex_auth role computes the path from C(codex_auth_home) as given when C(codex_auth_probe_command) is
+        empty.
     type: path
   probe_timeout:
     description:
