@@ -138,8 +138,8 @@ def run(job, root, hosts, forks, instances=0, phase='provision', profile=None):
     baseline = str(HERE / ('baseline_instances.yml' if instances else 'baseline.yml'))
     # The local connection hands the controller's environment to every module run, which a runner reached over SSH
     # never sees. PYTHONUNBUFFERED (set on many CI machines and containers, this one included) makes the module's
-    # interpreter read its pipelined source from stdin one byte per read(): 0.2 to 0.4 s of system time per run,
-    # growing with the payload, which would be charged to whichever job ships the larger module.
+    # interpreter read its pipelined source from stdin one byte per read(), a cost that grows with the payload and
+    # would be charged to whichever job ships the larger module (README Performance: the bench's module environment).
     env.pop('PYTHONUNBUFFERED', None)
     if job == MITOGEN:
         env.update(mitogen_env())
