@@ -10,7 +10,8 @@ outside the runner's home must keep bytes, owner and mode, and nothing may appea
    symlinks into a directory root owns. Codex must never run as root (a wrapper records its uid).
 2. A ptrace-seized runner-side program: the runner PTRACE_SEIZEs Codex (or the probe) and never
    lets it be reaped. The module must end within its bound with a code (`codex_unreaped`), for
-   every module that starts one: verify login_status, verify probe, access-token login.
+   every module that starts one: verify login_status, verify probe, access-token login and its smoke
+   test. The four run side by side, so the test takes the longest bound, not their sum.
 3. The descriptor window: with fs.suid_dumpable=1 (set and restored), the runner stops every new
    process of its uid and reads its descriptors through /proc while root's module, holding a
    descriptor on a root-only decoy, has Codex started. It must never read the decoy.
@@ -21,6 +22,7 @@ Counts and bounds go to tests/output/hardening-figures.json. CODEXOPS_RECREATE_I
 200) sets the length of the re-creation loop.
 """
 
+import concurrent.futures
 import json
 import os
 import subprocess
@@ -157,49 +159,85 @@ def _slow_program(world, name):
     return str(path)
 
 
+def _stored_access_token(world):
+    """A runner already logged in with this token (as Codex writes it), so the smoke test's `codex login status`
+    is the program the module starts, not the login."""
+    token = fake_credentials.personal_access_token(tag='stored')
+    return token, json.dumps({'OPENAI_API_KEY': None, 'personal_access_token': token}).encode('utf-8')
+
+
 SEIZED_CASES = {
-    # case: (module, args builder, the bound the module documents for its program, in seconds)
-    'verify_login_status': ('codex_auth_verify', lambda w, prog: w.verify_args(login_status=True, codex_path=prog), 60),
+    # case: (module, args builder (world, program, home, token), the auth.json the home starts with
+    #        (True: a ChatGPT one, None: none, 'token': the stored access token), the bound the module documents
+    #        for its program, in seconds)
+    'verify_login_status': ('codex_auth_verify',
+                            lambda w, prog, home, _t: w.verify_args(home=home, login_status=True, codex_path=prog),
+                            True, 60),
     'verify_probe': ('codex_auth_verify',
-                     lambda w, prog: w.verify_args(probe=True, probe_command=prog, probe_timeout=5), 5 + 30),
-    'access_token_login': ('codex_access_token_login', lambda w, prog: w.login_args(codex=prog), 120),
+                     lambda w, prog, home, _t: w.verify_args(home=home, probe=True, probe_command=prog,
+                                                             probe_timeout=5),
+                     True, 5 + 30),
+    'access_token_login': ('codex_access_token_login', lambda w, prog, home, _t: w.login_args(home=home, codex=prog),
+                           None, 120),
+    # The token is already stored: the smoke test's `codex login status` is the program seized.
     'access_token_smoke_test': ('codex_access_token_login',
-                                lambda w, prog: w.login_args(codex=prog, smoke_test=True), 120),
+                                lambda w, prog, home, token: w.login_args(home=home, codex=prog, token=token,
+                                                                          force=False, smoke_test=True),
+                                'token', 60),
 }
 
 
-@pytest.mark.parametrize('case', sorted(SEIZED_CASES))
-def test_seized_program_does_not_hold_the_run(world, ptrace_allowed, case):
+def test_seized_program_does_not_hold_the_run(world, ptrace_allowed):
     """The runner seizes the program a module started for it (it owns it once it exec'd) and never
-    lets it go: root waits only on its own child, which gives up on the program and reports it."""
-    module, build, bound = SEIZED_CASES[case]
-    world.make_codex_home(auth=case.startswith('verify'))
-    program = _slow_program(world, 'codex-seized-%s' % case.replace('_', '-'))
+    lets it go: root waits only on its own child, which gives up on the program and reports it.
+    The four cases run side by side, each in its own CODEX_HOME with its own program (the attacker holds
+    every program it seized): the run takes the longest bound, not their sum."""
+    token, stored = _stored_access_token(world)
+    prepared = {}
+    for case in sorted(SEIZED_CASES):
+        module, build, auth, _bound = SEIZED_CASES[case]
+        home = world.home / ('codex-%s' % case.replace('_', '-'))
+        world.make_codex_home(path=home, auth=stored if auth == 'token' else auth)
+        program = _slow_program(world, 'codex-seized-%s' % case.replace('_', '-'))
+        prepared[case] = (module, build(world, program, str(home), token), os.path.basename(program))
     attacker = world.start_attacker()
     guard = world.guard()
-    run = ModuleRun(module, build(world, program))
+    runs = {}
     try:
-        seized = attacker.call('seize_next', marker=os.path.basename(program), within=20)
-        assert seized, 'the %s program never appeared as %s' % (case, RUNNER)
-        run.wait(bound + SLACK + 30)
+        for case in sorted(prepared):
+            module, args, marker = prepared[case]
+            runs[case] = ModuleRun(module, args)
+            seized = attacker.call('seize_next', marker=marker, within=20)
+            assert seized, 'the %s program never appeared as %s' % (case, RUNNER)
+        # Each run is waited for in its own thread, so each one's time is taken when it ends.
+        with concurrent.futures.ThreadPoolExecutor(max_workers=len(runs)) as pool:
+            waits = [pool.submit(runs[case].wait, SEIZED_CASES[case][3] + SLACK + 30) for case in sorted(runs)]
+            for waited in waits:
+                waited.result()
     finally:
-        if run.rc is None:
-            run.kill()
-    result = run.result
-    report_figures('seized_%s' % case, {'seconds': round(run.elapsed, 1), 'bound': bound, 'outcome': outcome(result),
-                                        'codes': problem_codes(result),
-                                        'probe': (result or {}).get('keepalive_probe')})
-    assert result is not None, run.err[-2000:]
-    assert run.elapsed < bound + SLACK, 'the run took %.1fs, its bound is %ss' % (run.elapsed, bound)
-    said = '%s %s %s' % (result.get('error_code'), (result.get('codex_login_status') or {}).get('message'),
-                         (result.get('keepalive_probe') or {}).get('timed_out'))
-    if case == 'verify_probe':
-        assert result['keepalive_probe']['ran'] and result['keepalive_probe']['timed_out'] is True, result
-    elif case == 'verify_login_status':
-        assert 'could not be reaped' in said and 'codex_status_failed' in problem_codes(result), result
-    else:
-        assert result.get('failed') and result.get('error_code') == 'codex_unreaped', said
-    guard.check([run.out, run.err])
+        for run in runs.values():
+            if run.rc is None:
+                run.kill()
+    for case in sorted(SEIZED_CASES):
+        run, bound = runs[case], SEIZED_CASES[case][3]
+        result = run.result
+        report_figures('seized_%s' % case, {'seconds': round(run.elapsed, 1), 'bound': bound,
+                                            'outcome': outcome(result), 'codes': problem_codes(result),
+                                            'probe': (result or {}).get('keepalive_probe')})
+        assert result is not None, '%s: %s' % (case, run.err[-2000:])
+        assert run.elapsed < bound + SLACK, '%s: the run took %.1fs, its bound is %ss' % (case, run.elapsed, bound)
+        said = '%s %s %s' % (result.get('error_code'), (result.get('codex_login_status') or {}).get('message'),
+                             (result.get('keepalive_probe') or {}).get('timed_out'))
+        if case == 'verify_probe':
+            assert result['keepalive_probe']['ran'] and result['keepalive_probe']['timed_out'] is True, result
+        elif case == 'verify_login_status':
+            assert 'could not be reaped' in said and 'codex_status_failed' in problem_codes(result), result
+        else:
+            assert result.get('failed') and result.get('error_code') == 'codex_unreaped', (case, said)
+            if case == 'access_token_smoke_test':
+                assert 'login status' in result.get('msg', ''), result.get('msg')
+        assert token not in (run.out or '') + (run.err or ''), '%s: the stored access token was printed' % case
+    guard.check([run.out for run in runs.values()] + [run.err for run in runs.values()])
 
 
 # -- 3. root's descriptors while it has Codex started ---------------------------------------------

@@ -30,6 +30,9 @@ from support.workspace import OUTPUT
 
 SHORT = datetime.timedelta(minutes=1)
 CI_STEP_SECONDS = 45
+# timeout(1) around Codex in the keepalive the lifecycle installs. Every run here either refreshes or is refused
+# by the token endpoint in Codex's first seconds; what follows is the unreachable model, which no assertion reads.
+KEEPALIVE_SECONDS = 60
 
 
 @pytest.fixture(autouse=True)
@@ -280,8 +283,9 @@ def keepalive_fleet(workspace, backend, size):
                       codex_keepalive_script_dir=str(workspace.root / 'libexec' / '{{ inventory_hostname }}'),
                       codex_keepalive_systemd_dir=str(workspace.root / 'systemd' / '{{ inventory_hostname }}'),
                       codex_keepalive_environment=refresh_env(backend),
-                      # Offline, Codex retries the unreachable model for minutes after a refresh: stop it.
-                      codex_keepalive_timeout='120s',
+                      # Offline, Codex retries the unreachable model for minutes after a refresh (done in its
+                      # first seconds, as is a refusal of the token endpoint): stop it.
+                      codex_keepalive_timeout='%ds' % KEEPALIVE_SECONDS,
                       codex_keepalive_extra_args=['--skip-git-repo-check', '--sandbox', 'read-only', '--ephemeral']
                       + loopback_model(backend))
 
