@@ -37,6 +37,8 @@ from attack_support import machine_as_found  # noqa: F401 pylint: disable=unused
 from attack_support import (RUNNER, ModuleRun, Recreator, Sysctl, other_runner, outcome, problem_codes,
                             require_root, runner_ids)
 from hardening_support import TRACEBACK, codex_binary, module_env, report_figures, run_module_forked
+# After hardening_support, which puts the collection on sys.path.
+from ansible_collections.codexops.runner.plugins.module_utils import access_login
 from support import fake_credentials
 from support.private_files import write_private
 
@@ -159,13 +161,6 @@ def _slow_program(world, name):
     return str(path)
 
 
-def _stored_access_token(world):
-    """A runner already logged in with this token (as Codex writes it), so the smoke test's `codex login status`
-    is the program the module starts, not the login."""
-    token = fake_credentials.personal_access_token(tag='stored')
-    return token, json.dumps({'OPENAI_API_KEY': None, 'personal_access_token': token}).encode('utf-8')
-
-
 SEIZED_CASES = {
     # case: (module, args builder (world, program, home, token), the auth.json the home starts with
     #        (True: a ChatGPT one, None: none, 'token': the stored access token), the bound the module documents
@@ -192,7 +187,10 @@ def test_seized_program_does_not_hold_the_run(world, ptrace_allowed):
     lets it go: root waits only on its own child, which gives up on the program and reports it.
     The four cases run side by side, each in its own CODEX_HOME with its own program (the attacker holds
     every program it seized): the run takes the longest bound, not their sum."""
-    token, stored = _stored_access_token(world)
+    # A runner already logged in with this token, in the file Codex writes for it (the module's own rule of what
+    # that file is): the smoke test's `codex login status` is then the one program the module starts.
+    token = fake_credentials.personal_access_token(tag='stored')
+    stored = access_login.expected_file(token)
     prepared = {}
     for case in sorted(SEIZED_CASES):
         module, build, auth, _bound = SEIZED_CASES[case]

@@ -283,8 +283,7 @@ def keepalive_fleet(workspace, backend, size):
                       codex_keepalive_script_dir=str(workspace.root / 'libexec' / '{{ inventory_hostname }}'),
                       codex_keepalive_systemd_dir=str(workspace.root / 'systemd' / '{{ inventory_hostname }}'),
                       codex_keepalive_environment=refresh_env(backend),
-                      # Offline, Codex retries the unreachable model for minutes after a refresh (done in its
-                      # first seconds, as is a refusal of the token endpoint): stop it.
+                      # Offline, Codex retries the unreachable model for minutes after a refresh: stop it.
                       codex_keepalive_timeout='%ds' % KEEPALIVE_SECONDS,
                       codex_keepalive_extra_args=['--skip-git-repo-check', '--sandbox', 'read-only', '--ephemeral']
                       + loopback_model(backend))
